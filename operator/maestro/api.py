@@ -60,9 +60,16 @@ Quantity = Annotated[int | str, Field(description="A Kubernetes quantity, e.g. 1
 IntOrPercent = int | str
 
 
-def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    """x-kubernetes-validations for the generated CRD: (CEL rule, message) pairs."""
-    return {"x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in rules]}
+def _cel(*rules: tuple[str, ...]) -> dict[str, Any]:
+    """x-kubernetes-validations for the generated CRD: (CEL rule, message[, fieldPath]) tuples. The fieldPath
+    makes the API server's error name the field the rule is about."""
+    validations: list[dict[str, str]] = []
+    for rule, message, *field_path in rules:
+        validation = {"rule": rule, "message": message}
+        if field_path:
+            validation["fieldPath"] = field_path[0]
+        validations.append(validation)
+    return {"x-kubernetes-validations": validations}
 
 
 class _Model(BaseModel):
@@ -133,6 +140,7 @@ class Autoscaling(_Model):
             (
                 "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                 "minReplicas must be less than or equal to maxReplicas",
+                ".minReplicas",
             )
         )
     )
@@ -374,8 +382,16 @@ class ServiceSpec(ServiceSettings):
 
     model_config = ConfigDict(
         json_schema_extra=_cel(
-            ("!has(self.dependsOn) || !(self.name in self.dependsOn)", "a service cannot depend on itself"),
-            ("!(has(self.replicas) && has(self.autoscaling))", "set replicas or autoscaling, not both"),
+            (
+                "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+                "a service cannot depend on itself",
+                ".dependsOn",
+            ),
+            (
+                "!(has(self.replicas) && has(self.autoscaling))",
+                "set replicas or autoscaling, not both",
+                ".replicas",
+            ),
         )
     )
 
@@ -418,11 +434,13 @@ class MicroserviceAppSpec(_Model):
             (
                 "self.services.all(s, self.services.exists_one(t, t.name == s.name))",
                 "service names must be unique",
+                ".services",
             ),
             (
                 "self.services.all(s, !has(s.dependsOn) || "
                 "s.dependsOn.all(d, self.services.exists(t, t.name == d)))",
                 "every dependsOn entry must name a service of this app",
+                ".services",
             ),
         )
     )
