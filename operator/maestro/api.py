@@ -374,7 +374,7 @@ class ServiceSettings(_Model):
 class Defaults(ServiceSettings):
     """Settings merged under every service's own. The service wins; maps merge key by key; env and volumes
     merge by name, volumeMounts by mountPath; other lists (ports, configFrom, tolerations, ...) and Kubernetes
-    objects (probes, affinity, behavior, pod spec patch) are replaced as a whole."""
+    objects (probes, affinity, behavior, disruptionBudget, podSpecPatch) are replaced as a whole."""
 
 
 class ServiceSpec(ServiceSettings):
@@ -707,8 +707,18 @@ def validate_app(name: str, spec: Mapping[str, Any] | None) -> MicroserviceAppSp
 # ------------------------------------------------------------------------------------------- defaults merge
 
 # Kubernetes objects are replaced as a whole: merging two probes key by key could yield httpGet plus exec.
+# A disruption budget too: a default maxUnavailable merged with a service's minAvailable would set both.
 _REPLACED = frozenset(
-    {"readinessProbe", "livenessProbe", "startupProbe", "affinity", "behavior", "podSpecPatch", "valueFrom"}
+    {
+        "readinessProbe",
+        "livenessProbe",
+        "startupProbe",
+        "affinity",
+        "behavior",
+        "podSpecPatch",
+        "valueFrom",
+        "disruptionBudget",
+    }
 )
 # Lists merged by a key; every other list is replaced.
 _LIST_KEYS = {"env": "name", "volumes": "name", "volumeMounts": "mountPath"}
@@ -739,8 +749,9 @@ def effective_service(defaults: Defaults | None, service: ServiceSpec) -> Servic
 
     The service wins. Maps (resources, nodeSelector, podLabels, securityContext, ...) merge key by key. env
     and volumes merge by name, volumeMounts by mountPath. Other lists and Kubernetes objects (probes,
-    affinity, HPA behavior, podSpecPatch) are replaced as a whole. A service's own replicas or autoscaling
-    replaces the defaults' pair, so a default replica count never clashes with a service's autoscaling.
+    affinity, HPA behavior, disruptionBudget, podSpecPatch) are replaced as a whole. A service's own replicas
+    or autoscaling replaces the defaults' pair, so a default replica count never clashes with a service's
+    autoscaling.
     """
     if defaults is None:
         return service

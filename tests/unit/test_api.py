@@ -246,3 +246,10 @@ def test_status_model_round_trips_camel_case() -> None:
     assert dumped["conditions"][0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     assert dumped["services"][0]["readyReplicas"] == 2
     assert api.MicroserviceAppStatus.model_validate(dumped) == status
+
+
+def test_disruption_budget_is_replaced_not_merged() -> None:
+    result = merged(
+        {"disruptionBudget": {"maxUnavailable": "50%"}}, svc("web", disruptionBudget={"minAvailable": 1})
+    )
+    assert result["disruptionBudget"] == {"minAvailable": 1}
