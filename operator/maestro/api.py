@@ -603,6 +603,9 @@ def _rule_errors(spec: MicroserviceAppSpec) -> list[tuple[str, str]]:
         errors += _settings_errors(service, base)
         if service.replicas is not None and service.autoscaling is not None:
             errors.append((base, "set replicas or autoscaling, not both"))
+        for j, dep in enumerate(service.depends_on or []):
+            if dep in (service.depends_on or [])[:j]:
+                errors.append((f"{base}.dependsOn[{j}]", f"duplicate entry {dep!r}"))
         port_names: set[str] = set()
         port_numbers: set[int] = set()
         for j, port in enumerate(service.ports or []):

@@ -32,7 +32,13 @@ _ROOT_RULES = [
         "message": "every child name <metadata.name>-<service name> must be at most 63 characters: "
         "shorten metadata.name or the service name",
         "fieldPath": ".spec.services",
-    }
+    },
+    {
+        # The app's name prefixes the names of its Services, which must be DNS-1035 labels.
+        "rule": "!has(self.metadata.name) || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "message": "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting "
+        "with a letter): it prefixes the names of the app's Services",
+    },
 ]
 
 
