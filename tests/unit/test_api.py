@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.helpers import svc
 
 from maestro import api
+
+from .helpers import svc
 
 
 def errors_of(spec: Any, name: str = "shop") -> list[str]:

@@ -12,11 +12,12 @@ import celpy
 import pytest
 import yaml
 from hypothesis import given, settings
-from tests.unit.helpers import EXAMPLES
-from tests.unit.test_invalid_apps import INVALID_APPS
-from tests.unit.test_properties import apps
 
 from maestro import crd
+
+from .helpers import EXAMPLES
+from .test_invalid_apps import INVALID_APPS
+from .test_properties import apps
 
 # The invalid manifests that only a CEL rule rejects (the others are rejected by the OpenAPI schema).
 CEL_CASES = {

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.unit.helpers import EXAMPLES, app, svc
 
 from maestro import cli, crd
+
+from .helpers import EXAMPLES, app, svc
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

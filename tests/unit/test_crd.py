@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from tests.unit.helpers import ROOT
 
 from maestro import crd
+
+from .helpers import ROOT
 
 
 def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.unit.helpers import ROOT
 
 from maestro import api, crd
+
+from .helpers import ROOT
 
 
 def _load() -> list[tuple[str, dict[str, Any], str]]:

@@ -9,9 +9,10 @@ import kubernetes_validate
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit import k8s_schema
 
 from maestro import api, render
+
+from . import k8s_schema
 
 dns_label = st.from_regex(r"\A[a-z]([a-z0-9]{0,6}|-[a-z0-9]{1,5})\Z")
 port_name = st.from_regex(r"\A[a-z]{1,4}(-[a-z0-9]{1,3})?\Z")

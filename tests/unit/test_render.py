@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.unit.helpers import EXAMPLES, app, by_kind, svc
 
 from maestro import api, render
+
+from .helpers import EXAMPLES, app, by_kind, svc
 
 STABLE = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "web"}
 
