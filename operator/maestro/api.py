@@ -530,13 +530,16 @@ class SpecError(ValueError):
         return [f"{path}: {message}" for path, message in self.errors]
 
 
+_UNION_TAGS = frozenset({"int", "str", "float", "bool", "dict", "list", "none"})
+
+
 def _loc_to_path(prefix: str, loc: Sequence[int | str]) -> str:
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith(("function-", "str", "int")) or part in {"list[...]", "dict[str,...]"}:
-            continue  # pydantic's union-member markers, not fields
+        elif part in _UNION_TAGS or "[" in part or part.startswith("function-"):
+            continue  # pydantic's markers of union members (int | str, ...), not fields
         else:
             path += f".{part}"
     return path
@@ -577,7 +580,10 @@ def parse_app_spec(spec: Mapping[str, Any] | None) -> MicroserviceAppSpec:
         for error in exc.errors(include_url=False):
             path = _loc_to_path("spec", error["loc"])
             leaf = str(error["loc"][-1]) if error["loc"] else ""
-            if leaf in _RANGE and error["type"] in {"greater_than_equal", "less_than_equal"}:
+            if any(part in _UNION_TAGS for part in error["loc"]):
+                # Each member of `int | str` reports its own error; one message says what is accepted.
+                message = "must be an integer or a string (e.g. 2, 25% or 128Mi)"
+            elif leaf in _RANGE and error["type"] in {"greater_than_equal", "less_than_equal"}:
                 low, high = _RANGE[leaf]
                 message = f"must be between {low} and {high}"
             else:

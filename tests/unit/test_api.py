@@ -254,3 +254,13 @@ def test_disruption_budget_is_replaced_not_merged() -> None:
         {"disruptionBudget": {"maxUnavailable": "50%"}}, svc("web", disruptionBudget={"minAvailable": 1})
     )
     assert result["disruptionBudget"] == {"minAvailable": 1}
+
+
+def test_int_or_string_errors_are_one_line() -> None:
+    lines = errors_of(
+        {"services": [svc("web", rollout={"maxSurge": 1.5}, resources={"requests": {"cpu": [1]}})]}
+    )
+    assert lines == [
+        "spec.services[0].resources.requests.cpu: must be an integer or a string (e.g. 2, 25% or 128Mi)",
+        "spec.services[0].rollout.maxSurge: must be an integer or a string (e.g. 2, 25% or 128Mi)",
+    ]
