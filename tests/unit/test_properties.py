@@ -151,6 +151,24 @@ def test_offline_schema_matches_kubernetes_validate() -> None:
         k8s_schema.validate(deployment)
 
 
+RESTRICTED_VOLUMES = {"configMap", "secret", "emptyDir", "projected", "downwardAPI", "persistentVolumeClaim"}
+
+
+def restricted_pod(pod: dict[str, Any]) -> None:
+    """The checks of the `restricted` Pod Security Standard that rendering decides."""
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert not context.get("privileged")
+        assert all("hostPort" not in port for port in container.get("ports", []))
+    for volume in pod.get("volumes", []):
+        assert set(volume) - {"name"} <= RESTRICTED_VOLUMES
+
+
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -190,6 +208,7 @@ def test_rendered_children_keep_maestro_invariants(app: dict[str, Any], digest: 
         assert selector.items() <= template["metadata"]["labels"].items()
         assert ("replicas" in deployment["spec"]) == (service.autoscaling is None)
         assert template["metadata"]["annotations"]["maestro.dev/config-hash"] == digest
+        restricted_pod(template["spec"])
     # Dependencies come before their dependents.
     order = [c["metadata"]["labels"]["app.kubernetes.io/component"] for c in deployments.values()]
     for service_name, service in merged.items():

@@ -325,3 +325,11 @@ def test_examples_render_with_restricted_pods(path: Any) -> None:
             for container in pod["containers"]:
                 assert container["securityContext"]["allowPrivilegeEscalation"] is False
                 assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_endpoint() -> None:
+    web = api.ServiceSpec.model_validate(svc("web", ports=[{"name": "http", "port": 8080}]))
+    assert render.endpoint("shop", web, "prod") == "http://shop-web.prod.svc:8080"
+    assert render.endpoint("shop", web) == "http://shop-web:8080"
+    hidden = api.ServiceSpec.model_validate(svc("web", expose={"type": "None"}))
+    assert render.endpoint("shop", hidden, "prod") is None
