@@ -11,7 +11,7 @@ import functools
 import re
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate
 import referencing
 from kubernetes_validate import utils
@@ -21,7 +21,7 @@ VERSION = "1.37"
 
 def schema_version() -> str:
     """The newest bundled schema version not newer than VERSION (1.37 when the package ships it)."""
-    return [v for v in utils.all_versions() if utils.major_minor(v) <= VERSION][-1]
+    return str([v for v in utils.all_versions() if utils.major_minor(v) <= VERSION][-1])
 
 
 @functools.cache

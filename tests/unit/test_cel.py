@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import celpy
+import celpy.adapter
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -65,7 +66,7 @@ def failures(obj: dict[str, Any]) -> list[str]:
     result = []
     for path, node, value in _located(_schema(), obj, ""):
         for validation in node.get("x-kubernetes-validations", []):
-            if not _program(validation["rule"]).evaluate({"self": celpy.json_to_cel(value)}):
+            if not _program(validation["rule"]).evaluate({"self": celpy.adapter.json_to_cel(value)}):
                 where = path + validation.get("fieldPath", "")
                 result.append(f"{where.lstrip('.')}: {validation['message']}")
     return result
