@@ -94,6 +94,18 @@ def _schema_of(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     return result
 
 
+def _status_schema() -> dict[str, Any]:
+    schema = _schema_of(api.MicroserviceAppStatus)
+    # The operator framework (kopf) keeps its handler progress here rather than in annotations
+    # (settings.py); its shape is kopf's, so the API server keeps it as it is.
+    schema.setdefault("properties", {})["kopf"] = {
+        "type": "object",
+        "description": "Handler progress of the operator framework (kopf). Internal.",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    return schema
+
+
 def openapi_schema() -> dict[str, Any]:
     """The openAPIV3Schema of the CRD's only version."""
     return {
@@ -107,7 +119,7 @@ def openapi_schema() -> dict[str, Any]:
             # The API server allows nothing but a type here (kubectl explain shows ObjectMeta's own docs).
             "metadata": {"type": "object"},
             "spec": _schema_of(api.MicroserviceAppSpec),
-            "status": _schema_of(api.MicroserviceAppStatus),
+            "status": _status_schema(),
         },
         "required": ["spec"],
         "x-kubernetes-validations": _ROOT_RULES,
