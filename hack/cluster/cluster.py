@@ -19,6 +19,7 @@ cluster (default `maestro`); each has its own state directory, ports and kubecon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -28,11 +29,10 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,12 +68,13 @@ def log(message: str) -> None:
 
 
 def module_version(module: str, path: str) -> str:
+    """The version of `path` that gomod/<module>/go.mod requires (inside or outside a require block)."""
     for line in (GOMOD / module / "go.mod").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] in (path, "require") and parts[-2] == path:
-            return parts[-1]
-        if len(parts) == 2 and parts[0] == path:
-            return parts[1]
+        words = line.split("//")[0].split()
+        if words[:1] == ["require"]:
+            words = words[1:]
+        if len(words) == 2 and words[0] == path:
+            return words[1]
     raise SystemExit(f"{path} is not required in gomod/{module}/go.mod")
 
 
@@ -93,8 +94,12 @@ def cache_key() -> str:
 
 def go_version() -> str:
     if shutil.which("go") is None:
-        raise SystemExit("Go is needed to build the local control plane (https://go.dev/dl); it is not on PATH.")
-    return subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
+        raise SystemExit(
+            "Go is needed to build the local control plane (https://go.dev/dl); it is not on PATH."
+        )
+    return subprocess.run(
+        ["go", "env", "GOVERSION"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def bin_dir() -> Path:
@@ -142,7 +147,9 @@ def go_build(module: str, binaries: list[Binary], out: Path) -> None:
             compiled += 1
         if time.monotonic() - last_report > 30:
             elapsed = int(time.monotonic() - started)
-            log(f"  {module}: {compiled}/{total} packages compiled, {elapsed // 60}m{elapsed % 60:02d}s so far")
+            log(
+                f"  {module}: {compiled}/{total} packages compiled, {elapsed // 60}m{elapsed % 60:02d}s so far"
+            )
             last_report = time.monotonic()
     if proc.wait() != 0:
         sys.stderr.write("".join(errors[-50:]))
@@ -169,7 +176,10 @@ KWOK_STAGES = (
 def write_kwok_stages(out: Path) -> None:
     module_dir = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
-        cwd=GOMOD / "kwok", capture_output=True, text=True, check=True,
+        cwd=GOMOD / "kwok",
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     stages = [(Path(module_dir) / "kustomize" / "stage" / name).read_text() for name in KWOK_STAGES]
     (out / "kwok-stages.yaml").write_text("\n---\n".join(stages))
@@ -295,7 +305,10 @@ def write_kubeconfig(cluster: Cluster, port: int) -> None:
         "clusters": [
             {
                 "name": cluster.name,
-                "cluster": {"server": f"https://127.0.0.1:{port}", "certificate-authority-data": b64("ca.crt")},
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority-data": b64("ca.crt"),
+                },
             }
         ],
         "users": [
@@ -304,7 +317,9 @@ def write_kubeconfig(cluster: Cluster, port: int) -> None:
                 "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
             }
         ],
-        "contexts": [{"name": cluster.name, "context": {"cluster": cluster.name, "user": f"{cluster.name}-admin"}}],
+        "contexts": [
+            {"name": cluster.name, "context": {"cluster": cluster.name, "user": f"{cluster.name}-admin"}}
+        ],
         "current-context": cluster.name,
     }
     cluster.kubeconfig.write_text(json.dumps(config, indent=2))  # JSON is YAML; no PyYAML needed here
@@ -338,7 +353,9 @@ def https_ok(cluster: Cluster, port: int, path: str) -> bool:
     context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
     context.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
     try:
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", context=context, timeout=2) as response:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}{path}", context=context, timeout=2
+        ) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -440,7 +457,13 @@ def up(cluster: Cluster, nodes: int) -> None:
         "--max-requests-inflight=1000", "--max-mutating-requests-inflight=500",
         "--profiling=false", "--v=1",
     ])  # fmt: skip
-    wait_for("kube-apiserver /readyz", lambda: https_ok(cluster, api_port, "/readyz"), 120, cluster, "kube-apiserver")
+    wait_for(
+        "kube-apiserver /readyz",
+        lambda: https_ok(cluster, api_port, "/readyz"),
+        120,
+        cluster,
+        "kube-apiserver",
+    )
     write_kubeconfig(cluster, api_port)
 
     log("starting kube-controller-manager and kube-scheduler")
@@ -487,16 +510,26 @@ def up(cluster: Cluster, nodes: int) -> None:
     )
     wait_for(
         "the default ServiceAccount",
-        lambda: subprocess.run(
-            [str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "serviceaccount", "default"],
-            capture_output=True,
-        ).returncode
-        == 0,
+        lambda: (
+            subprocess.run(
+                [
+                    str(bins / "kubectl"),
+                    f"--kubeconfig={cluster.kubeconfig}",
+                    "get",
+                    "serviceaccount",
+                    "default",
+                ],
+                capture_output=True,
+            ).returncode
+            == 0
+        ),
         60,
         cluster,
         "kube-controller-manager",
     )
-    log(f"cluster {cluster.name!r} is up in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}")
+    log(
+        f"cluster {cluster.name!r} is up in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}"
+    )
 
 
 def ready_nodes(bins: Path, cluster: Cluster) -> int:
@@ -520,19 +553,15 @@ def down(cluster: Cluster) -> None:
     # Stop in reverse start order so nothing spends its last seconds retrying a vanished API server.
     for process in reversed(PROCESSES):
         if process in alive:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(alive[process], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + 20
     while cluster.running() and time.monotonic() < deadline:
         time.sleep(0.2)
     for process, pid in cluster.running().items():
         log(f"{process} ({pid}) ignored SIGTERM; killing it")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if alive:
         log(f"stopped {', '.join(alive)}")
     if cluster.state.exists():
@@ -550,8 +579,12 @@ def status(cluster: Cluster) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", default=os.environ.get("MAESTRO_CLUSTER_NAME", "maestro"), help="cluster name")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--name", default=os.environ.get("MAESTRO_CLUSTER_NAME", "maestro"), help="cluster name"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build or reuse the cached binaries")
     up_parser = sub.add_parser("up", help="start the control plane and the simulated nodes")

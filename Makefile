@@ -1,0 +1,48 @@
+# Every developer task in one place. `make test` is what CI runs (.ci/run); `make demo` shows Maestro working.
+# Both do all set-up themselves on a fresh machine: a virtualenv in .venv, and the local control plane's binaries
+# built from their Go modules into ~/.cache/maestro (many minutes the first time, cached afterwards).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLUSTER := $(BIN)/python hack/cluster/cluster.py
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup lint unit test demo demo-down cluster-up cluster-down crd
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+# Lint, then every test: unit, the local cluster's lifecycle, and e2e against a real API server (the local control
+# plane, started and stopped by the suite, or the cluster named by MAESTRO_TEST_KUBECONFIG).
+test: lint
+	$(CLUSTER) build
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/python hack/demo.py
+
+demo-down: setup
+	$(BIN)/python hack/demo.py --down
+
+cluster-up: setup
+	$(CLUSTER) up
+
+cluster-down: setup
+	$(CLUSTER) down
+
+crd: setup
+	$(BIN)/maestro crd > crds/maestro.dev_microserviceapps.yaml

@@ -1,0 +1,69 @@
+"""The local control plane's own lifecycle: `up` twice is harmless, `down` leaves no process and no state.
+
+It starts a second, small cluster beside the suite's, so it needs the Go-built binaries (not kind).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "hack" / "cluster" / "cluster.py"
+NAME = "maestro-lifecycle"
+
+
+def script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), f"--name={NAME}", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def pids(state: Path) -> dict[str, int]:
+    return {p.name: int(p.read_text()) for p in (state / "pids").iterdir()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_up_is_idempotent_and_down_stops_everything() -> None:
+    first = script("up", "--nodes=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    kubeconfig = Path(script("env").stdout.split("\n")[0].removeprefix("export KUBECONFIG="))
+    state = kubeconfig.parent
+    try:
+        started = pids(state)
+        assert set(started) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+        assert all(alive(pid) for pid in started.values())
+
+        second = script("up", "--nodes=1")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "already running" in second.stdout
+        assert pids(state) == started, "a second `up` starts nothing new"
+        assert script("status").returncode == 0
+
+        kubectl = Path(script("bin-dir").stdout.strip()) / "kubectl"
+        nodes = json.loads(
+            subprocess.run(
+                [str(kubectl), f"--kubeconfig={kubeconfig}", "get", "nodes", "-o", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert [n["metadata"]["name"] for n in nodes["items"]] == ["kwok-node-0"]
+    finally:
+        stopped = script("down")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not [name for name, pid in started.items() if alive(pid)], "every process is gone after down"
+    assert not state.exists(), "down removes the cluster's state"
+    assert script("status").returncode == 1

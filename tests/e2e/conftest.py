@@ -1,0 +1,89 @@
+"""e2e fixtures: the test cluster, the CRD, a fresh namespace per test, and a dump of what went wrong."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import cluster as test_cluster_module
+from tests.e2e.kubectl import Kubectl
+from tests.e2e.waits import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
+
+
+@pytest.fixture(scope="session")
+def test_cluster() -> Iterator[test_cluster_module.TestCluster]:
+    cluster = test_cluster_module.acquire()
+    previous = os.environ.get("KUBECONFIG")
+    # Everything in this process (kubernetes client, kopf, subprocesses) sees only the test cluster.
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    try:
+        yield cluster
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        test_cluster_module.release(cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster_kubectl(test_cluster: test_cluster_module.TestCluster) -> Kubectl:
+    """kubectl against the test cluster, without a namespace."""
+    return Kubectl(test_cluster.kubectl, test_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crd(cluster_kubectl: Kubectl) -> None:
+    """The project's CRD, applied as a user would and Established."""
+    cluster_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    cluster_kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/microserviceapps.maestro.dev"
+    )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster_kubectl: Kubectl) -> Iterator[str]:
+    name = f"e2e-{secrets.token_hex(3)}"
+    cluster_kubectl("create", "namespace", name)
+    wait_until(
+        f"the default ServiceAccount in {name}",
+        lambda: cluster_kubectl.in_namespace(name).get("serviceaccount", "default"),
+    )
+    yield name
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(describe_namespace(cluster_kubectl.in_namespace(name)))
+    cluster_kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def kubectl(cluster_kubectl: Kubectl, namespace: str) -> Kubectl:
+    """kubectl bound to this test's namespace."""
+    return cluster_kubectl.in_namespace(namespace)
+
+
+def describe_namespace(kubectl: Kubectl) -> str:
+    """What a person would look at first when a test fails: events and the objects in the namespace."""
+    parts = [f"===== namespace {kubectl.namespace}: events ====="]
+    parts.append(kubectl.run("get", "events", "--sort-by=.lastTimestamp", check=False).stdout)
+    kinds = (
+        "microserviceapps,deployments,replicasets,pods,services,horizontalpodautoscalers,poddisruptionbudgets"
+    )
+    parts.append("===== objects =====")
+    parts.append(kubectl.run("get", kinds, "-o", "wide", check=False).stdout)
+    parts.append(kubectl.run("get", "microserviceapps", "-o", "yaml", check=False).stdout)
+    return "\n".join(parts)
