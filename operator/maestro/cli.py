@@ -1,4 +1,4 @@
-"""The `maestro` command line: `render`, `validate` and `crd` (offline), plus `--version`.
+"""The `maestro` command line: `render`, `validate` and `crd` (offline), `run` (the operator), `--version`.
 
 Each subcommand is one `add_<name>` function that registers its subparser and sets `handler`, a function
 from the parsed arguments to an exit code; adding `maestro run` means adding one more such pair. Errors in
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 import maestro
-from maestro import api, crd, render
+from maestro import api, crd, render, runner
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -149,7 +149,7 @@ def add_crd(subparsers: Any) -> None:
 
 
 # Subcommands in help order; `run` (the operator) registers itself here with its own add_run.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_render, add_validate, add_crd]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_render, add_validate, add_crd, runner.add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,234 @@
+"""Thin I/O against the Kubernetes API: server-side apply, list owned children, prune, read config sources,
+patch the app's status. No decisions are made here (reconcile.py makes them).
+
+Plain REST calls through pykube-ng's authenticated HTTP session (KUBECONFIG or the in-cluster service
+account): the few kinds Maestro writes are known up
+front, so no discovery is needed. Errors surface as `ApiError`.
+
+Who calls it: reconcile.py and handlers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pykube
+
+from maestro import api, render
+
+FIELD_MANAGER = "maestro"
+REQUEST_TIMEOUT = 30  # seconds; a hung request is retried by the next pass rather than blocking a worker
+
+# kind -> (API path prefix, plural) of everything Maestro reads or writes.
+KINDS: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Secret": ("/api/v1", "secrets"),
+    api.KIND: (f"/apis/{api.API_VERSION}", api.PLURAL),
+}
+CHILD_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+
+_client: pykube.HTTPClient | None = None
+_lock = threading.Lock()
+
+
+class ApiError(Exception):
+    """The API server answered with an error status; `message` is its Status message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def load_config() -> None:
+    """Use the in-cluster service account when running in a pod, else the current kubeconfig (KUBECONFIG)."""
+    global _client
+    with _lock:
+        _client = pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=REQUEST_TIMEOUT)
+
+
+def client() -> pykube.HTTPClient:
+    if _client is None:
+        load_config()
+    assert _client is not None
+    return _client
+
+
+def _path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+    prefix, plural = KINDS[kind]
+    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+def _call(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+) -> Any:
+    http = client()
+    response = http.session.request(
+        method,
+        http.url.rstrip("/") + path,
+        params=query or [],
+        data=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+        headers={"Accept": "application/json", "Content-Type": content_type},
+        timeout=REQUEST_TIMEOUT,
+    )
+    if response.status_code >= 400:
+        try:
+            payload = response.json()
+            message = str(payload.get("message", response.text))
+            reason = str(payload.get("reason", response.reason))
+        except ValueError:
+            message, reason = response.text, str(response.reason)
+        raise ApiError(response.status_code, reason, message)
+    return response.json()
+
+
+def is_not_found(error: BaseException) -> bool:
+    return isinstance(error, ApiError) and error.status == 404
+
+
+def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One object, or None when it does not exist."""
+    try:
+        obj: dict[str, Any] = _call("GET", _path(kind, namespace, name))
+    except ApiError as error:
+        if error.status == 404:
+            return None
+        raise
+    return obj
+
+
+def list_objects(
+    kind: str, namespace: str, selector: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Objects of one kind in a namespace, optionally by label selector."""
+    query = []
+    if selector:
+        query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())))
+    result = _call("GET", _path(kind, namespace), query=query)
+    items: list[dict[str, Any]] = result.get("items") or []
+    return items
+
+
+def owned_children(app: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The app's children, by (kind, name): objects with the app's labels and a controller ownerReference
+    to this very app (its uid)."""
+    meta = app["metadata"]
+    uid = meta.get("uid")
+    children: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind in CHILD_KINDS:
+        for obj in list_objects(kind, meta["namespace"], render.owned_labels(meta["name"])):
+            if controller_uid(obj) == uid:
+                children[(kind, obj["metadata"]["name"])] = obj
+    return children
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (the controller ownerReference), or None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Server-side apply one object as field manager `maestro`, taking over fields that another manager
+    changed by hand (force): Maestro's fields are Maestro's. Fields it does not list are left to others."""
+    meta = obj["metadata"]
+    result: dict[str, Any] = _call(
+        "PATCH",
+        _path(obj["kind"], meta["namespace"], meta["name"]),
+        body=json.dumps(obj),
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        content_type="application/apply-patch+yaml",
+    )
+    return result
+
+
+def delete(kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+    """Delete one object (background propagation); with `uid`, only that very object. Gone already is fine."""
+    body: dict[str, Any] = {"propagationPolicy": "Background"}
+    if uid:
+        body["preconditions"] = {"uid": uid}
+    try:
+        _call("DELETE", _path(kind, namespace, name), body=body)
+    except ApiError as error:
+        if error.status not in (404, 409):
+            raise
+
+
+def source_data(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """The data a config hash covers: a ConfigMap's data and binaryData, a Secret's data; None if missing."""
+    obj = get(kind, namespace, name)
+    if obj is None:
+        return None
+    data = dict(obj.get("data") or {})
+    if kind == "ConfigMap":
+        data.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
+    return data
+
+
+def patch_status(app: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-merge-patch the app's .status through the status subresource."""
+    meta = app["metadata"]
+    result: dict[str, Any] = _call(
+        "PATCH",
+        _path(api.KIND, meta["namespace"], meta["name"], "status"),
+        body={"status": dict(patch)},
+        content_type="application/merge-patch+json",
+    )
+    return result
+
+
+def list_apps(namespace: str) -> list[dict[str, Any]]:
+    return list_objects(api.KIND, namespace)
+
+
+def post_event(app: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post a core/v1 Event about the app (used where kopf's own posting is unavailable)."""
+    meta = app["metadata"]
+    stamp = _now()
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    _call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

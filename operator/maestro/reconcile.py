@@ -1,0 +1,284 @@
+"""One reconcile pass of a MicroserviceApp: level-triggered and idempotent.
+
+    1. validate      api.validate_app; a spec Maestro cannot carry out -> phase Invalid, nothing touched
+    2. desired       render the children of every service (with its config hash)
+    3. observe       list the app's owned children; a desired name taken by an object the app does not
+                     own -> phase Invalid (NameConflict), nothing touched
+    4. gate + apply  in dependency order: a service whose children differ from the desired ones is applied
+                     only when every dependency's Deployment is Available at its current generation
+    5. prune         delete owned children that are no longer desired
+    6. status        rebuild the status from what was observed and applied (status.py)
+    7. write         patch .status only when it changed; post an Event only on meaningful transitions
+
+Any pass may be interrupted: the next one starts from the cluster again and completes it. Every trigger
+(the app's own events, its children's events, config changes, the periodic safety pass) calls `reconcile`.
+
+Who calls it: handlers.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from maestro import api, confighash, graph, kube, render, status
+
+log = logging.getLogger(__name__)
+
+# The hash of what Maestro last applied to a child: tells "this service needs a rollout" (gated by its
+# dependencies) from "this service is in place" (re-applied freely, which also undoes edits made by hand).
+APPLIED_HASH_ANNOTATION = f"{api.GROUP}/applied-hash"
+
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@dataclass
+class Outcome:
+    """What one pass did (for logs and handlers)."""
+
+    phase: str | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    status_written: bool = False
+
+    @property
+    def invalid(self) -> bool:
+        return self.phase == "Invalid"
+
+
+def _lock(app: Mapping[str, Any]) -> threading.Lock:
+    meta = app["metadata"]
+    key = (meta["namespace"], meta["name"])
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def child_hash(child: Mapping[str, Any]) -> str:
+    """A stable hash of a rendered child (without the hash annotation itself)."""
+    return hashlib.sha256(json.dumps(child, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def with_hash(child: Mapping[str, Any]) -> dict[str, Any]:
+    """The child with its applied-hash annotation."""
+    result = dict(child)
+    meta = dict(result["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: child_hash(child)}
+    result["metadata"] = meta
+    return result
+
+
+def up_to_date(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Whether the observed child was last applied from exactly this desired child."""
+    if observed is None:
+        return False
+    annotations = (observed.get("metadata") or {}).get("annotations") or {}
+    wanted = (desired["metadata"].get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+    return wanted is not None and annotations.get(APPLIED_HASH_ANNOTATION) == wanted
+
+
+def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.ServiceSpec]) -> dict[str, str]:
+    """Service name -> the hash of the ConfigMaps and Secrets in its configFrom (only services that have)."""
+    namespace = app["metadata"]["namespace"]
+    cache: dict[str, dict[str, Any] | None] = {}
+    hashes: dict[str, str] = {}
+    for name, service in services.items():
+        if not service.config_from:
+            continue
+        sources: dict[str, dict[str, Any] | None] = {}
+        for source in service.config_from:
+            kind, ref = ("ConfigMap", source.config_map) if source.config_map else ("Secret", source.secret)
+            key = confighash.source_key(kind, str(ref))
+            if key not in cache:
+                cache[key] = kube.source_data(kind, namespace, str(ref))
+            sources[key] = cache[key]
+        hashes[name] = confighash.config_hash(sources)
+    return hashes
+
+
+def referenced_sources(app: Mapping[str, Any]) -> set[str]:
+    """The source keys (configmap/<name>, secret/<name>) the app's services use in configFrom."""
+    keys: set[str] = set()
+    spec = app.get("spec") or {}
+    services = list(spec.get("services") or [])
+    for item in [spec.get("defaults") or {}, *services]:
+        for source in (item or {}).get("configFrom") or []:
+            if source.get("configMap"):
+                keys.add(confighash.source_key("ConfigMap", source["configMap"]))
+            if source.get("secret"):
+                keys.add(confighash.source_key("Secret", source["secret"]))
+    return keys
+
+
+def _label(child: Mapping[str, Any]) -> str:
+    return f"{child['kind']}/{child['metadata']['name']}"
+
+
+def reconcile(app: Mapping[str, Any]) -> Outcome:
+    """One full pass over the app (serialized per app: child events and the app's own events may race)."""
+    with _lock(app):
+        return _reconcile(app)
+
+
+def _reconcile(app: Mapping[str, Any]) -> Outcome:
+    meta = app["metadata"]
+    name, namespace, uid = meta["name"], meta["namespace"], meta.get("uid")
+    previous = dict(app.get("status") or {})
+
+    # 1. validate
+    try:
+        spec = api.validate_app(name, app.get("spec"))
+    except api.SpecError as error:
+        return _invalid(app, previous, error.errors, "InvalidSpec")
+
+    # 2. desired
+    merged = {service.name: service for service in render.effective_services(spec)}
+    deps = api.dependency_graph(spec)
+    order = graph.topological_order(deps)
+    index = {service.name: i for i, service in enumerate(spec.services)}
+    hashes = config_hashes(app, merged)
+    desired = {
+        service: [
+            with_hash(child)
+            for child in render.render_service(app, merged[service], merged, config_hash=hashes.get(service))
+        ]
+        for service in order
+    }
+
+    # 3. observe, and refuse to take over objects the app does not own
+    owned = kube.owned_children(app)
+    conflicts: list[tuple[str, str]] = []
+    for service in order:
+        for child in desired[service]:
+            key = (child["kind"], child["metadata"]["name"])
+            if key in owned:
+                continue
+            existing = kube.get(child["kind"], namespace, child["metadata"]["name"])
+            if existing is not None and kube.controller_uid(existing) != uid:
+                conflicts.append(
+                    (
+                        f"spec.services[{index[service]}].name",
+                        f"{child['kind']} {child['metadata']['name']} already exists and is not owned by "
+                        f"{api.KIND} {name}; rename the service or remove that object",
+                    )
+                )
+    if conflicts:
+        return _invalid(app, previous, conflicts, "NameConflict")
+
+    # 4. gate and apply, dependencies first
+    outcome = Outcome()
+    created: list[str] = []
+    updated: list[str] = []
+    available: set[str] = set()
+    waiting: dict[str, list[str]] = {}
+    for service in order:
+        deployment_key = ("Deployment", render.child_name(name, service))
+        needs_rollout = not all(
+            up_to_date(child, owned.get((child["kind"], child["metadata"]["name"])))
+            for child in desired[service]
+        )
+        blocked = graph.rollout_allowed(deps, service, available)
+        if blocked and needs_rollout:
+            waiting[service] = blocked
+            continue
+        for child in desired[service]:
+            key = (child["kind"], child["metadata"]["name"])
+            before = owned.get(key)
+            try:
+                result = kube.apply(child)
+            except kube.ApiError as error:
+                if error.status in (400, 422):
+                    message = f"the API server rejected {_label(child)}: {error.message}"
+                    return _invalid(
+                        app, previous, [(f"spec.services[{index[service]}]", message)], "ChildRejected"
+                    )
+                raise
+            owned[key] = result
+            if before is None:
+                created.append(_label(child))
+            elif before["metadata"].get("resourceVersion") != result["metadata"].get("resourceVersion"):
+                updated.append(_label(child))
+        outcome.applied.append(service)
+        if status.deployment_available(owned.get(deployment_key)):
+            available.add(service)
+
+    # 5. prune what is no longer desired (only objects this app controls; by uid, so never a newcomer)
+    wanted = {
+        (child["kind"], child["metadata"]["name"]) for children in desired.values() for child in children
+    }
+    for key, obj in list(owned.items()):
+        if key not in wanted:
+            kube.delete(key[0], namespace, key[1], obj["metadata"].get("uid"))
+            outcome.pruned.append(f"{key[0]}/{key[1]}")
+            del owned[key]
+
+    # 6. status
+    services = [
+        status.service_status(
+            app,
+            merged[service.name],
+            owned.get(("Deployment", render.child_name(name, service.name))),
+            waiting_for=waiting.get(service.name, ()),
+        )
+        for service in spec.services
+    ]
+    new = status.app_status(app, services, previous=previous)
+    outcome.phase = new.phase
+
+    # 7. write, and tell
+    outcome.status_written = _write(app, previous, new)
+    if created:
+        _event(app, "Normal", "Created", "created " + ", ".join(created))
+    if updated:
+        _event(app, "Normal", "Updated", "updated " + ", ".join(updated))
+    if outcome.pruned:
+        _event(app, "Normal", "Pruned", "deleted " + ", ".join(outcome.pruned))
+    before_waiting = {s.get("name") for s in previous.get("services") or [] if s.get("phase") == "Waiting"}
+    for service, blocked in waiting.items():
+        if service not in before_waiting:
+            _event(app, "Normal", "WaitingForDependency", f"{service} waits for {', '.join(blocked)}")
+    if new.phase != previous.get("phase"):
+        if new.phase == "Ready":
+            _event(app, "Normal", "Ready", f"all {len(services)} services are ready")
+        elif new.phase == "Degraded":
+            message = next((c.message for c in new.conditions or [] if c.type == status.DEGRADED), "")
+            _event(app, "Warning", "RolloutFailed", message)
+    return outcome
+
+
+def _invalid(
+    app: Mapping[str, Any], previous: Mapping[str, Any], errors: list[tuple[str, str]], reason: str
+) -> Outcome:
+    new = status.invalid_status(app, errors, reason=reason, previous=previous)
+    written = _write(app, previous, new)
+    message = "; ".join(f"{path}: {msg}" for path, msg in errors)
+    old_message = next(
+        (c.get("message") for c in previous.get("conditions") or [] if c.get("type") == status.READY), None
+    )
+    if previous.get("phase") != "Invalid" or old_message != message:
+        _event(app, "Warning", reason, message)
+    return Outcome(phase="Invalid", errors=list(errors), status_written=written)
+
+
+def _write(app: Mapping[str, Any], previous: Mapping[str, Any], new: api.MicroserviceAppStatus) -> bool:
+    body = status.to_dict(new)
+    if not status.changed(previous, body):
+        return False
+    kube.patch_status(app, status.status_patch(previous, body))
+    return True
+
+
+def _event(app: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    log.info(
+        "%s/%s: %s %s: %s", app["metadata"]["namespace"], app["metadata"]["name"], type_, reason, message
+    )
+    try:
+        kube.post_event(app, type_, reason, message)
+    except kube.ApiError as error:  # an event is worth a log line, never a failed pass
+        log.warning("could not post event %s: %s", reason, error.reason)

@@ -1,0 +1,40 @@
+"""kopf settings, chosen in one startup handler; each with the reason for it.
+
+Who calls it: kopf, at operator startup (registered by importing handlers.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from maestro import kube
+
+# Handler threads: a pass is a handful of blocking API calls; more threads than this only queue at the API.
+MAX_WORKERS = 8
+# Objects handled at once per resource kind; bounds the load a burst of child events puts on the API server.
+WORKER_LIMIT = 16
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # The client used by kube.py: in-cluster service account, else the current kubeconfig (KUBECONFIG).
+    kube.load_config()
+    # Post Kubernetes Events from kopf's own logs only for warnings and errors: Maestro posts the meaningful
+    # Normal events itself (created, ready, ...), and one event per handler run would flood `kubectl describe`.
+    settings.posting.level = logging.WARNING
+    # Handler progress and the last handled spec live in .status.kopf (the CRD preserves that field), not in
+    # annotations: users and GitOps tools see no kopf annotations appear on their objects.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
+    # No finalizers: no on.delete handler is registered, so kopf adds none, and children are removed by the
+    # garbage collector through their ownerReferences, also while the operator is down.
+    # A bounded worker pool and per-kind worker limit (see above).
+    settings.execution.max_workers = MAX_WORKERS
+    settings.queueing.worker_limit = WORKER_LIMIT
+    # Watch streams end server-side after this long and are reopened: a stuck watch cannot go unnoticed.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    # Peering (pausing between operator replicas) is off: `maestro run` starts kopf standalone, one replica.

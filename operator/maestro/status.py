@@ -1,0 +1,287 @@
+"""Compute a MicroserviceApp's status from what is observed in the cluster.
+
+Pure: plain dicts (the app, its observed Deployments) in, an `api.MicroserviceAppStatus` out; no Kubernetes
+client. The status is rebuilt on every pass; `changed` tells whether it differs from what the app already
+shows, so the operator writes it only then. A condition keeps its lastTransitionTime while its status
+(True/False/Unknown) stays the same, as metav1.Condition semantics require.
+
+Who calls it: reconcile.py (and the unit tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from maestro import api, render
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+CONDITION_TYPES = (READY, PROGRESSING, DEGRADED)
+
+# Fields of .status that the operator does not compute (kopf's handler progress): left alone, never compared.
+FOREIGN_FIELDS = frozenset({"kopf"})
+
+
+def now() -> str:
+    """The current time as metav1.Time wants it (RFC 3339, seconds, Z)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
+    for item in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if item.get("type") == kind:
+            return item  # type: ignore[no-any-return]
+    return None
+
+
+def _spec_replicas(deployment: Mapping[str, Any]) -> int:
+    replicas = (deployment.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def observed_current(deployment: Mapping[str, Any]) -> bool:
+    """Whether the Deployment controller has seen the Deployment's current generation."""
+    generation = (deployment.get("metadata") or {}).get("generation")
+    observed = (deployment.get("status") or {}).get("observedGeneration")
+    return generation is not None and observed is not None and observed >= generation
+
+
+def deployment_available(deployment: Mapping[str, Any] | None) -> bool:
+    """Available at its current generation: the controller observed the current spec, the Available
+    condition is True, and every wanted pod runs the current template and is available."""
+    if not deployment or not observed_current(deployment):
+        return False
+    available = _condition(deployment, "Available")
+    if available is None or available.get("status") != "True":
+        return False
+    status = deployment.get("status") or {}
+    wanted = _spec_replicas(deployment)
+    return bool(
+        status.get("updatedReplicas", 0) >= wanted
+        and status.get("availableReplicas", 0) >= wanted
+        and status.get("replicas", 0) <= wanted  # no old pods left from a rollout
+    )
+
+
+def deployment_failure(deployment: Mapping[str, Any] | None) -> str | None:
+    """Why the Deployment's rollout failed (progress deadline exceeded, replica failure), or None."""
+    if not deployment:
+        return None
+    progressing = _condition(deployment, "Progressing")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return str(progressing.get("message") or "progress deadline exceeded")
+    failure = _condition(deployment, "ReplicaFailure")
+    if failure is not None and failure.get("status") == "True":
+        return str(failure.get("message") or "replica failure")
+    return None
+
+
+def _image(deployment: Mapping[str, Any]) -> str | None:
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    return str(containers[0].get("image")) if containers else None
+
+
+def service_status(
+    app: Mapping[str, Any],
+    service: api.ServiceSpec,
+    deployment: Mapping[str, Any] | None,
+    *,
+    waiting_for: Sequence[str] = (),
+    conflict: str | None = None,
+) -> api.ServiceStatus:
+    """The status of one (merged) service from its observed Deployment.
+
+    `waiting_for`: the dependencies that held this pass's rollout of the service (its Deployment, if any,
+    is not at the desired spec). `conflict`: why the service's children cannot be written (a name taken).
+    """
+    meta = app.get("metadata") or {}
+    endpoint = render.endpoint(meta.get("name", ""), service, meta.get("namespace"))
+    base: dict[str, Any] = {"name": service.name, "endpoint": endpoint}
+    if deployment:
+        status = deployment.get("status") or {}
+        base.update(
+            replicas=status.get("replicas", 0),
+            ready_replicas=status.get("readyReplicas", 0),
+            updated_replicas=status.get("updatedReplicas", 0),
+            image=_image(deployment),
+        )
+    if conflict is not None:
+        return api.ServiceStatus(phase="Conflict", message=conflict, **base)
+    if waiting_for:
+        names = ", ".join(waiting_for)
+        return api.ServiceStatus(
+            phase="Waiting",
+            waiting_for=list(waiting_for),
+            message=f"waiting for {names} to be available",
+            **base,
+        )
+    if not deployment:
+        return api.ServiceStatus(phase="Pending", message="Deployment not created yet", **base)
+    failure = deployment_failure(deployment)
+    if failure is not None:
+        return api.ServiceStatus(phase="Degraded", message=failure, **base)
+    if deployment_available(deployment):
+        return api.ServiceStatus(phase="Ready", **base)
+    wanted = _spec_replicas(deployment)
+    return api.ServiceStatus(
+        phase="Progressing",
+        message=f"{base.get('ready_replicas', 0)}/{wanted} replicas ready, "
+        f"{base.get('updated_replicas', 0)} updated",
+        **base,
+    )
+
+
+def _previous_conditions(previous: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    return {item.get("type", ""): item for item in (previous or {}).get("conditions") or []}
+
+
+def _make_condition(
+    kind: str,
+    status: api.ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    previous: Mapping[str, Mapping[str, Any]],
+    timestamp: str,
+) -> api.Condition:
+    before = previous.get(kind)
+    keep = before is not None and before.get("status") == status and before.get("lastTransitionTime")
+    return api.Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=str(before["lastTransitionTime"]) if keep and before else timestamp,
+        observed_generation=generation,
+    )
+
+
+def _generation(app: Mapping[str, Any]) -> int | None:
+    generation = (app.get("metadata") or {}).get("generation")
+    return int(generation) if generation is not None else None
+
+
+def invalid_status(
+    app: Mapping[str, Any],
+    errors: Sequence[tuple[str, str]],
+    *,
+    reason: str = "InvalidSpec",
+    previous: Mapping[str, Any] | None = None,
+    timestamp: str | None = None,
+) -> api.MicroserviceAppStatus:
+    """Phase Invalid: the spec cannot be carried out; every condition names the offending fields."""
+    stamp = timestamp or now()
+    generation = _generation(app)
+    message = "; ".join(f"{path}: {msg}" for path, msg in errors)
+    before = _previous_conditions(previous)
+    common = {"generation": generation, "previous": before, "timestamp": stamp}
+    return api.MicroserviceAppStatus(
+        observed_generation=generation,
+        phase="Invalid",
+        ready_services=(previous or {}).get("readyServices"),
+        conditions=[
+            _make_condition(READY, "False", reason, message, **common),  # type: ignore[arg-type]
+            _make_condition(PROGRESSING, "False", reason, message, **common),  # type: ignore[arg-type]
+            _make_condition(DEGRADED, "False", reason, message, **common),  # type: ignore[arg-type]
+        ],
+        services=None,
+    )
+
+
+def app_status(
+    app: Mapping[str, Any],
+    services: Sequence[api.ServiceStatus],
+    *,
+    previous: Mapping[str, Any] | None = None,
+    timestamp: str | None = None,
+) -> api.MicroserviceAppStatus:
+    """The app's status from its services' statuses (in spec order).
+
+    Phase: Invalid when a child name is taken (Conflict), Degraded when a rollout failed, Ready when every
+    service is Ready, Pending when no service has a Deployment yet, else Progressing.
+    """
+    stamp = timestamp or now()
+    generation = _generation(app)
+    before = _previous_conditions(previous)
+    common: dict[str, Any] = {"generation": generation, "previous": before, "timestamp": stamp}
+    ready = [s for s in services if s.phase == "Ready"]
+    total = len(services)
+    ready_services = f"{len(ready)}/{total}"
+    conflicts = [s for s in services if s.phase == "Conflict"]
+    failed = [s for s in services if s.phase == "Degraded"]
+    waiting = [s for s in services if s.phase == "Waiting"]
+    not_ready = [s for s in services if s.phase != "Ready"]
+    if conflicts:
+        message = "; ".join(s.message or s.name for s in conflicts)
+        return api.MicroserviceAppStatus(
+            observed_generation=generation,
+            phase="Invalid",
+            ready_services=ready_services,
+            conditions=[
+                _make_condition(READY, "False", "NameConflict", message, **common),
+                _make_condition(PROGRESSING, "False", "NameConflict", message, **common),
+                _make_condition(DEGRADED, "False", "NameConflict", message, **common),
+            ],
+            services=list(services),
+        )
+    details = "; ".join(f"{s.name}: {s.message or s.phase}" for s in not_ready)
+    if failed:
+        held = [s.name for s in waiting if set(s.waiting_for or ()) & {f.name for f in failed}]
+        message = "; ".join(f"{s.name}: {s.message}" for s in failed)
+        if held:
+            message += f"; holding {', '.join(held)}"
+        phase: api.Phase = "Degraded"
+        conditions = [
+            _make_condition(READY, "False", "RolloutFailed", details, **common),
+            _make_condition(PROGRESSING, "False", "RolloutFailed", message, **common),
+            _make_condition(DEGRADED, "True", "RolloutFailed", message, **common),
+        ]
+    elif not not_ready:
+        phase = "Ready"
+        message = f"{ready_services} services ready"
+        conditions = [
+            _make_condition(READY, "True", "AllServicesReady", message, **common),
+            _make_condition(PROGRESSING, "False", "RolloutComplete", message, **common),
+            _make_condition(DEGRADED, "False", "AsExpected", "", **common),
+        ]
+    else:
+        phase = "Pending" if all(s.phase in ("Pending", "Waiting") for s in services) else "Progressing"
+        reason = "WaitingForDependencies" if waiting else "RollingOut"
+        conditions = [
+            _make_condition(READY, "False", "ServicesNotReady", details, **common),
+            _make_condition(PROGRESSING, "True", reason, details, **common),
+            _make_condition(DEGRADED, "False", "AsExpected", "", **common),
+        ]
+    return api.MicroserviceAppStatus(
+        observed_generation=generation,
+        phase=phase,
+        ready_services=ready_services,
+        conditions=conditions,
+        services=list(services),
+    )
+
+
+def to_dict(status: api.MicroserviceAppStatus) -> dict[str, Any]:
+    """The status as it is written to the API server (camelCase, no empty fields)."""
+    return status.model_dump(by_alias=True, exclude_none=True)
+
+
+def _own(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (status or {}).items() if key not in FOREIGN_FIELDS}
+
+
+def changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether `new` (a to_dict result) differs from the app's current .status (ignoring kopf's fields)."""
+    return _own(previous) != _own(new)
+
+
+def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch of .status that turns `previous` into `new`: fields gone from `new` are set to
+    null; kopf's fields are left alone."""
+    patch: dict[str, Any] = {key: None for key in _own(previous) if key not in new}
+    patch.update(new)
+    return patch
