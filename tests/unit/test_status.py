@@ -1,0 +1,234 @@
+"""status.py: the app's status from observed Deployments, as plain dicts; and reconcile's pure helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maestro import api, reconcile, render, status
+
+from .helpers import app, svc
+
+T0 = "2026-01-01T00:00:00Z"
+T1 = "2026-01-01T00:05:00Z"
+
+
+def deployment(
+    *,
+    replicas: int = 2,
+    ready: int = 2,
+    updated: int = 2,
+    available: int | None = None,
+    total: int | None = None,
+    generation: int = 3,
+    observed: int = 3,
+    conditions: list[dict[str, Any]] | None = None,
+    image: str = "registry.example.com/web:1.0.0",
+) -> dict[str, Any]:
+    available = ready if available is None else available
+    if conditions is None:
+        conditions = [
+            {"type": "Available", "status": "True" if available >= replicas else "False"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop-web", "generation": generation},
+        "spec": {
+            "replicas": replicas,
+            "template": {"spec": {"containers": [{"name": "web", "image": image}]}},
+        },
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas if total is None else total,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+            "conditions": conditions,
+        },
+    }
+
+
+def merged(obj: dict[str, Any]) -> dict[str, api.ServiceSpec]:
+    spec = api.validate_app(obj["metadata"]["name"], obj["spec"])
+    return {s.name: s for s in render.effective_services(spec)}
+
+
+def conditions(result: api.MicroserviceAppStatus) -> dict[str, api.Condition]:
+    return {c.type: c for c in result.conditions or []}
+
+
+# ------------------------------------------------------------------------------------------ deployments
+
+
+def test_available_needs_current_generation_and_all_pods_updated() -> None:
+    assert status.deployment_available(deployment())
+    assert not status.deployment_available(None)
+    assert not status.deployment_available(deployment(observed=2))  # controller has not seen the new spec
+    assert not status.deployment_available(deployment(updated=1))  # rollout halfway
+    assert not status.deployment_available(deployment(total=3))  # an old pod is still there
+    assert not status.deployment_available(deployment(ready=1))
+
+
+def test_failure_from_progress_deadline_or_replica_failure() -> None:
+    stuck = deployment(
+        ready=0,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "slow",
+            }
+        ],
+    )
+    assert status.deployment_failure(stuck) == "slow"
+    quota = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": "quota"}])
+    assert status.deployment_failure(quota) == "quota"
+    assert status.deployment_failure(deployment()) is None
+
+
+# --------------------------------------------------------------------------------------------- services
+
+
+def test_service_phases() -> None:
+    obj = app(svc("web"))
+    web = merged(obj)["web"]
+    ready = status.service_status(obj, web, deployment())
+    assert ready.phase == "Ready"
+    assert (ready.replicas, ready.ready_replicas, ready.updated_replicas) == (2, 2, 2)
+    assert ready.image == "registry.example.com/web:1.0.0"
+    assert ready.endpoint == "http://shop-web.prod.svc:80"
+    assert status.service_status(obj, web, None).phase == "Pending"
+    rolling = status.service_status(obj, web, deployment(ready=1, updated=1))
+    assert rolling.phase == "Progressing"
+    assert rolling.message == "1/2 replicas ready, 1 updated"
+    waiting = status.service_status(obj, web, None, waiting_for=["db"])
+    assert (waiting.phase, waiting.waiting_for) == ("Waiting", ["db"])
+    assert waiting.message == "waiting for db to be available"
+    conflict = status.service_status(obj, web, None, conflict="taken")
+    assert (conflict.phase, conflict.message) == ("Conflict", "taken")
+
+
+# -------------------------------------------------------------------------------------------------- app
+
+
+def _services(phases: dict[str, str]) -> list[api.ServiceStatus]:
+    return [
+        api.ServiceStatus(
+            name=name,
+            phase=phase,
+            waiting_for=["db"] if phase == "Waiting" else None,
+            message=None if phase == "Ready" else f"{name} is {phase}",
+        )
+        for name, phase in phases.items()
+    ]
+
+
+def test_all_ready() -> None:
+    obj = app(svc("web"), svc("db"))
+    result = status.app_status(obj, _services({"db": "Ready", "web": "Ready"}), timestamp=T0)
+    assert result.phase == "Ready"
+    assert result.ready_services == "2/2"
+    assert result.observed_generation == 1
+    got = conditions(result)
+    assert (got["Ready"].status, got["Ready"].reason) == ("True", "AllServicesReady")
+    assert (got["Progressing"].status, got["Degraded"].status) == ("False", "False")
+    assert all(c.observed_generation == 1 and c.last_transition_time == T0 for c in got.values())
+
+
+def test_waiting_is_pending_then_progressing() -> None:
+    obj = app(svc("web"), svc("db"))
+    pending = status.app_status(obj, _services({"db": "Pending", "web": "Waiting"}), timestamp=T0)
+    assert pending.phase == "Pending"
+    assert conditions(pending)["Progressing"].reason == "WaitingForDependencies"
+    rolling = status.app_status(obj, _services({"db": "Progressing", "web": "Waiting"}), timestamp=T0)
+    assert rolling.phase == "Progressing"
+    ready = conditions(rolling)["Ready"]
+    assert (ready.status, ready.reason) == ("False", "ServicesNotReady")
+    assert "web: web is Waiting" in ready.message
+
+
+def test_failed_dependency_degrades_and_names_who_it_holds() -> None:
+    obj = app(svc("web"), svc("db"))
+    result = status.app_status(obj, _services({"db": "Degraded", "web": "Waiting"}), timestamp=T0)
+    assert result.phase == "Degraded"
+    degraded = conditions(result)["Degraded"]
+    assert (degraded.status, degraded.reason) == ("True", "RolloutFailed")
+    assert degraded.message == "db: db is Degraded; holding web"
+
+
+def test_conflict_is_invalid() -> None:
+    obj = app(svc("web"))
+    result = status.app_status(obj, _services({"web": "Conflict"}), timestamp=T0)
+    assert result.phase == "Invalid"
+    assert conditions(result)["Ready"].reason == "NameConflict"
+
+
+def test_invalid_names_the_field() -> None:
+    obj = app(svc("web"))
+    errors = [("spec.services[0].dependsOn", "dependency cycle: web -> web")]
+    result = status.invalid_status(obj, errors, timestamp=T0)
+    assert result.phase == "Invalid"
+    ready = conditions(result)["Ready"]
+    assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+    assert ready.message == "spec.services[0].dependsOn: dependency cycle: web -> web"
+
+
+def test_transition_time_kept_while_status_unchanged() -> None:
+    obj = app(svc("web"))
+    first = status.to_dict(status.app_status(obj, _services({"web": "Progressing"}), timestamp=T0))
+    # Same statuses later (even with another message): times are kept and nothing is to be written.
+    again = status.to_dict(
+        status.app_status(obj, _services({"web": "Progressing"}), previous=first, timestamp=T1)
+    )
+    assert again == first
+    assert not status.changed(first, again)
+    # Ready flips: its time moves; Degraded stays False and keeps its time.
+    done = status.app_status(obj, _services({"web": "Ready"}), previous=first, timestamp=T1)
+    got = conditions(done)
+    assert got["Ready"].last_transition_time == T1
+    assert got["Progressing"].last_transition_time == T1
+    assert got["Degraded"].last_transition_time == T0
+    assert status.changed(first, status.to_dict(done))
+
+
+def test_changed_ignores_kopf_and_patch_clears_removed_fields() -> None:
+    new = {"phase": "Invalid", "observedGeneration": 2}
+    old = {"phase": "Invalid", "observedGeneration": 2, "kopf": {"progress": {}}}
+    assert not status.changed(old, new)
+    before = {"phase": "Ready", "services": [{"name": "web"}], "kopf": {"x": 1}}
+    assert status.status_patch(before, new) == {"services": None, "phase": "Invalid", "observedGeneration": 2}
+
+
+def test_dump_is_camel_case() -> None:
+    obj = app(svc("web"))
+    web = merged(obj)["web"]
+    result = status.app_status(obj, [status.service_status(obj, web, deployment())], timestamp=T0)
+    dumped = status.to_dict(result)
+    assert dumped["readyServices"] == "1/1"
+    assert dumped["services"][0]["readyReplicas"] == 2
+    assert dumped["conditions"][0]["lastTransitionTime"] == T0
+
+
+# ------------------------------------------------------------------------------------ reconcile helpers
+
+
+def test_applied_hash_tells_changed_children() -> None:
+    obj = app(svc("web"))
+    child = render.render_app(obj)[0]
+    stamped = reconcile.with_hash(child)
+    assert reconcile.up_to_date(stamped, stamped)
+    assert not reconcile.up_to_date(stamped, None)
+    other = dict(child, spec={**child["spec"], "replicas": 5})
+    assert not reconcile.up_to_date(reconcile.with_hash(other), stamped)
+    assert reconcile.child_hash(child) == reconcile.child_hash(dict(child))
+
+
+def test_referenced_sources() -> None:
+    obj = app(
+        svc("web", configFrom=[{"configMap": "web-config"}]),
+        svc("db", configFrom=[{"secret": "db-pass"}]),
+        defaults={"configFrom": [{"configMap": "common"}]},
+    )
+    assert reconcile.referenced_sources(obj) == {"configmap/web-config", "secret/db-pass", "configmap/common"}
