@@ -123,7 +123,18 @@ def _label(child: Mapping[str, Any]) -> str:
 def reconcile(app: Mapping[str, Any]) -> Outcome:
     """One full pass over the app (serialized per app: child events and the app's own events may race)."""
     with _lock(app):
-        return _reconcile(app)
+        outcome = _reconcile(app)
+    meta = app["metadata"]
+    log.debug(
+        "pass done: %s/%s phase=%s applied=%s pruned=%s status_written=%s",
+        meta["namespace"],
+        meta["name"],
+        outcome.phase,
+        ",".join(outcome.applied) or "-",
+        ",".join(outcome.pruned) or "-",
+        outcome.status_written,
+    )
+    return outcome
 
 
 def _reconcile(app: Mapping[str, Any]) -> Outcome:

@@ -1,0 +1,91 @@
+"""The `operator` fixture: the real operator (`python -m maestro run`) as a subprocess, watching only the
+test's namespace, against the test cluster's kubeconfig. Its log goes to a file, printed when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.waits import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTED_MARKER = "configure' succeeded"
+
+
+class OperatorProcess:
+    """One `maestro run --namespace NS --verbose` process; restartable within a test."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "operator"), env.get("PYTHONPATH")]))
+        offset = self.log().count(STARTED_MARKER)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "maestro", "run", "--namespace", self.namespace, "--verbose"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+        log.close()
+
+        def started() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.process.returncode}:\n{self.log()}")
+            return self.log().count(STARTED_MARKER) > offset
+
+        wait_until("the operator to start (its startup handler succeeded)", started, timeout=30)
+        time.sleep(1.0)  # the watch streams open right after the startup handlers
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)  # kopf stops gracefully on SIGINT
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def passes(self) -> int:
+        """How many reconcile passes have finished (reconcile.py logs one debug line per pass)."""
+        return self.log().count("pass done:")
+
+
+def running(request: pytest.FixtureRequest, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """Start the operator for the test's namespace; stop it after, printing its log when the test failed."""
+    kubeconfig = Path(os.environ["KUBECONFIG"])
+    proc = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            print(f"===== operator log ({proc.log_path}) =====")
+            print(proc.log()[-60000:])
+
+
+@pytest.fixture
+def operator(
+    request: pytest.FixtureRequest, test_cluster: object, crd: None, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    yield from running(request, namespace, tmp_path)
