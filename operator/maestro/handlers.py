@@ -44,7 +44,7 @@ def _run(app: Mapping[str, Any], *, retry: bool) -> reconcile.Outcome:
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL)
 def on_app(body: kopf.Body, **_: Any) -> None:
-    outcome = _run(_fresh(body), retry=True)
+    outcome = _run(_ref(body), retry=True)
     if outcome.invalid:
         # Reported in status and by a Warning event; retrying cannot help until the spec changes.
         raise kopf.PermanentError("; ".join(f"{path}: {message}" for path, message in outcome.errors))
@@ -52,14 +52,12 @@ def on_app(body: kopf.Body, **_: Any) -> None:
 
 @kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=SAFETY_INTERVAL, idle=SAFETY_INTERVAL)
 def safety_pass(body: kopf.Body, **_: Any) -> None:
-    _run(_fresh(body), retry=False)
+    _run(_ref(body), retry=False)
 
 
-def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The app as the API server has it now (a queued body may be older than the last status write)."""
+def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
-    app = kube.get(api.KIND, meta["namespace"], meta["name"])
-    return app if app is not None else dict(body)
+    return {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")}}
 
 
 def _child_event(event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
@@ -70,11 +68,7 @@ def _child_event(event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
     namespace = meta.get("namespace")
     if not name or not namespace:
         return
-    app = kube.get(api.KIND, namespace, name)
-    if app is None or app["metadata"].get("deletionTimestamp"):
-        return
-    if kube.controller_uid(body) not in (None, app["metadata"].get("uid")):
-        return
+    app = {"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}}
     try:
         reconcile.reconcile(app)
     except kube.ApiError as error:  # the next event or the safety pass completes it

@@ -121,10 +121,20 @@ def _label(child: Mapping[str, Any]) -> str:
 
 
 def reconcile(app: Mapping[str, Any]) -> Outcome:
-    """One full pass over the app (serialized per app: child events and the app's own events may race)."""
-    with _lock(app):
-        outcome = _reconcile(app)
+    """One full pass over the app (serialized per app: child events and the app's own events may race).
+
+    `app` needs only metadata.name and namespace (and uid, to skip a pass for an app deleted and created
+    again under the same name): the pass reads the app itself.
+    """
     meta = app["metadata"]
+    with _lock(app):
+        # Read it again under the lock: a pass that waited for another must see the status that one wrote.
+        fresh = kube.get(api.KIND, meta["namespace"], meta["name"])
+        if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
+            return Outcome()
+        if fresh["metadata"].get("deletionTimestamp"):
+            return Outcome()  # the garbage collector removes the children
+        outcome = _reconcile(fresh)
     log.debug(
         "pass done: %s/%s phase=%s applied=%s pruned=%s status_written=%s",
         meta["namespace"],
@@ -213,8 +223,8 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
             owned[key] = result
             if before is None:
                 created.append(_label(child))
-            elif before["metadata"].get("resourceVersion") != result["metadata"].get("resourceVersion"):
-                updated.append(_label(child))
+            elif not up_to_date(child, before) or _generation(before) != _generation(result):
+                updated.append(_label(child))  # a new spec, or an edit by hand undone
         outcome.applied.append(service)
         if status.deployment_available(owned.get(deployment_key)):
             available.add(service)
@@ -261,6 +271,10 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
             message = next((c.message for c in new.conditions or [] if c.type == status.DEGRADED), "")
             _event(app, "Warning", "RolloutFailed", message)
     return outcome
+
+
+def _generation(obj: Mapping[str, Any]) -> Any:
+    return obj["metadata"].get("generation")
 
 
 def _invalid(
