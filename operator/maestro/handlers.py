@@ -4,13 +4,14 @@
 - events of owned children (Deployments, Services, HPAs, PDBs labelled managed-by=maestro), mapped to
   their app through the instance label: a child changed or deleted by hand is put back at once;
 - changes of ConfigMaps and Secrets, mapped to the apps whose configFrom names them (config rollouts);
-- a slow timer per app: the safety net for anything a watch missed.
+- a slow periodic pass over every app (a background task): the safety net for anything a watch missed.
 
 Who calls it: kopf, after `maestro run` imports this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +23,7 @@ from maestro import settings as _settings  # noqa: F401  (registers the startup 
 
 log = logging.getLogger(__name__)
 
-SAFETY_INTERVAL = 60.0  # seconds between safety passes of an app with no other activity
+SAFETY_INTERVAL = 60.0  # seconds between safety passes over all apps
 MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
 
@@ -50,9 +51,47 @@ def on_app(body: kopf.Body, **_: Any) -> None:
         raise kopf.PermanentError("; ".join(f"{path}: {message}" for path, message in outcome.errors))
 
 
-@kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=SAFETY_INTERVAL, idle=SAFETY_INTERVAL)
-def safety_pass(body: kopf.Body, **_: Any) -> None:
-    _run(_ref(body), retry=False)
+# The safety pass is a plain background task, not a kopf timer: kopf puts a finalizer on every object that
+# has a timer or daemon, and the app must stay deletable while the operator is down.
+WATCHED_NAMESPACES: list[str] | None = None  # set by `maestro run`; None means all namespaces
+_safety_task: asyncio.Task[None] | None = None
+
+
+def safety_pass() -> None:
+    """Reconcile every app in the watched namespaces once; a failing app does not stop the others."""
+    namespaces = WATCHED_NAMESPACES
+    apps = (
+        [app for ns in namespaces for app in kube.list_apps(ns)]
+        if namespaces is not None
+        else kube.list_all_apps()
+    )
+    for app in apps:
+        try:
+            reconcile.reconcile(_ref(app))
+        except (kube.ApiError, OSError) as error:
+            log.warning("safety pass of %s failed: %s", app["metadata"].get("name"), error)
+
+
+async def _safety_loop() -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(SAFETY_INTERVAL)
+        try:
+            await loop.run_in_executor(None, safety_pass)
+        except (kube.ApiError, OSError) as error:
+            log.warning("safety pass failed: %s", error)
+
+
+@kopf.on.startup()
+async def start_safety_pass(**_: Any) -> None:
+    global _safety_task
+    _safety_task = asyncio.create_task(_safety_loop())
+
+
+@kopf.on.cleanup()
+async def stop_safety_pass(**_: Any) -> None:
+    if _safety_task is not None:
+        _safety_task.cancel()
 
 
 def _ref(body: Mapping[str, Any]) -> dict[str, Any]:

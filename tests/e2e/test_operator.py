@@ -172,7 +172,7 @@ def test_deleted_or_edited_child_is_restored(kubectl: Kubectl, op: OperatorProce
 def test_hpa_owns_replicas(kubectl: Kubectl, op: OperatorProcess) -> None:
     kubectl.apply(msa("shop", svc("web", autoscaling={"minReplicas": 1, "maxReplicas": 5})))
     wait_ready(kubectl, "shop")
-    deployment = kubectl.get("deployment", "shop-web")
+    deployment = json.loads(kubectl("get", "deployment", "shop-web", "-o", "json", "--show-managed-fields"))
     maestro_fields = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == "maestro"]
     assert maestro_fields and all("f:replicas" not in json.dumps(m["fieldsV1"]) for m in maestro_fields)
     before = op.passes()
