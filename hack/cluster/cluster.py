@@ -404,7 +404,6 @@ def node_manifest(index: int) -> dict[str, object]:
         "status": {
             "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
             "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "fake"},
             "phase": "Running",
         },
     }
@@ -476,7 +475,7 @@ def up(cluster: Cluster, nodes: int) -> None:
         # Lifted client limits: the default 20 QPS would make the controllers, not Maestro, the bottleneck.
         "--kube-api-qps=1000", "--kube-api-burst=2000",
         "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20", "--concurrent-gc-syncs=50",
-        "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
+        "--controllers=*,-nodeipam",  # no pod CIDRs to hand out: kwok assigns pod IPs
         "--v=1",
     ])  # fmt: skip
     scheduler_config = cluster.state / "scheduler.yaml"
@@ -555,7 +554,7 @@ def down(cluster: Cluster) -> None:
         if process in alive:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(alive[process], signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 10
     while cluster.running() and time.monotonic() < deadline:
         time.sleep(0.2)
     for process, pid in cluster.running().items():

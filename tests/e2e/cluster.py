@@ -21,6 +21,8 @@ LOCAL_CLUSTER_NAME = "maestro-test"
 
 @dataclass(frozen=True)
 class TestCluster:
+    __test__ = False  # a fixture's value, not a test class
+
     kubeconfig: Path
     kubectl: str  # path of the kubectl binary to use
     local: bool  # True when it is the project's own control plane (kwok nodes)
