@@ -12,16 +12,17 @@ from typing import Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    namespaces: list[str] = list(args.namespace or [])
+    if namespaces and args.all_namespaces:
+        print("maestro run: use --namespace or --all-namespaces, not both", file=sys.stderr)
+        return 2
+
     import kopf
 
     from maestro import handlers  # registers the handlers and the settings
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
-    namespaces: list[str] = list(args.namespace or [])
-    if namespaces and args.all_namespaces:
-        print("maestro run: use --namespace or --all-namespaces, not both", file=sys.stderr)
-        return 2
     handlers.WATCHED_NAMESPACES = namespaces or None
     kopf.run(
         standalone=True,  # one replica, no peering objects needed

@@ -214,6 +214,34 @@ def test_dependent_waits_for_its_dependency(kubectl: Kubectl, op: OperatorProces
     assert web_deployment["metadata"]["creationTimestamp"] >= available["lastTransitionTime"]
 
 
+def test_dependent_update_waits_for_the_dependency_rollout(kubectl: Kubectl, op: OperatorProcess) -> None:
+    kubectl.apply(msa("shop", svc("db"), svc("web", dependsOn=["db"])))
+    wait_ready(kubectl, "shop")
+    # Both change at once; db's new pods cannot schedule, so db is not Available at its new generation.
+    stuck_db = svc("db", image="registry.example.com/db:2.0.0", scheduling={"nodeSelector": {"x": "nowhere"}})
+    kubectl.apply(msa("shop", stuck_db, svc("web", image="registry.example.com/web:2.0.0", dependsOn=["db"])))
+
+    def web_status() -> dict[str, Any]:
+        services = (kubectl.get("msa", "shop").get("status") or {}).get("services") or []
+        return next((s for s in services if s["name"] == "web"), {})
+
+    wait_until("web to wait for db", lambda: web_status().get("phase") == "Waiting", timeout=30)
+    assert web_status()["waitingFor"] == ["db"]
+    time.sleep(3)
+    web = kubectl.get("deployment", "shop-web")
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/web:1.0.0"
+    kubectl.apply(
+        msa(
+            "shop",
+            svc("db", image="registry.example.com/db:2.0.0"),
+            svc("web", image="registry.example.com/web:2.0.0", dependsOn=["db"]),
+        )
+    )
+    wait_ready(kubectl, "shop")
+    web = kubectl.get("deployment", "shop-web")
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/web:2.0.0"
+
+
 def test_invalid_spec_creates_nothing(kubectl: Kubectl, op: OperatorProcess) -> None:
     kubectl.apply(msa("shop", svc("a", dependsOn=["b"]), svc("b", dependsOn=["a"])))
     wait_until("the app to be Invalid", lambda: phase(kubectl, "shop") == "Invalid", timeout=30)
