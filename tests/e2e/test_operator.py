@@ -50,6 +50,15 @@ def svc(name: str, *, port: int | None = 80, **fields: Any) -> dict[str, Any]:
 
 
 def wait_ready(kubectl: Kubectl, name: str, timeout: int = 60) -> dict[str, Any]:
+    """Wait as a user would (`kubectl wait`), after the operator has seen the app's current generation."""
+
+    def observed() -> bool:
+        app = kubectl.get("msa", name)
+        return (
+            bool(app) and (app.get("status") or {}).get("observedGeneration") == app["metadata"]["generation"]
+        )
+
+    wait_until(f"the operator to observe msa/{name}'s current generation", observed, timeout=timeout)
     kubectl("wait", "--for=condition=Ready", f"--timeout={timeout}s", f"msa/{name}")
     app: dict[str, Any] = kubectl.get("msa", name)
     return app
@@ -280,21 +289,55 @@ def test_name_taken_by_a_foreign_object_is_reported_not_overwritten(
 
 def test_config_change_rolls_only_its_users(kubectl: Kubectl, op: OperatorProcess) -> None:
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"}, "data": {"a": "1"}}
-    kubectl.apply(config)
-    kubectl.apply(msa("shop", svc("web", configFrom=[{"configMap": "web-config"}]), svc("api")))
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-db"}, "stringData": {"pw": "1"}}
+    kubectl.apply(config, secret)
+    kubectl.apply(
+        msa(
+            "shop",
+            svc("web", configFrom=[{"configMap": "web-config"}]),
+            svc("api", configFrom=[{"secret": "api-db"}]),
+            svc("docs"),
+        )
+    )
     wait_ready(kubectl, "shop")
 
     def template_hash(name: str) -> str | None:
         template = kubectl.get("deployment", name)["spec"]["template"]["metadata"]
         return (template.get("annotations") or {}).get("maestro.dev/config-hash")
 
-    before = template_hash("shop-web")
-    api_generation = kubectl.get("deployment", "shop-api")["metadata"]["generation"]
-    assert before and template_hash("shop-api") is None
+    def generations() -> dict[str, int]:
+        return {d["metadata"]["name"]: d["metadata"]["generation"] for d in kubectl.get("deployments")}
+
+    web_hash, api_hash = template_hash("shop-web"), template_hash("shop-api")
+    assert web_hash and api_hash and template_hash("shop-docs") is None
+    before = generations()
     kubectl.apply(config | {"data": {"a": "2"}})
-    wait_until("shop-web's pods to roll", lambda: template_hash("shop-web") not in (None, before), timeout=30)
+    wait_until(
+        "shop-web's pods to roll", lambda: template_hash("shop-web") not in (None, web_hash), timeout=30
+    )
     wait_ready(kubectl, "shop")
-    assert kubectl.get("deployment", "shop-api")["metadata"]["generation"] == api_generation
+    after = generations()
+    assert after["shop-web"] > before["shop-web"]
+    assert (after["shop-api"], after["shop-docs"]) == (before["shop-api"], before["shop-docs"])
+    kubectl.apply(secret | {"stringData": {"pw": "2"}})
+    wait_until(
+        "shop-api's pods to roll", lambda: template_hash("shop-api") not in (None, api_hash), timeout=30
+    )
+    wait_ready(kubectl, "shop")
+    final = generations()
+    assert (final["shop-web"], final["shop-docs"]) == (after["shop-web"], after["shop-docs"])
+
+
+def test_changes_made_while_the_operator_is_down_are_caught_up(kubectl: Kubectl, op: OperatorProcess) -> None:
+    kubectl.apply(msa("shop", svc("web")))
+    wait_ready(kubectl, "shop")
+    op.stop()
+    kubectl("delete", "deployment", "shop-web")
+    kubectl.apply(msa("shop", svc("web"), svc("api")))
+    op.start()
+    app = wait_ready(kubectl, "shop")
+    assert names(kubectl, "deployments") == {"shop-web", "shop-api"}
+    assert app["status"]["observedGeneration"] == app["metadata"]["generation"] == 2
 
 
 def test_steady_pass_writes_nothing(kubectl: Kubectl, op: OperatorProcess) -> None:
