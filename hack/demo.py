@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py"), "--name=maestro-demo"]
-NAMESPACE = "maestro-demo"
+DEMO_NAME = os.environ.get("MAESTRO_DEMO_NAME", "maestro-demo")  # tests run the demo under another name
+CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py"), f"--name={DEMO_NAME}"]
+NAMESPACE = DEMO_NAME
 EXAMPLE = ROOT / "examples" / "shop.yaml"
 CRD = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
 
@@ -44,7 +45,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=300, help="seconds to wait for the app to be Ready")
     args = parser.parse_args()
 
-    state = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro")) / "demo"
+    state = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro")) / DEMO_NAME
     state.mkdir(parents=True, exist_ok=True)
     if args.down:
         stop_operator(state)
@@ -116,11 +117,19 @@ def main() -> int:
 
 
 def stop_operator(state: Path) -> None:
+    """SIGTERM the operator's process group, give kopf a moment to finish in-flight work, then SIGKILL."""
     pid_file = state / "operator.pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        pid_file.unlink()
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            os.killpg(pid, 0)  # raises ProcessLookupError once the group is gone
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,9 @@ def go_build(module: str, binaries: list[Binary], out: Path) -> None:
     packages = [b.package for b in binaries]
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
     # `go list -deps` fetches just the modules these binaries need (not the whole graph's test dependencies).
-    log(f"resolving {module}'s packages (downloads Go modules the first time; the Go module cache keeps them)")
+    log(
+        f"resolving {module}'s packages (downloads Go modules the first time; the Go module cache keeps them)"
+    )
     listed = subprocess.run(
         ["go", "list", "-deps", *packages], cwd=cwd, env=env, capture_output=True, text=True, check=True
     )

@@ -1,0 +1,26 @@
+"""The README's demo command works: cluster, CRD, operator, an example app Ready; `--down` leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_brings_the_shop_to_ready_and_down_cleans_up() -> None:
+    env = {**os.environ, "MAESTRO_DEMO_NAME": "maestro-demo-test"}
+    env.pop("KUBECONFIG", None)  # the demo must not need (or use) an ambient kube context
+    demo = [sys.executable, str(ROOT / "hack" / "demo.py")]
+    try:
+        result = subprocess.run(demo, env=env, capture_output=True, text=True, timeout=400)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "shop: Ready 3/3" in result.stdout
+        assert "deployment.apps/shop-web" in result.stdout
+    finally:
+        down = subprocess.run([*demo, "--down"], env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    leftovers = subprocess.run(["pgrep", "-f", "maestro-demo-test"], capture_output=True, text=True).stdout
+    assert not leftovers.strip(), f"processes left after --down: {leftovers}"
