@@ -1,0 +1,78 @@
+{{/* The release's full name: the chart name, prefixed by the release name unless that already contains it. */}}
+{{- define "maestro.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "maestro.serviceAccountName" -}}
+{{- default (include "maestro.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{/* Stable labels: used in the Deployment's selector, so never the version. */}}
+{{- define "maestro.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "maestro.labels" -}}
+{{ include "maestro.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: maestro
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/*
+The rules the operator needs in a namespace it watches; the same list serves the ClusterRole (all namespaces)
+and each Role (namespaced mode). Every rule is explained in docs/install.md, and
+tests/unit/test_deploy_rbac.py checks that it matches what the operator's code calls.
+*/}}
+{{- define "maestro.namespacedRules" -}}
+# The MicroserviceApps: kopf lists and watches them; reconcile reads each; kopf patches the object when it
+# handles it (its progress lives in .status.kopf).
+- apiGroups: [maestro.dev]
+  resources: [microserviceapps]
+  verbs: [get, list, watch, patch]
+# The app's status: reconcile and kopf write it through the status subresource (a merge patch).
+- apiGroups: [maestro.dev]
+  resources: [microserviceapps/status]
+  verbs: [patch]
+# The children: watched (events of owned children trigger a pass), server-side applied (patch; create when an
+# apply creates one), pruned (delete).
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+# Config sources: read to hash them (config rollouts) and watched so that a change rolls the pods. Never written.
+- apiGroups: [""]
+  resources: [configmaps, secrets]
+  verbs: [get, list, watch]
+# Events about apps (Maestro's own and kopf's warnings). Only created.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+{{/* Read-only cluster-scoped discovery for kopf (see rbac.discovery in values.yaml). */}}
+{{- define "maestro.discoveryRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- if .Values.watchNamespaces }}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
+{{- end -}}

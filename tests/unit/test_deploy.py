@@ -1,0 +1,288 @@
+"""The install artefacts: the Helm chart (lint, render, values schema), its CRD and the plain manifests kept in step,
+and least-privilege RBAC: the Role grants exactly what the operator's code calls, derived from kube.py and the kopf
+handlers it registers.
+
+helm is built from its Go module by hack/helm/helm.py and cached (~/.cache/maestro/helm-<version>-<pins>/helm);
+these tests build it on first use when Go is available (a few minutes, once) and are skipped without Go.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "maestro"
+CRD = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
+
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def _load_helm_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("maestro_hack_helm", ROOT / "hack" / "helm" / "helm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helm_script = _load_helm_script()
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    path: Path = helm_script.binary_path()
+    if not path.exists():
+        if shutil.which("go") is None:
+            pytest.skip("helm is not built and Go is not available to build it (hack/helm/helm.py build)")
+        path = helm_script.build()
+    return path
+
+
+def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(helm), *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def render(helm: Path, *sets: str, namespace: str = "maestro-system") -> list[dict[str, Any]]:
+    args = ["template", "maestro", str(CHART), "--namespace", namespace]
+    for item in sets:
+        args += ["--set", item]
+    out = run_helm(helm, *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def rule_set(rules: list[dict[str, Any]]) -> set[Rule]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what the operator uses, derived from its code
+
+
+def _group(prefix: str) -> str:
+    """'/api/v1' -> '' (core), '/apis/apps/v1' -> 'apps'."""
+    parts = prefix.strip("/").split("/")
+    return "" if parts[0] == "api" else parts[1]
+
+
+def operator_needs() -> set[Rule]:
+    """Every (group, resource, verb) the operator's code calls in a watched namespace.
+
+    - kube.py: the kinds in KINDS and the calls made on them (children: get/list/apply/delete; config sources:
+      get; the app: get/list, status patched through the subresource; events: created);
+    - kopf: every resource a handler is registered for is listed and watched; resources with change handlers
+      (create/update/resume) are patched by kopf (progress storage).
+    """
+    import kopf
+
+    from maestro import api, handlers, kube
+
+    assert handlers.MANAGED  # imported for its registrations
+    needs: set[Rule] = set()
+    for kind, (prefix, plural) in kube.KINDS.items():
+        group = _group(prefix)
+        if kind in kube.CHILD_KINDS:
+            # SSA creates an object it does not find: the API server authorizes `create` as well as `patch`.
+            verbs = {"get", "list", "create", "patch", "delete"}
+        elif kind == api.KIND:
+            verbs = {"get", "list"}
+            needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status
+        else:  # config sources, read by kube.source_data
+            verbs = {"get"}
+        needs |= {(group, plural, verb) for verb in verbs}
+    needs.add(("", "events", "create"))  # kube.post_event, and kopf's warning events
+
+    registry = kopf.get_default_registry()
+    for handler in registry._watching.get_all_handlers():
+        needs |= {(*_resource(handler.selector), verb) for verb in ("list", "watch")}
+    for changing in registry._changing.get_all_handlers():
+        needs |= {(*_resource(changing.selector), verb) for verb in ("list", "watch", "patch")}
+    return needs
+
+
+def _resource(selector: Any) -> tuple[str, str]:
+    """(group, plural) of a kopf handler's selector (`kopf.on.event("apps", "v1", "deployments")`)."""
+    plural = selector.plural or selector.any_name
+    assert plural, f"a handler selects no single resource: {selector}"
+    return selector.group or "", str(plural)
+
+
+def test_operator_needs_cover_every_kind_in_kube() -> None:
+    from maestro import kube
+
+    resources = {resource for _, resource, _ in operator_needs()}
+    assert {plural for _, plural in kube.KINDS.values()} <= resources
+    assert "events" in resources
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the chart
+
+
+def test_chart_crd_is_the_generated_crd() -> None:
+    assert (CHART / "crds" / CRD.name).read_text() == CRD.read_text(), (
+        "deploy/helm/maestro/crds/ differs from crds/: cp crds/maestro.dev_microserviceapps.yaml deploy/helm/maestro/crds/"
+    )
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [[], ["watchNamespaces={team-a,team-b}"], ["rbac.discovery=false", "logFormat=text", "verbose=true"]],
+)
+def test_helm_lint_is_clean(helm: Path, sets: list[str]) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    for item in sets:
+        args += ["--set", item]
+    result = run_helm(helm, *args)
+    assert "0 chart(s) failed" in result.stdout, result.stdout
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
+
+
+def test_values_schema_rejects_unknown_and_bad_values(helm: Path) -> None:
+    for bad in ("imagee.tag=x", "logFormat=xml", "watchNamespaces={Not_A_Name}"):
+        result = run_helm(helm, "template", "maestro", str(CHART), "--set", bad, check=False)
+        assert result.returncode != 0, f"--set {bad} was accepted"
+
+
+def test_cluster_wide_render(helm: Path) -> None:
+    docs = render(helm)
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "Deployment",
+        ]
+    )
+    (deployment,) = find(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["run", "--log-format=json", "--all-namespaces"]
+    assert container["image"] == "ghcr.io/maestro-dev/maestro:0.1.0"
+    assert pod["serviceAccountName"] == "maestro"
+    assert deployment["spec"]["replicas"] == 1
+    for doc in docs:
+        if doc["kind"] in ("ServiceAccount", "Deployment"):
+            assert doc["metadata"]["namespace"] == "maestro-system"
+
+
+def test_namespaced_render(helm: Path) -> None:
+    docs = render(
+        helm, "watchNamespaces={team-a,team-b}", "image.tag=1.2.3", "image.repository=example.com/m"
+    )
+    roles = find(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    bindings = find(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "maestro", "namespace": "maestro-system"}
+        ]
+    # The only cluster-scoped grant is the read-only discovery role.
+    assert [c["metadata"]["name"] for c in find(docs, "ClusterRole")] == ["maestro-discovery"]
+    (container,) = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["run", "--log-format=json", "--namespace=team-a", "--namespace=team-b"]
+    assert container["image"] == "example.com/m:1.2.3"
+
+
+def test_operator_pod_is_restricted(helm: Path) -> None:
+    (deployment,) = find(render(helm), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["readOnlyRootFilesystem"] is True
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# least privilege
+
+
+def test_role_grants_exactly_what_the_operator_uses(helm: Path) -> None:
+    docs = render(helm, "watchNamespaces={team-a}", "rbac.discovery=false")
+    (role,) = find(docs, "Role")
+    granted = rule_set(role["rules"])
+    needs = operator_needs()
+    assert granted - needs == set(), f"granted but never used: {sorted(granted - needs)}"
+    assert needs - granted == set(), f"used but not granted: {sorted(needs - granted)}"
+    assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
+
+
+def test_cluster_role_grants_the_same_rules(helm: Path) -> None:
+    docs = render(helm, "rbac.discovery=false")
+    (cluster_role,) = find(docs, "ClusterRole")
+    assert rule_set(cluster_role["rules"]) == operator_needs()
+
+
+def test_discovery_role_is_read_only_and_small(helm: Path) -> None:
+    cluster_wide = {c["metadata"]["name"]: rule_set(c["rules"]) for c in find(render(helm), "ClusterRole")}
+    crds = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+    assert cluster_wide["maestro-discovery"] == crds
+    namespaced = find(render(helm, "watchNamespaces={team-a}"), "ClusterRole")
+    assert rule_set(namespaced[0]["rules"]) == crds | {("", "namespaces", v) for v in ("list", "watch")}
+
+
+def test_no_wildcards_anywhere(helm: Path) -> None:
+    for sets in ([], ["watchNamespaces={team-a}"]):
+        for doc in render(helm, *sets):
+            for rule in doc.get("rules") or []:
+                for field in ("apiGroups", "resources", "verbs"):
+                    assert "*" not in rule[field], doc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plain manifests
+
+
+def test_plain_manifests_match_the_chart(helm: Path) -> None:
+    committed = (ROOT / "deploy" / "manifests" / helm_script.GENERATED).read_text()
+    assert committed == helm_script.render_manifests(), (
+        "deploy/manifests/ drifted from the chart: run `python hack/helm/helm.py manifests`"
+    )
+
+
+def test_kustomization_lists_the_generated_file() -> None:
+    kustomization = yaml.safe_load((ROOT / "deploy" / "manifests" / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == [helm_script.GENERATED]
+
+
+def test_plain_manifests_contents() -> None:
+    docs = [
+        d
+        for d in yaml.safe_load_all((ROOT / "deploy" / "manifests" / helm_script.GENERATED).read_text())
+        if d
+    ]
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("CustomResourceDefinition") == 1
+    assert kinds.count("Namespace") == 1
+    (crd,) = (d for d in docs if d["kind"] == "CustomResourceDefinition")
+    assert crd == yaml.safe_load(CRD.read_text())
+    (namespace,) = (d for d in docs if d["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
