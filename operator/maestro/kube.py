@@ -124,6 +124,10 @@ def list_objects(
         query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())))
     result = _call("GET", _path(kind, namespace), query=query)
     items: list[dict[str, Any]] = result.get("items") or []
+    prefix = KINDS[kind][0]
+    for item in items:  # the items of a list carry neither; a single GET does
+        item.setdefault("apiVersion", prefix.removeprefix("/apis/").removeprefix("/api/"))
+        item.setdefault("kind", kind)
     return items
 
 

@@ -46,6 +46,7 @@ class Outcome:
     errors: list[tuple[str, str]] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    writes: int = 0  # apply requests sent
     status_written: bool = False
 
     @property
@@ -81,6 +82,28 @@ def up_to_date(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -
     annotations = (observed.get("metadata") or {}).get("annotations") or {}
     wanted = (desired["metadata"].get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
     return wanted is not None and annotations.get(APPLIED_HASH_ANNOTATION) == wanted
+
+
+def contains(observed: Any, desired: Any) -> bool:
+    """Whether every field of `desired` is in `observed` with the same value (lists item by item, same
+    length). Fields the API server or other managers added are ignored; anything else means "apply"."""
+    if isinstance(desired, Mapping):
+        return isinstance(observed, Mapping) and all(
+            key in observed and contains(observed[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(observed, list)
+            and len(observed) == len(desired)
+            and all(contains(o, d) for o, d in zip(observed, desired, strict=True))
+        )
+    return bool(observed == desired)
+
+
+def in_place(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Whether applying `desired` would change nothing: last applied from the same desired object, and
+    every desired field still has its value (nobody edited or removed it by hand)."""
+    return observed is not None and up_to_date(desired, observed) and contains(observed, desired)
 
 
 def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.ServiceSpec]) -> dict[str, str]:
@@ -136,11 +159,12 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
             return Outcome()  # the garbage collector removes the children
         outcome = _reconcile(fresh)
     log.debug(
-        "pass done: %s/%s phase=%s applied=%s pruned=%s status_written=%s",
+        "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s",
         meta["namespace"],
         meta["name"],
         outcome.phase,
         ",".join(outcome.applied) or "-",
+        outcome.writes,
         ",".join(outcome.pruned) or "-",
         outcome.status_written,
     )
@@ -211,6 +235,9 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
         for child in desired[service]:
             key = (child["kind"], child["metadata"]["name"])
             before = owned.get(key)
+            if in_place(child, before):
+                continue  # nothing to write: a steady pass sends no write request at all
+            outcome.writes += 1
             try:
                 result = kube.apply(child)
             except kube.ApiError as error:

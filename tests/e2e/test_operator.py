@@ -361,6 +361,9 @@ def test_steady_pass_writes_nothing(kubectl: Kubectl, op: OperatorProcess) -> No
     wait_until("a pass after touching the HPA", lambda: op.passes() > passes, timeout=20)
     time.sleep(8)
     assert versions() == before
+    # Not even a no-op request: the passes found every child in place and sent nothing.
+    lines = [line for line in op.log().splitlines() if "pass done:" in line][passes:]
+    assert lines and all("writes=0 " in line and "status_written=False" in line for line in lines), lines
     hpa = kubectl.get("hpa", "shop-api")
     assert hpa["metadata"]["labels"]["e2e-touch"] == "1"  # not Maestro's field: left alone
 

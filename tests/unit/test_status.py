@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from maestro import api, reconcile, render, status
@@ -232,3 +233,23 @@ def test_referenced_sources() -> None:
         defaults={"configFrom": [{"configMap": "common"}]},
     )
     assert reconcile.referenced_sources(obj) == {"configmap/web-config", "secret/db-pass", "configmap/common"}
+
+
+def test_in_place_means_nothing_to_write() -> None:
+    obj = app(svc("web"))
+    desired = reconcile.with_hash(render.render_app(obj)[0])
+    observed = copy.deepcopy(desired)
+    observed["metadata"]["resourceVersion"] = "7"  # the server's additions do not count
+    observed["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    observed["status"] = {"replicas": 1}
+    assert reconcile.in_place(desired, observed)
+    edited = copy.deepcopy(observed)
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"  # an edit by hand
+    assert not reconcile.in_place(desired, edited)
+    removed = copy.deepcopy(observed)
+    del removed["metadata"]["labels"]["app.kubernetes.io/part-of"]  # a field removed by hand
+    assert not reconcile.in_place(desired, removed)
+    longer = copy.deepcopy(observed)
+    longer["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
+    assert not reconcile.in_place(desired, longer)
+    assert not reconcile.in_place(desired, None)
