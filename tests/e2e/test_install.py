@@ -1,0 +1,237 @@
+"""Least privilege, proven: install the Helm chart (namespaced mode, in the test's namespace), then run the
+operator out of cluster with the chart's ServiceAccount token instead of admin credentials; an app still becomes
+Ready, and the ServiceAccount can do nothing outside its role.
+
+The chart's operator Deployment is installed too; its pod does not really run here (the simulated nodes run no
+images, and the image is not built on this machine; kwok only marks the pod Ready), so `maestro run` plays its
+part. The plain manifests are applied as a user would (`kubectl apply -k deploy/manifests`).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.kubectl import Kubectl
+from tests.e2e.operator_process import OperatorProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "maestro"
+EXAMPLE = ROOT / "examples" / "web.yaml"
+
+
+def _load_helm_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("maestro_hack_helm", ROOT / "hack" / "helm" / "helm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    script = _load_helm_script()
+    path: Path = script.binary_path()
+    if not path.exists():
+        if shutil.which("go") is None:
+            pytest.skip("helm is not built and Go is not available to build it (hack/helm/helm.py build)")
+        path = script.build()
+    return path
+
+
+class Installed:
+    """The chart rendered and applied for one test: release `maestro-<namespace>`, watching that namespace."""
+
+    def __init__(self, namespace: str, manifest: Path, docs: list[dict[str, Any]]) -> None:
+        self.namespace = namespace
+        self.manifest = manifest
+        self.docs = docs
+        (sa,) = (d for d in docs if d["kind"] == "ServiceAccount")
+        self.service_account: str = sa["metadata"]["name"]
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
+
+
+@pytest.fixture
+def installed(
+    helm: Path, cluster_kubectl: Kubectl, crd: None, namespace: str, tmp_path: Path
+) -> Iterator[Installed]:
+    release = f"maestro-{namespace}"  # cluster-scoped names (the discovery ClusterRole) stay unique per test
+    rendered = subprocess.run(
+        [
+            str(helm),
+            "template",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--set",
+            f"watchNamespaces={{{namespace}}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    manifest = tmp_path / "chart.yaml"
+    manifest.write_text(rendered)
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    cluster_kubectl("apply", "-f", str(manifest))
+    try:
+        yield Installed(namespace, manifest, docs)
+    finally:
+        # The namespace's deletion removes the rest; the cluster-scoped objects go here.
+        for doc in docs:
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                cluster_kubectl.run(
+                    "delete", doc["kind"], doc["metadata"]["name"], "--wait=false", check=False
+                )
+
+
+def service_account_kubeconfig(cluster_kubectl: Kubectl, installed: Installed, path: Path) -> Path:
+    """A kubeconfig with the test cluster's server and CA, and a token of the chart's ServiceAccount."""
+    token = cluster_kubectl(
+        "--namespace", installed.namespace, "create", "token", installed.service_account, "--duration=1h"
+    ).strip()
+    admin = yaml.safe_load(cluster_kubectl.kubeconfig.read_text())
+    current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == current["context"]["cluster"])["cluster"]
+    server_entry: dict[str, Any] = {"server": cluster["server"]}
+    if "certificate-authority-data" in cluster:
+        server_entry["certificate-authority-data"] = cluster["certificate-authority-data"]
+    elif "certificate-authority" in cluster:
+        ca = Path(cluster["certificate-authority"])
+        if not ca.is_absolute():
+            ca = cluster_kubectl.kubeconfig.parent / ca
+        server_entry["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
+    else:
+        server_entry["insecure-skip-tls-verify"] = bool(cluster.get("insecure-skip-tls-verify"))
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": server_entry}],
+        "users": [{"name": "maestro", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "maestro",
+                "context": {"cluster": "test", "user": "maestro", "namespace": installed.namespace},
+            }
+        ],
+        "current-context": "maestro",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def can_i(cluster_kubectl: Kubectl, installed: Installed, *args: str) -> str:
+    result = cluster_kubectl.run("auth", "can-i", f"--as={installed.user}", *args, check=False)
+    return result.stdout.strip()
+
+
+def test_chart_objects_exist(cluster_kubectl: Kubectl, installed: Installed) -> None:
+    kubectl = cluster_kubectl.in_namespace(installed.namespace)
+    assert kubectl.get("serviceaccount", installed.service_account)
+    assert kubectl.get("role", installed.service_account)
+    assert kubectl.get("rolebinding", installed.service_account)
+    deployment = kubectl.get("deployment", installed.service_account)
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == installed.service_account
+
+
+def test_operator_works_with_the_service_account_token(
+    cluster_kubectl: Kubectl, installed: Installed, tmp_path: Path
+) -> None:
+    kubeconfig = service_account_kubeconfig(cluster_kubectl, installed, tmp_path / "maestro.kubeconfig")
+    # The token really is the ServiceAccount's, not an admin's.
+    who = Kubectl(cluster_kubectl.binary, kubeconfig).run(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert who.stdout.strip() == installed.user
+
+    operator = OperatorProcess(kubeconfig, installed.namespace, tmp_path / "operator.log")
+    operator.start()
+    try:
+        kubectl = cluster_kubectl.in_namespace(installed.namespace)
+        kubectl("apply", "-f", str(EXAMPLE))
+        name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+        kubectl("wait", "--for=condition=Ready", f"msa/{name}", "--timeout=120s")
+        app = kubectl.get("msa", name)
+        assert app["status"]["observedGeneration"] == app["metadata"]["generation"]
+        assert kubectl.get("deployment", f"{name}-web")
+        log = operator.log()
+        assert "Not enough permissions" not in log, log[-5000:]
+        assert "403" not in log and "Forbidden" not in log, log[-5000:]
+    except BaseException:
+        print(f"===== operator log ({operator.log_path}) =====")
+        print(operator.log()[-60000:])
+        raise
+    finally:
+        operator.stop()
+
+
+def test_service_account_can_do_nothing_else(cluster_kubectl: Kubectl, installed: Installed) -> None:
+    ns = installed.namespace
+    # Inside its namespace, what the operator needs.
+    assert can_i(cluster_kubectl, installed, "patch", "deployments", "-n", ns) == "yes"
+    assert (
+        can_i(cluster_kubectl, installed, "patch", "microserviceapps.maestro.dev/status", "-n", ns) == "yes"
+    )
+    # Outside its role: nothing.
+    assert can_i(cluster_kubectl, installed, "delete", "nodes") == "no"
+    assert can_i(cluster_kubectl, installed, "create", "deployments", "-n", "default") == "no"
+    assert can_i(cluster_kubectl, installed, "get", "secrets", "-n", "kube-system") == "no"
+    assert can_i(cluster_kubectl, installed, "create", "secrets", "-n", ns) == "no"
+    assert can_i(cluster_kubectl, installed, "create", "pods", "-n", ns) == "no"
+    assert can_i(cluster_kubectl, installed, "create", "clusterrolebindings") == "no"
+    assert can_i(cluster_kubectl, installed, "delete", "customresourcedefinitions") == "no"
+    assert can_i(cluster_kubectl, installed, "update", "microserviceapps.maestro.dev", "-n", ns) == "no"
+
+
+def test_plain_manifests_apply(cluster_kubectl: Kubectl, crd: None) -> None:
+    """`kubectl apply -k deploy/manifests` installs the cluster-wide operator: namespace, RBAC, Deployment, CRD."""
+    manifests = ROOT / "deploy" / "manifests"
+    docs = [d for d in yaml.safe_load_all((manifests / "maestro.yaml").read_text()) if d]
+    # Server-side, as the crd fixture applies the CRD (the same object), so the two never conflict.
+    cluster_kubectl("apply", "--server-side", "--force-conflicts", "-k", str(manifests))
+    try:
+        for doc in docs:
+            namespace = doc["metadata"].get("namespace")
+            kubectl = cluster_kubectl.in_namespace(namespace) if namespace else cluster_kubectl
+            assert kubectl.get(doc["kind"], doc["metadata"]["name"]), (
+                f"{doc['kind']} {doc['metadata']['name']}"
+            )
+        # The operator's pod passes the namespace's `restricted` Pod Security admission (kwok then plays it Ready).
+        cluster_kubectl(
+            "--namespace",
+            "maestro-system",
+            "wait",
+            "--for=condition=Available",
+            "deployment/maestro",
+            "--timeout=90s",
+        )
+        user = "system:serviceaccount:maestro-system:maestro"
+        result = cluster_kubectl.run(
+            "auth", "can-i", f"--as={user}", "patch", "deployments", "-A", check=False
+        )
+        assert result.stdout.strip() == "yes"
+        result = cluster_kubectl.run("auth", "can-i", f"--as={user}", "delete", "nodes", check=False)
+        assert result.stdout.strip() == "no"
+    finally:
+        # Everything but the CRD, which the other tests share.
+        for doc in docs:
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding", "Namespace"):
+                cluster_kubectl.run(
+                    "delete", doc["kind"], doc["metadata"]["name"], "--wait=false", check=False
+                )
