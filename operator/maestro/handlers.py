@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,8 @@ from maestro import settings as _settings  # noqa: F401  (registers the startup 
 
 log = logging.getLogger(__name__)
 
-SAFETY_INTERVAL = 60.0  # seconds between safety passes over all apps
+# Seconds between safety passes over all apps (MAESTRO_SAFETY_INTERVAL overrides it, e.g. in tests).
+SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
 

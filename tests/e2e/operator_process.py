@@ -28,9 +28,10 @@ class OperatorProcess:
         self.namespace = namespace
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}  # e.g. MAESTRO_SAFETY_INTERVAL, applied at the next start()
 
     def start(self) -> None:
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1", **self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "operator"), env.get("PYTHONPATH")]))
         offset = self.log().count(STARTED_MARKER)
         log = self.log_path.open("ab")

@@ -287,6 +287,19 @@ def test_name_taken_by_a_foreign_object_is_reported_not_overwritten(
     assert kubectl.get("service", "shop-web") is None
 
 
+def test_safety_pass_picks_up_what_no_watch_reports(kubectl: Kubectl, op: OperatorProcess) -> None:
+    op.stop()
+    op.extra_env["MAESTRO_SAFETY_INTERVAL"] = "2"
+    op.start()
+    kubectl("create", "deployment", "shop-web", "--image=registry.example.com/theirs:1")
+    kubectl.apply(msa("shop", svc("web")))
+    wait_until("the app to be Invalid", lambda: phase(kubectl, "shop") == "Invalid", timeout=30)
+    # The foreign Deployment goes; Maestro does not watch it (not its label): only the safety pass sees it.
+    kubectl("delete", "deployment", "shop-web")
+    wait_until("the app to become Ready", lambda: phase(kubectl, "shop") == "Ready", timeout=30)
+    assert kubectl.get("deployment", "shop-web")["metadata"]["ownerReferences"][0]["name"] == "shop"
+
+
 def test_config_change_rolls_only_its_users(kubectl: Kubectl, op: OperatorProcess) -> None:
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"}, "data": {"a": "1"}}
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-db"}, "stringData": {"pw": "1"}}
