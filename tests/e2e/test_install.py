@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e import test_operator
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
 
@@ -235,3 +236,32 @@ def test_plain_manifests_apply(cluster_kubectl: Kubectl, crd: None) -> None:
                 cluster_kubectl.run(
                     "delete", doc["kind"], doc["metadata"]["name"], "--wait=false", check=False
                 )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole operator e2e suite again, with the operator holding only the chart's ServiceAccount token: each test of
+# test_operator.py is collected here too (as test_as_service_account_<name>), and this module's `op` fixture
+# replaces that module's admin-credentialed one.
+
+
+@pytest.fixture
+def op(
+    request: pytest.FixtureRequest, cluster_kubectl: Kubectl, installed: Installed, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    kubeconfig = service_account_kubeconfig(cluster_kubectl, installed, tmp_path / "maestro.kubeconfig")
+    proc = OperatorProcess(kubeconfig, installed.namespace, tmp_path / "operator.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            print(f"===== operator log ({proc.log_path}) =====")
+            print(proc.log()[-60000:])
+    assert "Forbidden" not in proc.log(), proc.log()[-5000:]
+
+
+for _name, _test in vars(test_operator).copy().items():
+    if _name.startswith("test_") and callable(_test):
+        globals()[f"test_as_service_account_{_name.removeprefix('test_')}"] = _test
