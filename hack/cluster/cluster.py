@@ -554,20 +554,33 @@ def down(cluster: Cluster) -> None:
     # Stop in reverse start order so nothing spends its last seconds retrying a vanished API server.
     for process in reversed(PROCESSES):
         if process in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(alive[process], signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while cluster.running() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for process, pid in cluster.running().items():
-        log(f"{process} ({pid}) ignored SIGTERM; killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+            signal_group(alive[process], signal.SIGTERM)
+    # The API server drains its watches on SIGTERM; a throwaway cluster need not wait long for that.
+    if not wait_gone(cluster, 10):
+        for process, pid in cluster.running().items():
+            log(f"{process} ({pid}) is still stopping after SIGTERM; killing it")
+            signal_group(pid, signal.SIGKILL)
+        if not wait_gone(cluster, 10):
+            raise SystemExit(f"could not stop {', '.join(cluster.running())}")
     if alive:
         log(f"stopped {', '.join(alive)}")
     if cluster.state.exists():
         shutil.rmtree(cluster.state)
         log(f"removed {cluster.state}")
+
+
+def signal_group(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
+
+
+def wait_gone(cluster: Cluster, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while cluster.running():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def status(cluster: Cluster) -> int:
