@@ -286,3 +286,28 @@ def test_plain_manifests_contents() -> None:
     assert crd == yaml.safe_load(CRD.read_text())
     (namespace,) = (d for d in docs if d["kind"] == "Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the image (not buildable here: no container engine; its recipe is checked instead)
+
+
+def test_dockerfile_is_small_non_root_and_runs_the_operator() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    instructions = [line for line in lines if line and not line.startswith("#")]
+    bases = [line.split()[1] for line in instructions if line.startswith("FROM ")]
+    assert bases and all(base == "${PYTHON_IMAGE}" for base in bases)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in instructions
+    assert any("@sha256:" in line for line in lines), "the Dockerfile says how to pin the base by digest"
+    (user,) = (line for line in instructions if line.startswith("USER "))
+    uid = user.split()[1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, "a numeric non-root user, so runAsNonRoot can be verified"
+    assert instructions[-2] == 'ENTRYPOINT ["maestro"]'
+    assert instructions[-1].startswith('CMD ["run"')
+
+
+def test_chart_runs_the_image_as_its_user(helm: Path) -> None:
+    (deployment,) = find(render(helm), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    user = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER "))
+    assert f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" == user.split()[1]
