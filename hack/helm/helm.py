@@ -85,7 +85,8 @@ def build() -> Path:
         raise SystemExit("go list failed")
     total = len(listed.stdout.split())
     log(f"compiling helm {version}: {total} Go packages (a few minutes on 2 cores)")
-    staging = target.parent.with_name(target.parent.name + ".partial")
+    # Per process, so that two builds at once (e.g. two test runs) do not share a half-written directory.
+    staging = target.parent.with_name(f"{target.parent.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={version}"
@@ -105,8 +106,12 @@ def build() -> Path:
     if proc.wait() != 0:
         sys.stderr.write("".join(errors[-50:]))
         raise SystemExit("go build failed for helm")
-    shutil.rmtree(target.parent, ignore_errors=True)
-    staging.rename(target.parent)  # atomic: the cache directory is either complete or absent
+    try:
+        staging.rename(target.parent)  # atomic: the cache directory is either complete or absent
+    except OSError:  # another build finished first: its binary is as good
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.exists():
+            raise
     log(f"built helm {version} in {int(time.monotonic() - started)}s into {target}")
     return target
 
