@@ -24,6 +24,7 @@ import yaml
 from tests.e2e import test_operator
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
+from tests.e2e.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -204,6 +205,12 @@ def test_plain_manifests_apply(cluster_kubectl: Kubectl, crd: None) -> None:
     """`kubectl apply -k deploy/manifests` installs the cluster-wide operator: namespace, RBAC, Deployment, CRD."""
     manifests = ROOT / "deploy" / "manifests"
     docs = [d for d in yaml.safe_load_all((manifests / "maestro.yaml").read_text()) if d]
+
+    def not_terminating() -> bool:
+        ns = cluster_kubectl.get("namespace", "maestro-system")
+        return ns is None or ns["status"].get("phase") == "Active"
+
+    wait_until("the maestro-system namespace of an earlier run to be gone", not_terminating)
     # Server-side, as the crd fixture applies the CRD (the same object), so the two never conflict.
     cluster_kubectl("apply", "--server-side", "--force-conflicts", "-k", str(manifests))
     try:
