@@ -1,0 +1,344 @@
+"""Shared helpers of the benchmark scripts: the local cluster, the operator as a subprocess, the app shape,
+waits with timeouts, and counting API requests from the API server's own metrics.
+
+The scripts are plain Python (not tests): `.venv/bin/python benchmarks/<name>.py --help`. They talk to the API
+through `maestro.kube` (the operator's own thin REST layer over pykube's session), so the raw-client baselines
+use the same HTTP stack as the operator.
+
+Attribution of requests: `apiserver_request_total` has no user-agent label, so the operator's requests are told
+apart by what only the operator does in these runs: every request on `microserviceapps` (the app GETs, its
+status patches, kopf's own patches), server-side applies (verb APPLY: the controllers and kwok never apply) and
+the Events it posts about apps (counted separately, as the controllers post Events too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
+CRD_FILE = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
+CLUSTER_NAME = "maestro-bench"
+CONCURRENCY = (
+    8  # = the operator's handler threads (settings.MAX_WORKERS): baselines run at the same concurrency
+)
+STARTED_MARKER = "configure' succeeded"
+
+sys.path.insert(0, str(ROOT / "operator"))
+
+from maestro import api, kube, render  # noqa: E402
+
+WRITE_VERBS = {"APPLY", "PATCH", "CREATE", "UPDATE", "DELETE", "DELETECOLLECTION", "POST", "PUT"}
+CHILD_RESOURCES = {"deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cluster
+
+
+class Cluster:
+    """The local control plane `maestro-bench`: `up` (harmless when running) and `down` at the end."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.env: dict[str, str] = {}
+
+    def up(self) -> None:
+        subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "up"], check=True, cwd=ROOT)
+        out = subprocess.run(
+            [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "env"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in out.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            self.env[key] = value.replace("$PATH", os.environ.get("PATH", ""))
+        os.environ["KUBECONFIG"] = self.env["KUBECONFIG"]
+        kube.load_config()
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "crd/microserviceapps.maestro.dev"
+        )
+
+    def down(self) -> None:
+        if self.keep:
+            log(f"keeping cluster {CLUSTER_NAME} (--keep-cluster)")
+            return
+        subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=False, cwd=ROOT)
+
+    def kubectl(self, *args: str) -> str:
+        env = dict(os.environ, **self.env)
+        return subprocess.run(["kubectl", *args], check=True, capture_output=True, text=True, env=env).stdout
+
+    def namespace(self, name: str) -> str:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.kubectl("create", "namespace", name)
+        return name
+
+
+@contextlib.contextmanager
+def cluster(args: argparse.Namespace) -> Iterator[Cluster]:
+    c = Cluster(keep=args.keep_cluster)
+    c.up()
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster running at the end")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the operator
+
+
+class Operator:
+    """`maestro run --namespace NS` as a subprocess, its log in a file."""
+
+    def __init__(
+        self, namespace: str, log_path: Path, *, verbose: bool = False, env: dict[str, str] | None = None
+    ):
+        self.namespace = namespace
+        self.log_path = log_path
+        self.verbose = verbose
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        env["PYTHONPATH"] = str(ROOT / "operator")
+        offset = self.log().count(STARTED_MARKER)
+        argv = [str(PYTHON), "-m", "maestro", "run", "--namespace", self.namespace]
+        if self.verbose:
+            argv.append("--verbose")
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+        def started() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited:\n{self.log()[-5000:]}")
+            return self.log().count(STARTED_MARKER) > offset
+
+        wait_until("the operator to start", started, timeout=60)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        text = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", text)
+        assert match
+        return int(match.group(1)) / 1024
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def passes(self) -> int:
+        return self.log().count("pass done:")
+
+
+@contextlib.contextmanager
+def operator(namespace: str, log_path: Path, **kwargs: Any) -> Iterator[Operator]:
+    op = Operator(namespace, log_path, **kwargs)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the app shape: three services, autoscaling on one (no dependsOn, so nothing is gated)
+
+
+def app_body(name: str, namespace: str, tag: str = "1.0.0") -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "services": [
+                {
+                    "name": "web",
+                    "image": f"registry.example.com/bench/web:{tag}",
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                },
+                {
+                    "name": "api",
+                    "image": f"registry.example.com/bench/api:{tag}",
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                    "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70},
+                },
+                {"name": "worker", "image": f"registry.example.com/bench/worker:{tag}"},
+            ]
+        },
+    }
+
+
+def create_app(name: str, namespace: str) -> dict[str, Any]:
+    body = app_body(name, namespace)
+    path = kube._path(api.KIND, namespace)
+    created: dict[str, Any] = kube._call("POST", path, body=body)
+    return created
+
+
+def create_apps(names: list[str], namespace: str) -> list[dict[str, Any]]:
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        return list(pool.map(lambda n: create_app(n, namespace), names))
+
+
+def expected_children(namespace: str) -> int:
+    return len(render.render_app(app_body("x", namespace)))
+
+
+def delete_apps(namespace: str) -> None:
+    prefix, plural = kube.KINDS[api.KIND]
+    kube._call("DELETE", f"{prefix}/namespaces/{namespace}/{plural}")
+
+
+def in_sync(app: dict[str, Any]) -> bool:
+    st = app.get("status") or {}
+    return st.get("observedGeneration") == app["metadata"].get("generation")
+
+
+def count_children(namespace: str) -> int:
+    return sum(
+        len(kube.list_objects(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY}))
+        for kind in kube.CHILD_KINDS
+    )
+
+
+def wait_converged(namespace: str, n: int, *, phase: str | None = None, timeout: float = 900) -> float:
+    """Until n apps are in sync (and in `phase`, if given) and all their children exist; returns seconds."""
+    started = time.monotonic()
+    want_children = n * expected_children(namespace)
+
+    def done() -> bool:
+        apps = kube.list_apps(namespace)
+        if len(apps) < n or not all(in_sync(a) for a in apps):
+            return False
+        if phase and not all((a.get("status") or {}).get("phase") == phase for a in apps):
+            return False
+        return count_children(namespace) >= want_children
+
+    wait_until(f"{n} apps in {namespace} to converge" + (f" ({phase})" if phase else ""), done, timeout, 0.5)
+    return time.monotonic() - started
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# API server metrics
+
+Key = tuple[str, str, str, str]  # verb, group, resource, subresource
+METRIC = re.compile(r"^apiserver_request_total\{([^}]*)\} (\S+)$")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def request_counts() -> Counter[Key]:
+    http = kube.client()
+    text = http.session.get(http.url.rstrip("/") + "/metrics", timeout=30).text
+    counts: Counter[Key] = Counter()
+    for line in text.splitlines():
+        match = METRIC.match(line)
+        if not match:
+            continue
+        labels = dict(LABEL.findall(match.group(1)))
+        key = (
+            labels.get("verb", ""),
+            labels.get("group", ""),
+            labels.get("resource", ""),
+            labels.get("subresource", ""),
+        )
+        counts[key] += int(float(match.group(2)))
+    return counts
+
+
+def diff(before: Counter[Key], after: Counter[Key]) -> Counter[Key]:
+    out: Counter[Key] = Counter()
+    for key, value in after.items():
+        if value - before.get(key, 0) > 0:
+            out[key] = value - before.get(key, 0)
+    return out
+
+
+def operator_requests(delta: Counter[Key]) -> dict[str, int]:
+    """The requests attributable to the operator (see the module docstring), summarised."""
+    app_reads = sum(
+        v
+        for (verb, _, res, _), v in delta.items()
+        if res == "microserviceapps" and verb in {"GET", "LIST", "WATCH"}
+    )
+    app_writes = sum(
+        v for (verb, _, res, _), v in delta.items() if res == "microserviceapps" and verb in WRITE_VERBS
+    )
+    applies = sum(v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "APPLY")
+    child_lists = sum(
+        v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "LIST"
+    )
+    child_gets = sum(v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "GET")
+    child_deletes = sum(
+        v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "DELETE"
+    )
+    events = sum(
+        v for (verb, _, res, _), v in delta.items() if res == "events" and verb in {"CREATE", "POST"}
+    )
+    return {
+        "writes": app_writes + applies + child_deletes,
+        "app_writes": app_writes,
+        "applies": applies,
+        "child_deletes": child_deletes,
+        "app_gets": app_reads,
+        "child_lists": child_lists,
+        "child_gets": child_gets,
+        "events_all_clients": events,
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
