@@ -1,4 +1,4 @@
-"""kopf registrations: every trigger ends in one `reconcile.reconcile(app)` call.
+"""kopf registrations: every trigger ends in a pass of `reconcile.py` over the app concerned.
 
 - the app's create / update / resume (kopf's change detection, progress in .status.kopf);
 - events of owned children (Deployments, Services, HPAs, PDBs labelled managed-by=maestro), mapped to
@@ -69,7 +69,7 @@ def safety_pass() -> None:
     )
     for app in apps:
         try:
-            reconcile.reconcile(_ref(app))
+            reconcile.request(_ref(app))
         except (kube.ApiError, OSError) as error:
             log.warning("safety pass of %s failed: %s", app["metadata"].get("name"), error)
 
@@ -111,7 +111,7 @@ def _child_event(event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         return
     app = {"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}}
     try:
-        reconcile.reconcile(app)
+        reconcile.request(app)
     except kube.ApiError as error:  # the next event or the safety pass completes it
         log.warning("pass for %s/%s after a child event failed: %s", namespace, name, error.reason)
 
@@ -147,7 +147,7 @@ def _config_event(kind: str, event: Mapping[str, Any], body: Mapping[str, Any]) 
     for app in kube.list_apps(namespace):
         if key in reconcile.referenced_sources(app):
             try:
-                reconcile.reconcile(app)
+                reconcile.request(app)
             except kube.ApiError as error:
                 log.warning(
                     "pass for %s/%s after a %s change failed: %s",

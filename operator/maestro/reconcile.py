@@ -36,6 +36,11 @@ APPLIED_HASH_ANNOTATION = f"{api.GROUP}/applied-hash"
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+# Coalescing of triggered passes: app -> True while a `request` loop runs for it, and whether another pass
+# was asked for meanwhile. A burst of child events then costs one or two passes, and handler threads never
+# queue up behind one app's lock while other apps wait.
+_running: dict[tuple[str, str], bool] = {}
+_pending: dict[tuple[str, str], bool] = {}
 
 
 @dataclass
@@ -141,6 +146,30 @@ def referenced_sources(app: Mapping[str, Any]) -> set[str]:
 
 def _label(child: Mapping[str, Any]) -> str:
     return f"{child['kind']}/{child['metadata']['name']}"
+
+
+def request(app: Mapping[str, Any]) -> None:
+    """Ask for a pass over the app. If one is running already, it runs once more when done and this call
+    returns at once; else the pass runs here. For triggers whose caller needs no outcome (child events,
+    config changes, the safety pass)."""
+    meta = app["metadata"]
+    key = (meta["namespace"], meta["name"])
+    with _locks_guard:
+        if _running.get(key):
+            _pending[key] = True
+            return
+        _running[key] = True
+        _pending[key] = False
+    try:
+        while True:
+            reconcile(app)
+            with _locks_guard:
+                if not _pending.get(key):
+                    break
+                _pending[key] = False
+    finally:
+        with _locks_guard:
+            _running[key] = False
 
 
 def reconcile(app: Mapping[str, Any]) -> Outcome:
