@@ -270,6 +270,11 @@ def test_invalid_spec_creates_nothing(kubectl: Kubectl, op: OperatorProcess) -> 
     time.sleep(5)
     assert kubectl.get(CHILD_KINDS, selector=MANAGED) == []
     assert kubectl.get("msa", "shop")["metadata"]["resourceVersion"] == resource_version  # no retry storm
+    # Fixed, it goes ahead.
+    kubectl.apply(msa("shop", svc("a", dependsOn=["b"]), svc("b")))
+    app = wait_ready(kubectl, "shop")
+    assert names(kubectl, "deployments") == {"shop-a", "shop-b"}
+    assert condition(app, "Ready")["reason"] == "AllServicesReady"
 
 
 def test_name_taken_by_a_foreign_object_is_reported_not_overwritten(
