@@ -1,0 +1,58 @@
+"""Memory: the operator's RSS (VmRSS from /proc/<pid>/status) with 0, N1 and N2 apps in its namespace, each
+measured once every app is in sync and the operator has been idle a few seconds; prints the increment per 1000
+apps. Goal: 50 MiB or less per 1000 apps.
+
+    .venv/bin/python benchmarks/memory.py --apps 1000 5000
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from common import log
+
+
+def main() -> int:
+    parser = common.base_parser(__doc__ or "")
+    parser.add_argument("--apps", type=int, nargs=2, default=[1000, 5000], metavar=("N1", "N2"))
+    parser.add_argument(
+        "--settle", type=float, default=5, help="idle seconds before each reading (default 5)"
+    )
+    args = parser.parse_args()
+    n1, n2 = args.apps
+    workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
+    readings: list[tuple[int, float]] = []
+    with common.cluster(args) as cluster:
+        ns = cluster.namespace(f"memory-{int(time.time())}")
+        with common.operator(ns, workdir / "operator.log") as op:
+            time.sleep(args.settle)
+            readings.append((0, op.rss_mib()))
+            log(f"0 apps: {readings[-1][1]:.1f} MiB")
+            have = 0
+            for n in (n1, n2):
+                common.create_apps([f"app-{i:05d}" for i in range(have, n)], ns)
+                have = n
+                took = common.wait_converged(ns, n, timeout=3600)
+                time.sleep(args.settle)
+                readings.append((n, op.rss_mib()))
+                log(f"{n} apps (in sync after {took:.0f}s): {readings[-1][1]:.1f} MiB")
+    print()
+    print("operator memory (VmRSS)")
+    for n, rss in readings:
+        print(f"  {n:6d} apps  {rss:8.1f} MiB")
+    (_, r0), (_, r1), (_, r2) = readings
+    print(
+        f"  per 1000 apps: 0->{n1}: {(r1 - r0) / n1 * 1000:.1f} MiB, {n1}->{n2}: "
+        f"{(r2 - r1) / (n2 - n1) * 1000:.1f} MiB, 0->{n2}: {(r2 - r0) / n2 * 1000:.1f} MiB  (goal <= 50)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Steady-state writes: after N apps have converged (all Ready), count the operator's mutating API requests over
+a window (the API server's apiserver_request_total; see common.py for how the operator's requests are told
+apart), cross-checked by the resourceVersions of every app and child. Then per spec change (one image changed,
+so one Deployment): the writes made until the app is Ready again. Goal: zero in steady state; per change, no
+more than the children changed plus one status write.
+
+    .venv/bin/python benchmarks/steady_writes.py --apps 100 --window 300 --changes 5
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from common import api, kube, log, render
+
+
+def versions(namespace: str) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for kind in (*kube.CHILD_KINDS, api.KIND):
+        for obj in kube.list_objects(kind, namespace):
+            out[(kind, obj["metadata"]["name"])] = obj["metadata"]["resourceVersion"]
+    return out
+
+
+def set_image(namespace: str, app: str, service_index: int, image: str) -> None:
+    patch = [{"op": "replace", "path": f"/spec/services/{service_index}/image", "value": image}]
+    kube._call(
+        "PATCH", kube._path(api.KIND, namespace, app), body=patch, content_type="application/json-patch+json"
+    )
+
+
+def image_rolled_out(namespace: str, app: str, service: str, image: str) -> bool:
+    obj = kube.get(api.KIND, namespace, app)
+    assert obj is not None
+    st: dict[str, Any] = obj.get("status") or {}
+    if not common.in_sync(obj) or st.get("phase") != "Ready":
+        return False
+    images = {s.get("name"): s.get("image") for s in st.get("services") or []}
+    dep = kube.get("Deployment", namespace, render.child_name(app, service))
+    return (
+        images.get(service) == image
+        and dep is not None
+        and (dep["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+    )
+
+
+def main() -> int:
+    parser = common.base_parser(__doc__ or "")
+    parser.add_argument("--apps", type=int, default=100, help="how many apps (default 100)")
+    parser.add_argument(
+        "--window", type=float, default=300, help="seconds of steady state to watch (default 300)"
+    )
+    parser.add_argument("--changes", type=int, default=5, help="spec changes to count (default 5)")
+    args = parser.parse_args()
+    n = args.apps
+    workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
+    with common.cluster(args) as cluster:
+        ns = cluster.namespace(f"steady-{int(time.time())}")
+        with common.operator(ns, workdir / "operator.log", verbose=True) as op:
+            common.create_apps([f"app-{i:05d}" for i in range(n)], ns)
+            took = common.wait_converged(ns, n, phase="Ready", timeout=1800)
+            log(f"{n} apps Ready after {took:.1f}s; settling 10 s, then watching {args.window:.0f} s")
+            time.sleep(10)
+            rv_before = versions(ns)
+            passes_before = op.passes()
+            before = common.request_counts()
+            time.sleep(args.window)
+            steady = common.operator_requests(common.diff(before, common.request_counts()))
+            rv_after = versions(ns)
+            changed = sorted(k for k, v in rv_after.items() if rv_before.get(k) != v)
+            steady_passes = op.passes() - passes_before
+
+            per_change: list[dict[str, int]] = []
+            for i in range(args.changes):
+                app = f"app-{i:05d}"
+                image = f"registry.example.com/bench/web:2.0.{i}"
+                before = common.request_counts()
+                passes_before = op.passes()
+                set_image(ns, app, 0, image)
+                common.wait_until(
+                    f"{app} to roll out {image}",
+                    lambda app=app, image=image: image_rolled_out(ns, app, "web", image),
+                    120,
+                    0.2,
+                )
+                time.sleep(3)  # late passes (child events of the rollout) are counted too
+                counts = common.operator_requests(common.diff(before, common.request_counts()))
+                counts["passes"] = op.passes() - passes_before
+                per_change.append(counts)
+
+        print()
+        print(f"steady-state writes, N={n} apps, window {args.window:.0f} s (safety pass every 60 s)")
+        print(f"  operator writes in the window: {steady['writes']}  ({steady}); passes: {steady_passes}")
+        print(f"  objects whose resourceVersion changed: {len(changed)} {changed[:10]}")
+        print(
+            f"per spec change (one image: 1 Deployment changes; goal <= 1 apply + 1 status write), {args.changes} changes"
+        )
+        for counts in per_change:
+            print(
+                f"  applies {counts['applies']}, app writes {counts['app_writes']}, passes {counts['passes']}, "
+                f"events (all clients) {counts['events_all_clients']}"
+            )
+        print(f"  median writes per change: {common.median([c['writes'] for c in per_change])}")
+        print(f"  log: {workdir / 'operator.log'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
