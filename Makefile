@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CLUSTER := $(BIN)/python hack/cluster/cluster.py
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint unit test demo demo-down cluster-up cluster-down crd
+.PHONY: setup lint unit test demo demo-down cluster-up cluster-down crd manifests
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ unit: setup
 # plane, started and stopped by the suite, or the cluster named by MAESTRO_TEST_KUBECONFIG).
 test: lint
 	$(CLUSTER) build
+	$(BIN)/python hack/helm/helm.py build
 	$(BIN)/pytest
 
 demo: setup
@@ -46,3 +47,7 @@ cluster-down: setup
 
 crd: setup
 	$(BIN)/maestro crd > crds/maestro.dev_microserviceapps.yaml
+
+# deploy/manifests/ is the Helm chart rendered with its defaults; a unit test fails when it drifts.
+manifests: setup
+	$(BIN)/python hack/helm/helm.py manifests

@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # hack/: the shared gobuild module
+import gobuild  # noqa: E402
+
 GOMOD = HERE / "gomod"
 CACHE_ROOT = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro"))
 STATE_ROOT = Path(os.environ.get("MAESTRO_CLUSTER_STATE", CACHE_ROOT / "clusters"))
@@ -123,39 +126,8 @@ def version_ldflags() -> str:
 
 
 def go_build(module: str, binaries: list[Binary], out: Path) -> None:
-    """One `go build` per module so the compiler shares work across binaries; progress from `-v`."""
-    cwd = GOMOD / module
-    packages = [b.package for b in binaries]
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
-    # `go list -deps` fetches just the modules these binaries need (not the whole graph's test dependencies).
-    log(
-        f"resolving {module}'s packages (downloads Go modules the first time; the Go module cache keeps them)"
-    )
-    listed = subprocess.run(
-        ["go", "list", "-deps", *packages], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
-    total = len(listed.stdout.split())
     names = ", ".join(b.name for b in binaries)
-    log(f"compiling {names}: {total} Go packages (the first build takes 15-30 minutes on 2 cores)")
-    cmd = ["go", "build", "-v", "-trimpath", f"-ldflags={version_ldflags()}", "-o", str(out) + "/", *packages]
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    compiled, errors, last_report = 0, [], time.monotonic()
-    for line in proc.stderr:
-        if line.startswith(("#", " ", "\t")) or ":" in line:
-            errors.append(line)
-        else:
-            compiled += 1
-        if time.monotonic() - last_report > 30:
-            elapsed = int(time.monotonic() - started)
-            log(
-                f"  {module}: {compiled}/{total} packages compiled, {elapsed // 60}m{elapsed % 60:02d}s so far"
-            )
-            last_report = time.monotonic()
-    if proc.wait() != 0:
-        sys.stderr.write("".join(errors[-50:]))
-        raise SystemExit(f"go build failed for {module}")
+    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(), log)
     # go names a binary after its package path's last element, skipping a major-version suffix (`server/v3`).
     for binary in binaries:
         elements = binary.package.split("/")

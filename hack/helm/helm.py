@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # hack/: the shared gobuild module
+import gobuild  # noqa: E402
+
 ROOT = HERE.parent.parent
 GOMOD = HERE / "gomod"
 PACKAGE = "helm.sh/helm/v4/cmd/helm"
@@ -74,38 +77,13 @@ def build() -> Path:
     if shutil.which("go") is None:
         raise SystemExit("Go is needed to build helm (https://go.dev/dl); it is not on PATH.")
     version = helm_version()
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
     started = time.monotonic()
-    log(f"resolving helm {version}'s packages (downloads Go modules through the module proxy the first time)")
-    listed = subprocess.run(
-        ["go", "list", "-deps", PACKAGE], cwd=GOMOD, env=env, capture_output=True, text=True, check=False
-    )
-    if listed.returncode != 0:
-        sys.stderr.write(listed.stderr)
-        raise SystemExit("go list failed")
-    total = len(listed.stdout.split())
-    log(f"compiling helm {version}: {total} Go packages (a few minutes on 2 cores)")
     # Per process, so that two builds at once (e.g. two test runs) do not share a half-written directory.
     staging = target.parent.with_name(f"{target.parent.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={version}"
-    cmd = ["go", "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / "helm"), PACKAGE]
-    proc = subprocess.Popen(cmd, cwd=GOMOD, env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    compiled, errors, last_report = 0, [], time.monotonic()
-    for line in proc.stderr:
-        if line.startswith(("#", " ", "\t")) or ":" in line:
-            errors.append(line)
-        else:
-            compiled += 1
-        if time.monotonic() - last_report > 20:
-            elapsed = int(time.monotonic() - started)
-            log(f"  {compiled}/{total} packages compiled, {elapsed // 60}m{elapsed % 60:02d}s so far")
-            last_report = time.monotonic()
-    if proc.wait() != 0:
-        sys.stderr.write("".join(errors[-50:]))
-        raise SystemExit("go build failed for helm")
+    gobuild.go_build(f"helm {version}", GOMOD, [PACKAGE], staging / "helm", ldflags, log)
     try:
         staging.rename(target.parent)  # atomic: the cache directory is either complete or absent
     except OSError:  # another build finished first: its binary is as good
