@@ -70,9 +70,12 @@ class OperatorProcess:
         return self.log().count("pass done:")
 
 
-def running(request: pytest.FixtureRequest, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    """Start the operator for the test's namespace; stop it after, printing its log when the test failed."""
-    kubeconfig = Path(os.environ["KUBECONFIG"])
+def running(
+    request: pytest.FixtureRequest, namespace: str, tmp_path: Path, kubeconfig: Path | None = None
+) -> Iterator[OperatorProcess]:
+    """Start the operator for the test's namespace (with the test cluster's admin kubeconfig unless another is
+    given); stop it after, printing its log when the test failed."""
+    kubeconfig = kubeconfig or Path(os.environ["KUBECONFIG"])
     proc = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
     proc.start()
     try:

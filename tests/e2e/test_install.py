@@ -10,20 +10,19 @@ part. The plain manifests are applied as a user would (`kubectl apply -k deploy/
 from __future__ import annotations
 
 import base64
-import importlib.util
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests import helm_script as helm_script_module
 from tests.e2e import test_operator
 from tests.e2e.kubectl import Kubectl
-from tests.e2e.operator_process import OperatorProcess
+from tests.e2e.operator_process import OperatorProcess, running
 from tests.e2e.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -33,17 +32,9 @@ CHART = ROOT / "deploy" / "helm" / "maestro"
 EXAMPLE = ROOT / "examples" / "web.yaml"
 
 
-def _load_helm_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("maestro_hack_helm", ROOT / "hack" / "helm" / "helm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    script = _load_helm_script()
+    script = helm_script_module.load()
     path: Path = script.binary_path()
     if not path.exists():
         if shutil.which("go") is None:
@@ -256,16 +247,10 @@ def op(
     request: pytest.FixtureRequest, cluster_kubectl: Kubectl, installed: Installed, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     kubeconfig = service_account_kubeconfig(cluster_kubectl, installed, tmp_path / "maestro.kubeconfig")
-    proc = OperatorProcess(kubeconfig, installed.namespace, tmp_path / "operator.log")
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed:
-            print(f"===== operator log ({proc.log_path}) =====")
-            print(proc.log()[-60000:])
+    lifecycle = running(request, installed.namespace, tmp_path, kubeconfig)
+    proc = next(lifecycle)
+    yield proc
+    next(lifecycle, None)  # stops it; prints its log when the test failed
     assert "Forbidden" not in proc.log(), proc.log()[-5000:]
 
 

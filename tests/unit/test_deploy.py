@@ -8,15 +8,15 @@ these tests build it on first use when Go is available (a few minutes, once) and
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests import helm_script as helm_script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "maestro"
@@ -25,15 +25,7 @@ CRD = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 
-def _load_helm_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("maestro_hack_helm", ROOT / "hack" / "helm" / "helm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helm_script = _load_helm_script()
+helm_script = helm_script_module.load()
 
 
 @pytest.fixture(scope="module")
