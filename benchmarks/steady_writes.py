@@ -80,7 +80,9 @@ def main() -> int:
             common.create_apps([f"app-{i:05d}" for i in range(n)], ns)
             took = common.wait_converged(ns, n, phase="Ready", timeout=1800)
             log(f"{n} apps Ready after {took:.1f}s; waiting for the operator's backlog of events to drain")
+            rss_ready = op.rss_mib()
             drained = quiet(op, 5, 600)
+            rss_drained = op.rss_mib()
             log(f"no pass for 5 s after {drained:.1f}s more; watching {args.window:.0f} s")
             rv_before = versions(ns)
             passes_before = op.passes()
@@ -114,6 +116,10 @@ def main() -> int:
         print()
         print(f"steady-state writes, N={n} apps, window {args.window:.0f} s (safety pass every 60 s)")
         print(f"  operator writes in the window: {steady['writes']}  ({steady}); passes: {steady_passes}")
+        print(
+            f"  operator RSS when all were Ready {rss_ready:.0f} MiB, once its backlog drained ({drained:.0f} s later) "
+            f"{rss_drained:.0f} MiB"
+        )
         print(f"  objects whose resourceVersion changed: {len(changed)} {changed[:10]}")
         print(
             f"per spec change (one image: 1 Deployment changes; the Deployment and the Service (version label) change; goal <= 2 applies + 1 status write), {args.changes} changes"
