@@ -14,8 +14,6 @@ from maestro import kube
 
 # Handler threads: a pass is a handful of blocking API calls; more threads than this only queue at the API.
 MAX_WORKERS = 8
-# Objects handled at once per resource kind; bounds the load a burst of child events puts on the API server.
-WORKER_LIMIT = 16
 
 
 @kopf.on.startup()
@@ -31,9 +29,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
     # No finalizers: no on.delete handler is registered, so kopf adds none, and children are removed by the
     # garbage collector through their ownerReferences, also while the operator is down.
-    # A bounded worker pool and per-kind worker limit (see above).
+    # A bounded thread pool bounds the load on the API server. No per-kind worker limit (kopf's default): a kopf
+    # worker keeps its slot for seconds after an object's last event, so a limit of 16 capped each kind at ~3
+    # objects/s (benchmarks/convergence.py: 2.39x the raw client with it, 1.38x without; restart 31.8 s -> 3.0 s).
     settings.execution.max_workers = MAX_WORKERS
-    settings.queueing.worker_limit = WORKER_LIMIT
     # Watch streams end server-side after this long and are reopened: a stuck watch cannot go unnoticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
