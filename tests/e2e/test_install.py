@@ -38,7 +38,9 @@ def helm() -> Path:
     path: Path = script.binary_path()
     if not path.exists():
         if shutil.which("go") is None:
-            pytest.skip("helm is not built and Go is not available to build it (hack/helm/helm.py build)")
+            pytest.fail(
+                "helm is not built and Go is not on PATH to build it (install Go; hack/helm/helm.py build)"
+            )
         path = script.build()
     return path
 
