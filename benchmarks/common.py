@@ -97,11 +97,7 @@ class Cluster:
 
 @contextlib.contextmanager
 def cluster(args: argparse.Namespace) -> Iterator[Cluster]:
-    global TUNED
-    TUNED = args.tuned
     c = Cluster(keep=args.keep_cluster)
-    if TUNED:
-        log("operator: benchmarks/tuned_operator.py (kopf queueing.worker_limit lifted)")
     c.up()
     try:
         yield c
@@ -112,9 +108,6 @@ def cluster(args: argparse.Namespace) -> Iterator[Cluster]:
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster running at the end")
-    parser.add_argument(
-        "--tuned", action="store_true", help="run benchmarks/tuned_operator.py (kopf worker limit lifted)"
-    )
     return parser
 
 
@@ -138,8 +131,7 @@ class Operator:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         env["PYTHONPATH"] = str(ROOT / "operator")
         offset = self.log().count(STARTED_MARKER)
-        module = ["benchmarks/tuned_operator.py"] if TUNED else ["-m", "maestro"]
-        argv = [str(PYTHON), *module, "run", "--namespace", self.namespace]
+        argv = [str(PYTHON), "-m", "maestro", "run", "--namespace", self.namespace]
         if self.verbose:
             argv.append("--verbose")
         with self.log_path.open("ab") as out:

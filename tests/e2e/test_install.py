@@ -10,7 +10,6 @@ part. The plain manifests are applied as a user would (`kubectl apply -k deploy/
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,15 +33,7 @@ EXAMPLE = ROOT / "examples" / "web.yaml"
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    script = helm_script_module.load()
-    path: Path = script.binary_path()
-    if not path.exists():
-        if shutil.which("go") is None:
-            pytest.fail(
-                "helm is not built and Go is not on PATH to build it (install Go; hack/helm/helm.py build)"
-            )
-        path = script.build()
-    return path
+    return helm_script_module.binary(helm_script_module.load())
 
 
 class Installed:

@@ -8,7 +8,6 @@ these tests build it on first use when Go is available (a few minutes, once); wi
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,7 @@ helm_script = helm_script_module.load()
 
 @pytest.fixture(scope="module")
 def helm() -> Path:
-    path: Path = helm_script.binary_path()
-    if not path.exists():
-        if shutil.which("go") is None:
-            pytest.fail(
-                "helm is not built and Go is not on PATH to build it (install Go; hack/helm/helm.py build)"
-            )
-        path = helm_script.build()
-    return path
+    return helm_script_module.binary(helm_script)
 
 
 def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
