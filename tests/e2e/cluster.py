@@ -2,7 +2,8 @@
 
 The suite never uses the ambient kube context. It uses the kubeconfig named in MAESTRO_TEST_KUBECONFIG (for
 example a kind cluster made from kind-config.yaml); without it, it brings up the project's own local control
-plane (hack/cluster/cluster.py, cluster name `maestro-test`) for the session and stops it afterwards.
+plane (hack/cluster/cluster.py, cluster name `maestro-test`, or MAESTRO_TEST_CLUSTER_NAME so that two checkouts
+can test side by side) for the session and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "hack" / "cluster" / "cluster.py"
-LOCAL_CLUSTER_NAME = "maestro-test"
+LOCAL_CLUSTER_NAME = os.environ.get("MAESTRO_TEST_CLUSTER_NAME", "maestro-test")
 
 
 @dataclass(frozen=True)
