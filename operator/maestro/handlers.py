@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from maestro import api, confighash, kube, reconcile, render
+from maestro import api, confighash, kube, leadership, metrics, reconcile, render
 from maestro import settings as _settings  # noqa: F401  (registers the startup handler)
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,15 @@ _safety_task: asyncio.Task[None] | None = None
 
 def safety_pass() -> None:
     """Reconcile every app in the watched namespaces once; a failing app does not stop the others."""
+    if not leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
+        return
     namespaces = WATCHED_NAMESPACES
     apps = (
         [app for ns in namespaces for app in kube.list_apps(ns)]
         if namespaces is not None
         else kube.list_all_apps()
     )
+    metrics.forget_missing((a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps)
     for app in apps:
         try:
             reconcile.request(_ref(app))

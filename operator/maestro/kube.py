@@ -17,7 +17,7 @@ from typing import Any
 
 import pykube
 
-from maestro import api, render
+from maestro import api, metrics, render
 
 FIELD_MANAGER = "maestro"
 REQUEST_TIMEOUT = 30  # seconds; a hung request is retried by the next pass rather than blocking a worker
@@ -156,6 +156,7 @@ def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Server-side apply one object as field manager `maestro`, taking over fields that another manager
     changed by hand (force): Maestro's fields are Maestro's. Fields it does not list are left to others."""
     meta = obj["metadata"]
+    metrics.applied(obj["kind"])
     result: dict[str, Any] = _call(
         "PATCH",
         _path(obj["kind"], meta["namespace"], meta["name"]),

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, confighash, graph, kube, render, status
+from maestro import api, confighash, graph, kube, metrics, render, status
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def request(app: Mapping[str, Any]) -> None:
             _running[key] = False
 
 
+@metrics.instrumented
 def reconcile(app: Mapping[str, Any]) -> Outcome:
     """One full pass over the app (serialized per app: child events and the app's own events may race).
 

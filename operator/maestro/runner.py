@@ -1,4 +1,7 @@
-"""`maestro run`: the operator itself, kopf running the handlers against the current kubeconfig.
+"""`maestro run`: the operator itself, kopf running the handlers against the current kubeconfig, with the
+HTTP endpoint for metrics and probes (serving.py) and, with --peering, kopf peering between replicas
+(leadership.py): only one replica acts, another takes over when it stops. Without --peering kopf runs
+standalone (one process; what the e2e tests and a local `maestro run` use).
 
 kopf is imported only here, when the subcommand runs, so the offline subcommands stay fast.
 Who calls it: cli.py registers `add_run`.
@@ -7,8 +10,11 @@ Who calls it: cli.py registers `add_run`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
+
+DEFAULT_METRICS_PORT = 8080
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -16,23 +22,73 @@ def cmd_run(args: argparse.Namespace) -> int:
     if namespaces and args.all_namespaces:
         print("maestro run: use --namespace or --all-namespaces, not both", file=sys.stderr)
         return 2
+    if args.peering_lifetime < 2:
+        print("maestro run: --peering-lifetime must be at least 2 seconds", file=sys.stderr)
+        return 2
 
     import kopf
 
-    from maestro import handlers  # registers the handlers and the settings
+    from maestro import handlers, kube, leadership  # importing handlers registers them and the settings
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
     handlers.WATCHED_NAMESPACES = namespaces or None
-    kopf.run(
-        standalone=True,  # one replica, no peering objects needed
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-    )
+
+    peering: leadership.Peering | None = None
+    if args.peering:
+        peering = leadership.Peering(
+            name=args.peering,
+            identity=leadership.identity(),
+            priority=leadership.startup_priority(),
+            lifetime=args.peering_lifetime,
+            namespaces=tuple(namespaces) or None,
+        )
+        try:
+            leadership.ensure_objects(peering)
+        except (kube.ApiError, OSError) as error:
+            print(f"maestro run: peering {args.peering}: {error}", file=sys.stderr)
+            return 1
+    leadership.configure(peering)
+
+    settings = kopf.OperatorSettings()
+    if peering is not None:
+        settings.peering.lifetime = peering.lifetime
+        settings.peering.stealth = True  # no log line per keep-alive; pauses and resumes are still logged
+    asyncio.run(_operate(args, namespaces, peering, settings))
     return 0
 
 
+async def _operate(args: argparse.Namespace, namespaces: list[str], peering: Any, settings: Any) -> None:
+    import kopf
+
+    from maestro import leadership, serving
+
+    started = asyncio.Event()  # set by kopf once its startup handlers have run
+    server = None
+    if args.metrics_port:
+        server = await serving.start(args.metrics_bind_address, args.metrics_port, started, leadership.role)
+    # The role is checked a few times per lifetime: `maestro_leader` and /readyz follow a takeover quickly.
+    monitor = asyncio.create_task(leadership.monitor(max(1.0, args.peering_lifetime / 5)))
+    try:
+        await kopf.operator(
+            standalone=peering is None,
+            peering_name=peering.name if peering else None,
+            priority=peering.priority if peering else None,
+            identity=peering.identity if peering else None,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            settings=settings,
+            ready_flag=started,
+        )
+    finally:
+        monitor.cancel()
+        if server is not None:
+            await server.cleanup()
+
+
 def add_run(subparsers: Any) -> None:
+    from maestro import leadership
+
     parser = subparsers.add_parser(
         "run",
         help="run the operator against the current kubeconfig",
@@ -49,4 +105,32 @@ def add_run(subparsers: Any) -> None:
     parser.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        metavar="PORT",
+        help=f"serve /metrics, /healthz and /readyz on this port (default {DEFAULT_METRICS_PORT}; 0: off)",
+    )
+    parser.add_argument(
+        "--metrics-bind-address",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="the address to serve them on (default 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="HA: join the kopf peering object NAME (the Helm chart uses "
+        f"{leadership.DEFAULT_NAME!r}); of the processes sharing it only one acts. Created when missing; "
+        "the kopf.dev peering CRDs must be installed. Default: standalone, this process always acts",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=leadership.DEFAULT_LIFETIME,
+        metavar="SECONDS",
+        help="how long a replica's peering record lasts without a keep-alive: a standby takes over at most "
+        f"this long after the acting replica dies (default {leadership.DEFAULT_LIFETIME})",
+    )
     parser.set_defaults(handler=cmd_run)

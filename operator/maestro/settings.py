@@ -36,4 +36,4 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Watch streams end server-side after this long and are reopened: a stuck watch cannot go unnoticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    # Peering (pausing between operator replicas) is off: `maestro run` starts kopf standalone, one replica.
+    # Peering (pausing all replicas but one) is on with `maestro run --peering`: runner.py and leadership.py.

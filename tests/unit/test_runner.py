@@ -20,3 +20,18 @@ def test_run_defaults_to_all_namespaces_and_text_logs() -> None:
 def test_namespace_and_all_namespaces_conflict() -> None:
     args = cli.build_parser().parse_args(["run", "-n", "a", "-A"])
     assert runner.cmd_run(args) == 2
+
+
+def test_metrics_and_peering_flags() -> None:
+    args = cli.build_parser().parse_args(["run"])
+    assert (args.metrics_port, args.metrics_bind_address) == (8080, "0.0.0.0")
+    assert (args.peering, args.peering_lifetime) == (None, 15)  # standalone unless --peering
+    args = cli.build_parser().parse_args(
+        ["run", "--metrics-port=0", "--peering=maestro", "--peering-lifetime=5"]
+    )
+    assert (args.metrics_port, args.peering, args.peering_lifetime) == (0, "maestro", 5)
+
+
+def test_peering_lifetime_too_short() -> None:
+    args = cli.build_parser().parse_args(["run", "--peering=maestro", "--peering-lifetime=1"])
+    assert runner.cmd_run(args) == 2

@@ -1,0 +1,218 @@
+"""HA: of several operator replicas, only one acts. kopf peering does the pausing; this module fills its gaps.
+
+kopf peering: every replica keeps a record (priority, lifetime, last seen) in the status of a peering object
+(ClusterKopfPeering cluster-wide, KopfPeering per watched namespace) and pauses its watch streams while a live
+peer has a higher priority, or the same (then kopf freezes every peer). So Maestro:
+
+- gives each replica a distinct priority at startup, higher for older replicas: a standby that restarts, or
+  the new pod of a rolling update, never preempts the replica that acts;
+- creates the peering objects (kopf only patches them; with mandatory peering and no object kopf stays
+  paused forever, so a missing CRD or namespace fails the startup instead);
+- answers "may this replica act now?" for the work kopf does not pause, the safety pass (a plain asyncio
+  task), by the same rule kopf applies (`blockers`, checked against kopf's own code in the unit tests);
+- publishes the role as `maestro_leader` and logs every change of it.
+
+Who calls it: runner.py (`configure`, `ensure_objects`, `monitor`), handlers.py (`acting` before a safety pass),
+serving.py (`role`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from maestro import kube, metrics
+
+log = logging.getLogger(__name__)
+
+GROUP = "kopf.dev"
+VERSION = "v1"
+CLUSTER_KIND, CLUSTER_PLURAL = "ClusterKopfPeering", "clusterkopfpeerings"
+NAMESPACED_KIND, NAMESPACED_PLURAL = "KopfPeering", "kopfpeerings"
+DEFAULT_NAME = "maestro"
+# Seconds a replica's record stays valid without a keep-alive. kopf renews it 5-10 s before it expires, so
+# with 15 s a standby takes over 5-15 s after the acting replica dies; a graceful stop removes the record at
+# once. Shorter lifetimes mean keep-alive PATCHes every second or two, for little gain.
+DEFAULT_LIFETIME = 15
+# kopf assumes this lifetime for a record that carries none.
+KOPF_DEFAULT_LIFETIME = 60
+
+
+@dataclass(frozen=True)
+class Peering:
+    name: str
+    identity: str
+    priority: int
+    lifetime: int
+    namespaces: tuple[str, ...] | None  # None: cluster-wide, one ClusterKopfPeering
+
+    def objects(self) -> list[tuple[str | None, str]]:
+        """(namespace or None, API path) of every peering object this replica keeps a record in."""
+        base = f"/apis/{GROUP}/{VERSION}"
+        if self.namespaces is None:
+            return [(None, f"{base}/{CLUSTER_PLURAL}/{self.name}")]
+        return [(ns, f"{base}/namespaces/{ns}/{NAMESPACED_PLURAL}/{self.name}") for ns in self.namespaces]
+
+
+_peering: Peering | None = None  # None: standalone, this replica always acts
+_acting: bool | None = None  # the role last seen by `monitor`; None until known
+
+
+def configure(peering: Peering | None) -> None:
+    global _peering, _acting
+    _peering = peering
+    _acting = True if peering is None else None
+    metrics.LEADER.set(1 if peering is None else 0)
+
+
+def identity() -> str:
+    """This replica's record key: the pod name (its hostname in a pod), the process, and a random suffix."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(2)}"
+
+
+def startup_priority(now_ns: int | None = None, jitter: int | None = None) -> int:
+    """Higher for replicas started earlier: minus the start time in milliseconds, times 1000 plus a random
+    0-999 so that two replicas started in the same millisecond still differ (equal priorities freeze kopf).
+    Stays below 2**53, exact in any JSON reader. Negative: a `kopf run --dev` (priority 666) still wins."""
+    millis = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+    return -(millis * 1000 + (secrets.randbelow(1000) if jitter is None else jitter))
+
+
+def blockers(status: Mapping[str, Any], own_identity: str, priority: int, now: datetime) -> list[str]:
+    """The live peers that make kopf pause this replica: a priority higher than ours, or the same.
+
+    `status` is the peering object's status: identity -> {priority, lifetime, lastseen}. A record is dead
+    once lastseen + lifetime has passed (kopf's rule in kopf/_core/engines/peering.py)."""
+    found = []
+    for peer, record in status.items():
+        if peer == own_identity or not isinstance(record, Mapping):
+            continue
+        lastseen = record.get("lastseen")
+        seen = datetime.fromisoformat(lastseen) if isinstance(lastseen, str) else now
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        lifetime = timedelta(seconds=int(record.get("lifetime", KOPF_DEFAULT_LIFETIME)))
+        if seen + lifetime <= now:
+            continue
+        if int(record.get("priority", 0)) >= priority:
+            found.append(peer)
+    return found
+
+
+def _request(method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """One API call; None for 404. Errors are `kube.ApiError`, like everything else the operator calls."""
+    http = kube.client()
+    response = http.session.request(
+        method,
+        http.url.rstrip("/") + path,
+        json=body,
+        headers={"Accept": "application/json"},
+        timeout=kube.REQUEST_TIMEOUT,
+    )
+    if response.status_code == 404:
+        return None
+    if response.status_code >= 400:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        raise kube.ApiError(
+            response.status_code,
+            str(payload.get("reason", response.reason)),
+            str(payload.get("message", response.text)),
+        )
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def ensure_objects(peering: Peering) -> None:
+    """Create the peering objects that do not exist yet (create only: an existing one is left as it is).
+    Raises `kube.ApiError` when one cannot be created (the CRD is not installed, the namespace is missing)."""
+    for namespace, path in peering.objects():
+        collection = path.rsplit("/", 1)[0]
+        meta: dict[str, str] = {"name": peering.name}
+        if namespace is not None:
+            meta["namespace"] = namespace
+        kind = CLUSTER_KIND if namespace is None else NAMESPACED_KIND
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": meta}
+        try:
+            created = _request("POST", collection, body)
+        except kube.ApiError as error:
+            if error.status == 409:  # AlreadyExists: another replica or an earlier run made it
+                continue
+            raise
+        if created is None:
+            where = f"namespace {namespace}" if namespace else "the cluster"
+            raise kube.ApiError(
+                404,
+                "NotFound",
+                f"cannot create {kind} {peering.name} in {where}: install the {GROUP} peering CRDs "
+                "(the Helm chart's crds/) and create the namespace, or run without --peering",
+            )
+
+
+def standing_by_for(peering: Peering, now: datetime | None = None) -> list[str]:
+    """The peers this replica gives way to now (empty: it acts). A missing peering object means standing
+    by too: kopf stays paused until the object exists."""
+    now = now or datetime.now(UTC)
+    found: list[str] = []
+    for namespace, path in peering.objects():
+        obj = _request("GET", path)
+        if obj is None:
+            found.append(f"<no {peering.name} peering object in {namespace or 'the cluster'}>")
+            continue
+        found += blockers(obj.get("status") or {}, peering.identity, peering.priority, now)
+    return sorted(set(found))
+
+
+def acting() -> bool:
+    """Whether this replica may reconcile now (always, standalone). Blocking: one GET per peering object."""
+    if _peering is None:
+        return True
+    return not standing_by_for(_peering)
+
+
+def role() -> str:
+    """`active`, `standby`, or `starting` (not known yet) for the readiness answer."""
+    if _acting is None:
+        return "starting"
+    return "active" if _acting else "standby"
+
+
+def _set_role(now_acting: bool, peers: list[str]) -> None:
+    global _acting
+    if now_acting != _acting:
+        if now_acting:
+            log.info("acting: no live peer with a higher priority (own priority %s)", _priority())
+        else:
+            log.info("standing by for %s (own priority %s)", ", ".join(peers), _priority())
+            metrics.forget_all()
+    _acting = now_acting
+    metrics.LEADER.set(1 if now_acting else 0)
+
+
+def _priority() -> int | None:
+    return _peering.priority if _peering else None
+
+
+async def monitor(interval: float) -> None:
+    """Follow this replica's role (for `maestro_leader`, the readiness answer and the log) until cancelled."""
+    peering = _peering
+    if peering is None:
+        return
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            peers = await loop.run_in_executor(None, standing_by_for, peering)
+            _set_role(not peers, peers)
+        except (kube.ApiError, OSError) as error:
+            log.warning("cannot read the peering object: %s", error)
+        await asyncio.sleep(interval)

@@ -1,0 +1,161 @@
+"""HA: the rule "may this replica act?" matches kopf's own pausing rule, priorities order replicas by age, and
+the safety pass of a standby does nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.structs import references
+from kopf._core.engines import peering as kopf_peering
+
+from maestro import handlers, leadership
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+ME, MY_PRIORITY = "me", -100
+
+
+def record(priority: int, age: float, lifetime: int = 15) -> dict[str, Any]:
+    return {
+        "priority": priority,
+        "lifetime": lifetime,
+        "lastseen": (NOW - timedelta(seconds=age)).isoformat(),
+    }
+
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "alone": {ME: record(MY_PRIORITY, 0)},
+    "empty": {},
+    "older replica alive": {ME: record(MY_PRIORITY, 0), "old": record(-200 + 300, 3)},
+    "younger replica alive": {ME: record(MY_PRIORITY, 0), "young": record(-50 - 100, 3)},
+    "older replica dead": {ME: record(MY_PRIORITY, 0), "old": record(200, 20)},
+    "same priority": {ME: record(MY_PRIORITY, 0), "twin": record(MY_PRIORITY, 1)},
+    "dev operator": {"dev": record(666, 1)},
+    "record without lifetime, 30 s old": {
+        "x": {"priority": 1, "lastseen": (NOW - timedelta(seconds=30)).isoformat()}
+    },
+    "record without lastseen": {"x": {"priority": 1, "lifetime": 15}},
+    "removed on graceful stop": {ME: record(MY_PRIORITY, 0), "old": None},
+}
+
+
+def kopf_pauses(status: dict[str, Any]) -> bool:
+    """Feed the peering object to kopf's own peering handler and read its pause toggle."""
+    settings = kopf.OperatorSettings()
+    settings.peering.name = "maestro"
+    settings.peering.priority = MY_PRIORITY
+    conflicts = aiotoggles.Toggle(False)
+
+    async def run() -> bool:
+        awake = asyncio.Event()
+        awake.set()  # kopf would sleep until the blockers expire; the decision is made before that
+        body = {"metadata": {"name": "maestro"}, "status": {k: v for k, v in status.items() if v is not None}}
+        await kopf_peering.process_peering_event(
+            raw_event={"type": "MODIFIED", "object": body},  # type: ignore[typeddict-item]
+            namespace=None,
+            resource=references.Resource("kopf.dev", "v1", "clusterkopfpeerings"),
+            identity=kopf_peering.Identity(ME),
+            settings=settings,
+            autoclean=False,
+            stream_pressure=awake,
+            conflicts_found=conflicts,
+        )
+        return conflicts.is_on()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_blockers_follow_kopfs_rule(scenario: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    status = {k: v for k, v in SCENARIOS[scenario].items() if v is not None}
+    # kopf compares with the wall clock: put its "now" where the records were written.
+    monkeypatch.setattr(kopf_peering.datetime, "datetime", _FrozenDatetime)
+    ours = bool(leadership.blockers(status, ME, MY_PRIORITY, NOW))
+    assert ours == kopf_pauses(SCENARIOS[scenario]), scenario
+
+
+class _FrozenDatetime(datetime):
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return NOW if tz is not None else NOW.replace(tzinfo=None)
+
+
+def test_blockers_name_the_peers() -> None:
+    status = {
+        ME: record(MY_PRIORITY, 0),
+        "old": record(0, 1),
+        "young": record(-500, 1),
+        "dead": record(9, 99),
+    }
+    assert leadership.blockers(status, ME, MY_PRIORITY, NOW) == ["old"]
+
+
+def test_older_replicas_have_higher_priorities() -> None:
+    first = leadership.startup_priority(now_ns=1_700_000_000_000_000_000, jitter=999)
+    later = leadership.startup_priority(now_ns=1_700_000_000_001_000_000, jitter=0)  # 1 ms later
+    assert first > later
+    # Same millisecond: the jitter still tells them apart (equal priorities would freeze every replica).
+    assert leadership.startup_priority(now_ns=5_000_000, jitter=1) != leadership.startup_priority(
+        now_ns=5_000_000, jitter=2
+    )
+    # Exact in JSON (below 2**53) for the next few centuries, and below kopf's --dev priority.
+    now = leadership.startup_priority()
+    assert -(2**53) < now < 0 < 666
+
+
+def test_identities_differ() -> None:
+    assert leadership.identity() != leadership.identity()
+
+
+def test_peering_objects() -> None:
+    cluster = leadership.Peering("maestro", "me", 1, 15, None)
+    assert cluster.objects() == [(None, "/apis/kopf.dev/v1/clusterkopfpeerings/maestro")]
+    namespaced = leadership.Peering("p", "me", 1, 15, ("a", "b"))
+    assert namespaced.objects() == [
+        ("a", "/apis/kopf.dev/v1/namespaces/a/kopfpeerings/p"),
+        ("b", "/apis/kopf.dev/v1/namespaces/b/kopfpeerings/p"),
+    ]
+
+
+def test_standalone_always_acts() -> None:
+    leadership.configure(None)
+    assert leadership.acting()
+    assert leadership.role() == "active"
+
+
+def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    peering = leadership.Peering("maestro", ME, MY_PRIORITY, 15, None)
+    leadership.configure(peering)
+    monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: ["old"])
+    monkeypatch.setattr(handlers.kube, "list_all_apps", lambda: calls.append("list") or [])
+    monkeypatch.setattr(handlers.kube, "list_apps", lambda ns: calls.append("list") or [])
+    monkeypatch.setattr(handlers.reconcile, "request", lambda app: calls.append("pass"))
+    try:
+        handlers.safety_pass()
+        assert calls == []
+        monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: [])
+        handlers.safety_pass()
+        assert calls == ["list"]
+    finally:
+        leadership.configure(None)
+
+
+def test_role_changes_publish_the_leader_gauge() -> None:
+    from maestro import metrics
+
+    leadership.configure(leadership.Peering("maestro", ME, MY_PRIORITY, 15, None))
+    try:
+        assert leadership.role() == "starting" and metrics.LEADER._value.get() == 0
+        leadership._set_role(True, [])
+        assert leadership.role() == "active" and metrics.LEADER._value.get() == 1
+        metrics.record_phase("ns", "app", "Ready")
+        leadership._set_role(False, ["old"])
+        assert leadership.role() == "standby" and metrics.LEADER._value.get() == 0
+        assert metrics.APPS.labels(phase="Ready")._value.get() == 0  # a standby reports no apps
+    finally:
+        leadership.configure(None)
