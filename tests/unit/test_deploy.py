@@ -71,13 +71,16 @@ def _group(prefix: str) -> str:
     return "" if parts[0] == "api" else parts[1]
 
 
-def operator_needs() -> set[Rule]:
-    """Every (group, resource, verb) the operator's code calls in a watched namespace.
+def operator_needs(clusterwide: bool = False) -> set[Rule]:
+    """Every (group, resource, verb) the operator's code calls in a watched namespace (or cluster-wide).
 
     - kube.py: the kinds in KINDS and the calls made on them (children: get/list/apply/delete; config sources:
       get; the app: get/list, status patched through the subresource; events: created);
     - kopf: every resource a handler is registered for is listed and watched; resources with change handlers
-      (create/update/resume) are patched by kopf (progress storage).
+      (create/update/resume) are patched by kopf (progress storage);
+    - peering (the chart's default, `maestro run --peering`): kopf lists, watches and patches the peering object
+      kopf selects (a KopfPeering per namespace, a ClusterKopfPeering cluster-wide); leadership.py creates (POST)
+      and reads (GET) it.
     """
     import kopf
 
@@ -103,7 +106,18 @@ def operator_needs() -> set[Rule]:
         needs |= {(*_resource(handler.selector), verb) for verb in ("list", "watch")}
     for changing in registry._changing.get_all_handlers():
         needs |= {(*_resource(changing.selector), verb) for verb in ("list", "watch", "patch")}
-    return needs
+    return needs | peering_needs(clusterwide)
+
+
+def peering_needs(clusterwide: bool) -> set[Rule]:
+    from kopf._cogs.structs import references
+
+    from maestro import leadership
+
+    selector = references.CLUSTER_PEERINGS_K if clusterwide else references.NAMESPACED_PEERINGS_K
+    plural = leadership.CLUSTER_PLURAL if clusterwide else leadership.NAMESPACED_PLURAL
+    assert (selector.group, _resource(selector)[1]) == (leadership.GROUP, plural), "kopf peers elsewhere"
+    return {(leadership.GROUP, plural, verb) for verb in ("list", "watch", "patch", "create", "get")}
 
 
 def _resource(selector: Any) -> tuple[str, str]:
@@ -133,7 +147,12 @@ def test_chart_crd_is_the_generated_crd() -> None:
 
 @pytest.mark.parametrize(
     "sets",
-    [[], ["watchNamespaces={team-a,team-b}"], ["rbac.discovery=false", "logFormat=text", "verbose=true"]],
+    [
+        [],
+        ["watchNamespaces={team-a,team-b}"],
+        ["rbac.discovery=false", "logFormat=text", "verbose=true"],
+        ["metrics.serviceMonitor.enabled=true", "peering.enabled=false", "replicas=1"],
+    ],
 )
 def test_helm_lint_is_clean(helm: Path, sets: list[str]) -> None:
     args = ["lint", "--strict", str(CHART)]
@@ -145,9 +164,21 @@ def test_helm_lint_is_clean(helm: Path, sets: list[str]) -> None:
 
 
 def test_values_schema_rejects_unknown_and_bad_values(helm: Path) -> None:
-    for bad in ("imagee.tag=x", "logFormat=xml", "watchNamespaces={Not_A_Name}"):
+    for bad in (
+        "imagee.tag=x",
+        "logFormat=xml",
+        "watchNamespaces={Not_A_Name}",
+        "replicas=0",
+        "peering.lifetime=1",
+        "metrics.port=0",
+        "metrics.serviceMonitor.interval=often",
+        "livenessProbe.periodSeconds=0",
+    ):
         result = run_helm(helm, "template", "maestro", str(CHART), "--set", bad, check=False)
         assert result.returncode != 0, f"--set {bad} was accepted"
+
+
+HA_ARGS = ["--metrics-port=8080", "--peering=maestro", "--peering-lifetime=15"]
 
 
 def test_cluster_wide_render(helm: Path) -> None:
@@ -161,17 +192,22 @@ def test_cluster_wide_render(helm: Path) -> None:
             "ClusterRoleBinding",
             "ClusterRoleBinding",
             "Deployment",
+            "Service",
         ]
     )
     (deployment,) = find(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["args"] == ["run", "--log-format=json", "--all-namespaces"]
+    assert container["args"] == [
+        "run",
+        "--log-format=json",
+        "--all-namespaces",
+        *HA_ARGS,
+    ]
     assert container["image"] == "ghcr.io/maestro-dev/maestro:0.1.0"
     assert pod["serviceAccountName"] == "maestro"
-    assert deployment["spec"]["replicas"] == 1
     for doc in docs:
-        if doc["kind"] in ("ServiceAccount", "Deployment"):
+        if doc["kind"] in ("ServiceAccount", "Deployment", "Service"):
             assert doc["metadata"]["namespace"] == "maestro-system"
 
 
@@ -190,7 +226,13 @@ def test_namespaced_render(helm: Path) -> None:
     # The only cluster-scoped grant is the read-only discovery role.
     assert [c["metadata"]["name"] for c in find(docs, "ClusterRole")] == ["maestro-discovery"]
     (container,) = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["run", "--log-format=json", "--namespace=team-a", "--namespace=team-b"]
+    assert container["args"] == [
+        "run",
+        "--log-format=json",
+        "--namespace=team-a",
+        "--namespace=team-b",
+        *HA_ARGS,
+    ]
     assert container["image"] == "example.com/m:1.2.3"
 
 
@@ -205,6 +247,88 @@ def test_operator_pod_is_restricted(helm: Path) -> None:
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["readOnlyRootFilesystem"] is True
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HA, probes and metrics
+
+
+def test_two_replicas_with_peering_roll_without_a_gap(helm: Path) -> None:
+    (deployment,) = find(render(helm), "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--peering=maestro" in container["args"]
+    custom = find(render(helm, "peering.name=team-x", "peering.lifetime=30"), "Deployment")[0]
+    args = custom["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--peering=team-x" in args and "--peering-lifetime=30" in args
+
+
+def test_standalone_means_one_replica_recreated(helm: Path) -> None:
+    (deployment,) = find(render(helm, "peering.enabled=false", "replicas=1"), "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert not [arg for arg in container["args"] if arg.startswith("--peering")]
+    (cluster_role, _) = find(render(helm, "peering.enabled=false", "replicas=1"), "ClusterRole")
+    assert not [r for r in cluster_role["rules"] if "kopf.dev" in r["apiGroups"]]
+    args = ["template", "maestro", str(CHART), "--set", "peering.enabled=false"]
+    result = run_helm(helm, *args, check=False)
+    assert result.returncode != 0 and "needs peering.enabled" in result.stderr
+
+
+def test_chart_ships_kopfs_peering_crds() -> None:
+    docs = list(yaml.safe_load_all((CHART / "crds" / "kopf.dev_peerings.yaml").read_text()))
+    from kopf._cogs.structs import references
+
+    for doc, selector, scope in (
+        (docs[0], references.CLUSTER_PEERINGS_K, "Cluster"),
+        (docs[1], references.NAMESPACED_PEERINGS_K, "Namespaced"),
+    ):
+        assert doc["spec"]["group"] == selector.group and doc["spec"]["scope"] == scope
+        assert doc["spec"]["names"]["plural"] == _resource(selector)[1]
+        assert [v["name"] for v in doc["spec"]["versions"]] == [selector.version]
+
+
+def test_probes_and_metrics_port(helm: Path) -> None:
+    docs = render(helm)
+    (container,) = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    from maestro import serving
+
+    assert (serving.HEALTH_PATH, serving.READY_PATH) == ("/healthz", "/readyz")
+    (service,) = find(docs, "Service")
+    assert service["metadata"]["name"] == "maestro-metrics"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = find(docs, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert not find(docs, "ServiceMonitor")  # off by default: it needs the prometheus-operator's CRDs
+
+
+def test_service_monitor(helm: Path) -> None:
+    docs = render(helm, "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    (monitor,) = find(docs, "ServiceMonitor")
+    (service,) = find(docs, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["maestro-system"]}
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    result = run_helm(
+        helm,
+        *["template", "maestro", str(CHART), "--set", "metrics.serviceMonitor.enabled=true"],
+        *["--set", "metrics.service.enabled=false"],
+        check=False,
+    )
+    assert result.returncode != 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -224,7 +348,7 @@ def test_role_grants_exactly_what_the_operator_uses(helm: Path) -> None:
 def test_cluster_role_grants_the_same_rules(helm: Path) -> None:
     docs = render(helm, "rbac.discovery=false")
     (cluster_role,) = find(docs, "ClusterRole")
-    assert rule_set(cluster_role["rules"]) == operator_needs()
+    assert rule_set(cluster_role["rules"]) == operator_needs(clusterwide=True)
 
 
 def test_discovery_role_is_read_only_and_small(helm: Path) -> None:
@@ -266,10 +390,14 @@ def test_plain_manifests_contents() -> None:
         if d
     ]
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("CustomResourceDefinition") == 1
     assert kinds.count("Namespace") == 1
-    (crd,) = (d for d in docs if d["kind"] == "CustomResourceDefinition")
-    assert crd == yaml.safe_load(CRD.read_text())
+    crds = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert sorted(crds) == [
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+        "microserviceapps.maestro.dev",
+    ]
+    assert crds["microserviceapps.maestro.dev"] == yaml.safe_load(CRD.read_text())
     (namespace,) = (d for d in docs if d["kind"] == "Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 

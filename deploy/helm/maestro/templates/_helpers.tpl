@@ -65,6 +65,26 @@ tests/unit/test_deploy_rbac.py checks that it matches what the operator's code c
   verbs: [create]
 {{- end -}}
 
+{{/*
+HA (kopf peering): the replicas' shared peering object, a ClusterKopfPeering cluster-wide or a KopfPeering in each
+watched namespace. kopf lists and watches it and patches its own record into it; the operator creates it when
+missing and reads it (a standby skips its safety pass). Reading and patching only the one named object.
+*/}}
+{{- define "maestro.peeringRules" -}}
+{{- if .Values.peering.enabled }}
+{{- $plural := ternary "kopfpeerings" "clusterkopfpeerings" (not (empty .Values.watchNamespaces)) }}
+# HA: the replicas' kopf peering object. kopf watches it and patches its own record into it; the operator creates
+# it when missing and reads it. Read and written: only the one named object.
+- apiGroups: [kopf.dev]
+  resources: [{{ $plural }}]
+  verbs: [list, watch, create]
+- apiGroups: [kopf.dev]
+  resources: [{{ $plural }}]
+  resourceNames: [{{ .Values.peering.name }}]
+  verbs: [get, patch]
+{{- end }}
+{{- end -}}
+
 {{/* Read-only cluster-scoped discovery for kopf (see rbac.discovery in values.yaml). */}}
 {{- define "maestro.discoveryRules" -}}
 - apiGroups: [apiextensions.k8s.io]
