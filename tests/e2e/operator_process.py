@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,15 +23,28 @@ ROOT = Path(__file__).resolve().parents[2]
 STARTED_MARKER = "configure' succeeded"
 
 
-class OperatorProcess:
-    """One `maestro run --namespace NS --verbose` process; restartable within a test."""
+def free_port() -> int:
+    """A TCP port nobody listens on now: each operator serves its metrics on its own (tests run side by side)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path) -> None:
+
+class OperatorProcess:
+    """One `maestro run --namespace NS --verbose` process; restartable within a test. Its metrics and probes
+    are served on 127.0.0.1:`metrics_port`."""
+
+    def __init__(
+        self, kubeconfig: Path, namespace: str, log_path: Path, extra_args: Sequence[str] = ()
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}  # e.g. MAESTRO_SAFETY_INTERVAL, applied at the next start()
+        self.extra_args = list(extra_args)  # e.g. --peering, from the next start()
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1", **self.extra_env)
@@ -36,7 +52,12 @@ class OperatorProcess:
         offset = self.log().count(STARTED_MARKER)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "maestro", "run", "--namespace", self.namespace, "--verbose"],
+            [
+                sys.executable,
+                *["-m", "maestro", "run", "--namespace", self.namespace, "--verbose"],
+                *["--metrics-port", str(self.metrics_port), "--metrics-bind-address", "127.0.0.1"],
+                *self.extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -61,6 +82,34 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+
+    def send(self, signum: signal.Signals) -> None:
+        """Send a signal and wait for the process to end (SIGKILL: at once; SIGTERM: kopf stops gracefully)."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        self.process.wait(timeout=30)
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET one of the operator's HTTP paths (/metrics, /healthz, /readyz): (status, body)."""
+        url = f"http://127.0.0.1:{self.metrics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when absent; with no labels given, the sum over all label values)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, text = self.get("/metrics")
+        assert status == 200, text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    total += sample.value
+        return total
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
