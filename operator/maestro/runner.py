@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from typing import Any
 
@@ -48,6 +49,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (kube.ApiError, OSError) as error:
             print(f"maestro run: peering {args.peering}: {error}", file=sys.stderr)
             return 1
+        logging.getLogger(__name__).info(
+            "peering %s as %s, priority %d, lifetime %ds",
+            peering.name,
+            peering.identity,
+            peering.priority,
+            peering.lifetime,
+        )
     leadership.configure(peering)
 
     settings = kopf.OperatorSettings()
