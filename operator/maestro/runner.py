@@ -74,7 +74,11 @@ async def _operate(args: argparse.Namespace, namespaces: list[str], peering: Any
     started = asyncio.Event()  # set by kopf once its startup handlers have run
     server = None
     if args.metrics_port:
-        server = await serving.start(args.metrics_bind_address, args.metrics_port, started, leadership.role)
+        try:
+            server = await serving.start(args.metrics_bind_address, args.metrics_port, started, leadership.role)
+        except OSError as error:  # the port is taken: say so rather than print a traceback
+            address = f"{args.metrics_bind_address}:{args.metrics_port}"
+            raise SystemExit(f"maestro run: cannot serve on {address}: {error.strerror or error}") from None
     # The role is checked a few times per lifetime: `maestro_leader` and /readyz follow a takeover quickly.
     monitor = asyncio.create_task(leadership.monitor(max(1.0, args.peering_lifetime / 5)))
     try:

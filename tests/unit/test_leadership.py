@@ -159,3 +159,82 @@ def test_role_changes_publish_the_leader_gauge() -> None:
         assert metrics.APPS.labels(phase="Ready")._value.get() == 0  # a standby reports no apps
     finally:
         leadership.configure(None)
+
+
+class FakeResponse:
+    def __init__(self, status: int, payload: dict[str, Any]) -> None:
+        self.status_code, self._payload, self.reason, self.text = status, payload, "", ""
+
+    def json(self) -> dict[str, Any]:
+        return self._payload
+
+
+class FakeSession:
+    def __init__(self, *answers: FakeResponse) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def request(self, method: str, url: str, json: Any = None, **_: Any) -> FakeResponse:
+        self.calls.append((method, url, json))
+        return self.answers.pop(0)
+
+
+class FakeClient:
+    url = "https://api"
+
+    def __init__(self, session: FakeSession) -> None:
+        self.session = session
+
+
+def with_api(monkeypatch: pytest.MonkeyPatch, *answers: FakeResponse) -> FakeSession:
+    session = FakeSession(*answers)
+    monkeypatch.setattr(leadership.kube, "client", lambda: FakeClient(session))
+    return session
+
+
+def test_peering_objects_are_created_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    peering = leadership.Peering("maestro", ME, MY_PRIORITY, 15, ("a", "b"))
+    session = with_api(monkeypatch, FakeResponse(201, {}), FakeResponse(409, {"reason": "AlreadyExists"}))
+    leadership.ensure_objects(peering)
+    assert session.calls == [
+        (
+            "POST",
+            "https://api/apis/kopf.dev/v1/namespaces/a/kopfpeerings",
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfPeering",
+                "metadata": {"name": "maestro", "namespace": "a"},
+            },
+        ),
+        (
+            "POST",
+            "https://api/apis/kopf.dev/v1/namespaces/b/kopfpeerings",
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfPeering",
+                "metadata": {"name": "maestro", "namespace": "b"},
+            },
+        ),
+    ]
+
+
+def test_missing_peering_crd_fails_the_startup_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_api(monkeypatch, FakeResponse(404, {}))
+    with pytest.raises(leadership.kube.ApiError, match=r"install the kopf\.dev peering CRDs"):
+        leadership.ensure_objects(leadership.Peering("maestro", ME, MY_PRIORITY, 15, None))
+    with_api(monkeypatch, FakeResponse(403, {"reason": "Forbidden", "message": "no"}))
+    with pytest.raises(leadership.kube.ApiError, match="403 Forbidden"):
+        leadership.ensure_objects(leadership.Peering("maestro", ME, MY_PRIORITY, 15, None))
+
+
+def test_standing_by_reads_every_peering_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    peering = leadership.Peering("maestro", ME, MY_PRIORITY, 15, ("a", "b"))
+    alive = {"status": {ME: record(MY_PRIORITY, 0), "old": record(0, 1)}}
+    with_api(
+        monkeypatch, FakeResponse(200, {"status": {ME: record(MY_PRIORITY, 0)}}), FakeResponse(200, alive)
+    )
+    assert leadership.standing_by_for(peering, NOW) == ["old"]
+    with_api(monkeypatch, FakeResponse(200, {}), FakeResponse(404, {}))
+    assert leadership.standing_by_for(peering, NOW) == ["<no maestro peering object in b>"]
+    with_api(monkeypatch, FakeResponse(200, {}), FakeResponse(200, {"status": {}}))
+    assert leadership.standing_by_for(peering, NOW) == []
