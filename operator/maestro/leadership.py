@@ -38,10 +38,12 @@ VERSION = "v1"
 CLUSTER_KIND, CLUSTER_PLURAL = "ClusterKopfPeering", "clusterkopfpeerings"
 NAMESPACED_KIND, NAMESPACED_PLURAL = "KopfPeering", "kopfpeerings"
 DEFAULT_NAME = "maestro"
-# Seconds a replica's record stays valid without a keep-alive. kopf renews it 5-10 s before it expires, so
-# with 15 s a standby takes over 5-15 s after the acting replica dies; a graceful stop removes the record at
-# once. Shorter lifetimes mean keep-alive PATCHes every second or two, for little gain.
-DEFAULT_LIFETIME = 15
+# Seconds a replica's record stays valid without a keep-alive. kopf renews it `lifetime - randint(5, 10)`
+# seconds (at least 1) after the last time: with 10 s, a PATCH every 1-5 s (Kubernetes' own leader election
+# renews every 2 s) and always at least 5 s of margin for a slow request. A standby then takes over 5-10 s after
+# the acting replica dies (plus one pass); a graceful stop removes the record at once. Longer lifetimes only
+# delay the takeover; shorter ones cannot renew earlier than every second.
+DEFAULT_LIFETIME = 10
 # kopf assumes this lifetime for a record that carries none.
 KOPF_DEFAULT_LIFETIME = 60
 

@@ -75,7 +75,9 @@ async def _operate(args: argparse.Namespace, namespaces: list[str], peering: Any
     server = None
     if args.metrics_port:
         try:
-            server = await serving.start(args.metrics_bind_address, args.metrics_port, started, leadership.role)
+            server = await serving.start(
+                args.metrics_bind_address, args.metrics_port, started, leadership.role
+            )
         except OSError as error:  # the port is taken: say so rather than print a traceback
             address = f"{args.metrics_bind_address}:{args.metrics_port}"
             raise SystemExit(f"maestro run: cannot serve on {address}: {error.strerror or error}") from None

@@ -1,7 +1,7 @@
 """HA: two operator replicas with kopf peering, each holding only the chart's ServiceAccount token (so the
 chart's RBAC for peering is proven too). Only one acts: the standby makes no pass and no write, also of its
 safety pass. When the acting replica stops, the standby takes over: after a SIGKILL once the dead replica's
-record expires (its lifetime, 15 s), after a SIGTERM at once (kopf removes its record as it stops).
+record expires (its lifetime, 10 s by default), after a SIGTERM at once (kopf removes its record as it stops).
 
 Each round kills the acting replica, changes the app's spec at once, and measures the time until the change is
 in the cluster, done by the replica that stood by; then a fresh standby joins for the next round. The times are
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from maestro import leadership
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_install import Installed, helm, installed, service_account_kubeconfig
@@ -167,5 +168,5 @@ def test_one_replica_acts_and_another_takes_over(
         assert writes(standby) == 0
 
     summary = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in measured)
-    print(f"takeover times (peering lifetime 15 s): {summary}")
+    print(f"takeover times (peering lifetime {leadership.DEFAULT_LIFETIME} s): {summary}")
     assert all(seconds < BOUND for _, seconds in measured)

@@ -178,7 +178,7 @@ def test_values_schema_rejects_unknown_and_bad_values(helm: Path) -> None:
         assert result.returncode != 0, f"--set {bad} was accepted"
 
 
-HA_ARGS = ["--metrics-port=8080", "--peering=maestro", "--peering-lifetime=15"]
+HA_ARGS = ["--metrics-port=8080", "--peering=maestro", "--peering-lifetime=10"]
 
 
 def test_cluster_wide_render(helm: Path) -> None:

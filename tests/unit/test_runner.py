@@ -25,7 +25,7 @@ def test_namespace_and_all_namespaces_conflict() -> None:
 def test_metrics_and_peering_flags() -> None:
     args = cli.build_parser().parse_args(["run"])
     assert (args.metrics_port, args.metrics_bind_address) == (8080, "0.0.0.0")
-    assert (args.peering, args.peering_lifetime) == (None, 15)  # standalone unless --peering
+    assert (args.peering, args.peering_lifetime) == (None, 10)  # standalone unless --peering
     args = cli.build_parser().parse_args(
         ["run", "--metrics-port=0", "--peering=maestro", "--peering-lifetime=5"]
     )
