@@ -1,6 +1,8 @@
 """The operator's HTTP endpoint (one port, default 8080): /metrics for Prometheus, /healthz and /readyz for the
 kubelet. Served by aiohttp (a kopf dependency) inside kopf's event loop, so an answer from /healthz also proves
-that the loop running every handler and watch is not stuck.
+that the loop running every handler and watch is not stuck. (kopf's own `liveness_endpoint` serves a single
+path with the results of `kopf.on.probe` handlers; Maestro needs /metrics and a readiness that differs from
+liveness, on one port, so it serves its own.)
 
 - /healthz (liveness): 200 while the event loop answers.
 - /readyz (readiness): 503 until kopf's startup is complete (the startup handlers ran: the API client is set
