@@ -17,5 +17,7 @@ COPY --from=build /opt/maestro /opt/maestro
 ENV PATH=/opt/maestro/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # A numeric user, so that Kubernetes can verify runAsNonRoot; the chart runs it with a read-only root filesystem.
 USER 10001:10001
+# /metrics, /healthz and /readyz (`maestro run --metrics-port`).
+EXPOSE 8080
 ENTRYPOINT ["maestro"]
 CMD ["run", "--all-namespaces", "--log-format=json"]
