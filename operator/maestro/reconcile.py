@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, confighash, graph, kube, render, status
+from maestro import api, confighash, graph, kube, relevance, render, retry, status
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ _locks_guard = threading.Lock()
 # queue up behind one app's lock while other apps wait.
 _running: dict[tuple[str, str], bool] = {}
 _pending: dict[tuple[str, str], bool] = {}
+RETRIES = retry.Retries()
 
 
 @dataclass
@@ -150,8 +151,9 @@ def _label(child: Mapping[str, Any]) -> str:
 
 def request(app: Mapping[str, Any]) -> None:
     """Ask for a pass over the app. If one is running already, it runs once more when done and this call
-    returns at once; else the pass runs here. For triggers whose caller needs no outcome (child events,
-    config changes, the safety pass)."""
+    returns at once; else the pass runs here. A pass that fails on an API error (5xx, timeout, connection
+    refused) is retried with back-off (retry.py). Every trigger calls this: the app's and its children's
+    events, config changes and the safety pass; none of them needs the outcome."""
     meta = app["metadata"]
     key = (meta["namespace"], meta["name"])
     with _locks_guard:
@@ -162,14 +164,26 @@ def request(app: Mapping[str, Any]) -> None:
         _pending[key] = False
     try:
         while True:
-            reconcile(app)
+            try:
+                reconcile(app)
+            except (kube.ApiError, OSError) as error:
+                delay = RETRIES.failed(key, lambda: request(app))
+                log.warning("pass over %s/%s failed (%s); retrying in %.0fs", *key, _reason(error), delay)
+                return
+            RETRIES.succeeded(key)
             with _locks_guard:
                 if not _pending.get(key):
-                    break
+                    return
                 _pending[key] = False
     finally:
         with _locks_guard:
             _running[key] = False
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, kube.ApiError):
+        return f"API error {error.status} {error.reason}"
+    return f"API unreachable: {error}"
 
 
 def reconcile(app: Mapping[str, Any]) -> Outcome:
@@ -277,6 +291,7 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
                     )
                 raise
             owned[key] = result
+            relevance.SEEN_CHILDREN.record(result)  # its watch event, the echo of this apply, starts no pass
             if before is None:
                 created.append(_label(child))
             elif not up_to_date(child, before) or _generation(before) != _generation(result):
