@@ -19,8 +19,8 @@ from typing import Any
 
 import kopf
 
-from maestro import api, confighash, kube, reconcile, relevance, render
-from maestro import settings as _settings  # noqa: F401  (registers the startup handler)
+from maestro import api, confighash, kube, reconcile, relevance, render, workqueue
+from maestro import settings as _settings  # also registers the startup handler
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,26 @@ log = logging.getLogger(__name__)
 SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
+# Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
+PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
+    reconcile.reconcile, workers=_settings.MAX_WORKERS, describe=reconcile.describe_failure
+)
+
+
+def request(app: Mapping[str, Any]) -> None:
+    """Queue a pass over the app (name, namespace and uid are all it needs)."""
+    meta = app["metadata"]
+    PASSES.add((meta["namespace"], meta["name"]), _ref(app))
+
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     """The app's own events. A watch handler rather than kopf's on.create/update/resume: those keep a copy of
     the last handled spec in the app (one more write per change, and memory per app), while "the status has
     not caught up with the generation" is all a pass needs to know (relevance.py). Retries after API errors
-    are reconcile.request's."""
+    are the work queue's."""
     if relevance.app_event_needs_pass(event.get("type"), body):
-        reconcile.request(_ref(body))
+        request(body)
 
 
 # The safety pass is a plain background task, not a kopf timer: kopf puts a finalizer on every object that
@@ -54,7 +65,7 @@ def safety_pass() -> None:
         else kube.list_all_apps()
     )
     for app in apps:
-        reconcile.request(_ref(app))  # a failing app is retried with back-off, and the others go on
+        request(app)
 
 
 async def _safety_loop() -> None:
@@ -88,7 +99,7 @@ def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
 @kopf.on.event("", "v1", "services", labels=MANAGED)
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     """A child's event starts a pass over its app (found by the instance label) only when it can change what
     that pass does: a status-only update by a controller, or the echo of Maestro's own apply, does not."""
     if not relevance.child_event_needs_pass(event.get("type"), body, relevance.SEEN_CHILDREN):
@@ -97,9 +108,7 @@ def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     name = (meta.get("labels") or {}).get(render.LABEL_INSTANCE)
     namespace = meta.get("namespace")
     if name and namespace:
-        reconcile.request(
-            {"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}}
-        )
+        request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}})
 
 
 @kopf.on.event("", "v1", "configmaps")
@@ -118,4 +127,4 @@ def on_config_source(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         return
     for app in apps:
         if key in reconcile.referenced_sources(app):
-            reconcile.request(_ref(app))
+            request(app)

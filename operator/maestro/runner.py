@@ -7,6 +7,7 @@ Who calls it: cli.py registers `add_run`.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -23,6 +24,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
+    if not args.verbose:
+        # kopf logs "Handler ... succeeded" for every watch event handled: thousands a minute while apps
+        # converge, drowning Maestro's own lines (maestro.*). Its warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.WATCHED_NAMESPACES = namespaces or None
     kopf.run(
         standalone=True,  # one replica, no peering objects needed
