@@ -1,6 +1,6 @@
 """kopf registrations: every trigger ends in a pass of `reconcile.py` over the app concerned.
 
-- the app's create / update / resume (kopf's change detection, progress in .status.kopf);
+- the app's watch events: a pass when its status lags its generation, and for every app at startup;
 - events of owned children (Deployments, Services, HPAs, PDBs labelled managed-by=maestro), mapped to
   their app through the instance label: a child changed or deleted by hand is put back at once;
 - changes of ConfigMaps and Secrets, mapped to the apps whose configFrom names them (config rollouts);
@@ -19,8 +19,8 @@ from typing import Any
 
 import kopf
 
-from maestro import api, confighash, kube, leadership, metrics, reconcile, render
-from maestro import settings as _settings  # noqa: F401  (registers the startup handler)
+from maestro import api, confighash, kube, leadership, metrics, reconcile, relevance, render, workqueue
+from maestro import settings as _settings  # also registers the startup handler
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +28,28 @@ log = logging.getLogger(__name__)
 SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
-
-def _run(app: Mapping[str, Any], *, retry: bool) -> reconcile.Outcome:
-    """One pass. API errors (conflicts, 5xx, timeouts) become a retry with back-off where kopf retries."""
-    try:
-        return reconcile.reconcile(app)
-    except kube.ApiError as error:
-        if not retry:
-            raise
-        raise kopf.TemporaryError(f"API error {error.status} {error.reason}; retrying", delay=5) from error
-    except OSError as error:  # connection refused/reset, timeouts
-        if not retry:
-            raise
-        raise kopf.TemporaryError(f"API unreachable: {error}; retrying", delay=5) from error
+# Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
+PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
+    reconcile.reconcile, workers=_settings.MAX_WORKERS, describe=reconcile.describe_failure
+)
 
 
-@kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
-@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
-@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL)
-def on_app(body: kopf.Body, **_: Any) -> None:
-    outcome = _run(_ref(body), retry=True)
-    if outcome.invalid:
-        # Reported in status and by a Warning event; retrying cannot help until the spec changes.
-        raise kopf.PermanentError("; ".join(f"{path}: {message}" for path, message in outcome.errors))
+def request(app: Mapping[str, Any]) -> None:
+    """Queue a pass over the app (name, namespace and uid are all it needs)."""
+    meta = app["metadata"]
+    PASSES.add((meta["namespace"], meta["name"]), _ref(app))
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    """The app's own events. A watch handler rather than kopf's on.create/update/resume: those keep a copy of
+    the last handled spec in the app (one more write per change, and memory per app), while "the status has
+    not caught up with the generation" is all a pass needs to know (relevance.py). Retries after API errors
+    are the work queue's."""
+    if event.get("type") == "DELETED":  # it leaves maestro_apps at once
+        metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
+    if relevance.app_event_needs_pass(event.get("type"), body):
+        request(body)
 
 
 # The safety pass is a plain background task, not a kopf timer: kopf puts a finalizer on every object that
@@ -71,10 +70,7 @@ def safety_pass() -> None:
     )
     metrics.forget_missing((a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps)
     for app in apps:
-        try:
-            reconcile.request(_ref(app))
-        except (kube.ApiError, OSError) as error:
-            log.warning("safety pass of %s failed: %s", app["metadata"].get("name"), error)
+        request(app)
 
 
 async def _safety_loop() -> None:
@@ -104,68 +100,36 @@ def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")}}
 
 
-def _child_event(event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
-    if event.get("type") is None:  # the initial listing: the apps' resume handlers cover it
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    """A child's event starts a pass over its app (found by the instance label) only when it can change what
+    that pass does: a status-only update by a controller, or the echo of Maestro's own apply, does not."""
+    if not relevance.child_event_needs_pass(event.get("type"), body, relevance.SEEN_CHILDREN):
         return
     meta = body.get("metadata") or {}
     name = (meta.get("labels") or {}).get(render.LABEL_INSTANCE)
     namespace = meta.get("namespace")
-    if not name or not namespace:
-        return
-    app = {"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}}
-    try:
-        reconcile.request(app)
-    except kube.ApiError as error:  # the next event or the safety pass completes it
-        log.warning("pass for %s/%s after a child event failed: %s", namespace, name, error.reason)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def on_deployment(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    _child_event(event, body)
-
-
-@kopf.on.event("", "v1", "services", labels=MANAGED)
-def on_service(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    _child_event(event, body)
-
-
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-def on_hpa(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    _child_event(event, body)
-
-
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-def on_pdb(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    _child_event(event, body)
-
-
-def _config_event(kind: str, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
-    if event.get("type") is None:
-        return
-    meta = body.get("metadata") or {}
-    namespace = meta.get("namespace")
-    if not namespace:
-        return
-    key = confighash.source_key(kind, meta.get("name", ""))
-    for app in kube.list_apps(namespace):
-        if key in reconcile.referenced_sources(app):
-            try:
-                reconcile.request(app)
-            except kube.ApiError as error:
-                log.warning(
-                    "pass for %s/%s after a %s change failed: %s",
-                    namespace,
-                    app["metadata"]["name"],
-                    kind,
-                    error,
-                )
+    if name and namespace:
+        request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}})
 
 
 @kopf.on.event("", "v1", "configmaps")
-def on_configmap(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    _config_event("ConfigMap", event, body)
-
-
 @kopf.on.event("", "v1", "secrets")
-def on_secret(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    _config_event("Secret", event, body)
+def on_config_source(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    """A ConfigMap or Secret changed: a pass over every app in its namespace whose configFrom names it."""
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace")
+    if event.get("type") is None or not namespace:  # the initial listing: the apps' own listing covers it
+        return
+    key = confighash.source_key(str(body.get("kind")), meta.get("name", ""))
+    try:
+        apps = kube.list_apps(namespace)
+    except (kube.ApiError, OSError) as error:  # the safety pass completes it
+        log.warning("could not list the apps of %s after a change of %s: %s", namespace, key, error)
+        return
+    for app in apps:
+        if key in reconcile.referenced_sources(app):
+            request(app)

@@ -3,8 +3,9 @@
 Every metric is documented in docs/operator.md; names follow the Prometheus conventions (`maestro_` prefix,
 `_total` counters, `_seconds` durations, base units).
 
-Who calls it: reconcile.py (`@instrumented` on a pass), kube.py (`applied` per write), handlers.py
-(`forget_missing` after the safety pass lists every app), leadership.py (`maestro_leader`), serving.py.
+Who calls it: reconcile.py (`@instrumented` on a pass), kube.py (`applied` per write), handlers.py (an app's
+DELETED event, `forget_missing` after the safety pass lists every app), runner.py (the work queue's depth),
+leadership.py (`maestro_leader`), serving.py.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ DURATION = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 IN_FLIGHT = Gauge("maestro_reconciles_in_flight", "Reconcile passes running now.")
+QUEUE_DEPTH = Gauge(
+    "maestro_work_queue_depth",
+    "Apps queued for a pass and waiting for a worker (retries scheduled for later not counted).",
+)
 APPLIES = Counter("maestro_apply", "Server-side apply requests sent for children, by kind.", ["kind"])
 APPS = Gauge(
     "maestro_apps",

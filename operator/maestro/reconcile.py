@@ -11,7 +11,8 @@
     7. write         patch .status only when it changed; post an Event only on meaningful transitions
 
 Any pass may be interrupted: the next one starts from the cluster again and completes it. Every trigger
-(the app's own events, its children's events, config changes, the periodic safety pass) calls `reconcile`.
+(the app's own events, its children's events, config changes, the periodic safety pass) queues a pass
+(workqueue.py), which calls `reconcile`.
 
 Who calls it: handlers.py.
 """
@@ -21,26 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, confighash, graph, kube, metrics, render, status
+from maestro import api, confighash, graph, kube, metrics, relevance, render, status
 
 log = logging.getLogger(__name__)
 
 # The hash of what Maestro last applied to a child: tells "this service needs a rollout" (gated by its
 # dependencies) from "this service is in place" (re-applied freely, which also undoes edits made by hand).
 APPLIED_HASH_ANNOTATION = f"{api.GROUP}/applied-hash"
-
-_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_guard = threading.Lock()
-# Coalescing of triggered passes: app -> True while a `request` loop runs for it, and whether another pass
-# was asked for meanwhile. A burst of child events then costs one or two passes, and handler threads never
-# queue up behind one app's lock while other apps wait.
-_running: dict[tuple[str, str], bool] = {}
-_pending: dict[tuple[str, str], bool] = {}
 
 
 @dataclass
@@ -57,13 +49,6 @@ class Outcome:
     @property
     def invalid(self) -> bool:
         return self.phase == "Invalid"
-
-
-def _lock(app: Mapping[str, Any]) -> threading.Lock:
-    meta = app["metadata"]
-    key = (meta["namespace"], meta["name"])
-    with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())
 
 
 def child_hash(child: Mapping[str, Any]) -> str:
@@ -148,46 +133,30 @@ def _label(child: Mapping[str, Any]) -> str:
     return f"{child['kind']}/{child['metadata']['name']}"
 
 
-def request(app: Mapping[str, Any]) -> None:
-    """Ask for a pass over the app. If one is running already, it runs once more when done and this call
-    returns at once; else the pass runs here. For triggers whose caller needs no outcome (child events,
-    config changes, the safety pass)."""
-    meta = app["metadata"]
-    key = (meta["namespace"], meta["name"])
-    with _locks_guard:
-        if _running.get(key):
-            _pending[key] = True
-            return
-        _running[key] = True
-        _pending[key] = False
-    try:
-        while True:
-            reconcile(app)
-            with _locks_guard:
-                if not _pending.get(key):
-                    break
-                _pending[key] = False
-    finally:
-        with _locks_guard:
-            _running[key] = False
+def describe_failure(error: BaseException) -> str | None:
+    """One line for a pass that failed on the API (retried with back-off), None for anything else (a bug)."""
+    if isinstance(error, kube.ApiError):
+        return f"API error {error.status} {error.reason}"
+    if isinstance(error, OSError):  # connection refused or reset, timeouts
+        return f"API unreachable: {error}"
+    return None
 
 
 @metrics.instrumented
 def reconcile(app: Mapping[str, Any]) -> Outcome:
-    """One full pass over the app (serialized per app: child events and the app's own events may race).
+    """One full pass over the app. Never two at once for one app: the work queue (workqueue.py) runs them.
 
     `app` needs only metadata.name and namespace (and uid, to skip a pass for an app deleted and created
     again under the same name): the pass reads the app itself.
     """
     meta = app["metadata"]
-    with _lock(app):
-        # Read it again under the lock: a pass that waited for another must see the status that one wrote.
-        fresh = kube.get(api.KIND, meta["namespace"], meta["name"])
-        if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
-            return Outcome()
-        if fresh["metadata"].get("deletionTimestamp"):
-            return Outcome()  # the garbage collector removes the children
-        outcome = _reconcile(fresh)
+    # Read fresh: the event that queued this pass may be old, and the last pass may have written the status.
+    fresh = kube.get(api.KIND, meta["namespace"], meta["name"])
+    if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
+        return Outcome()
+    if fresh["metadata"].get("deletionTimestamp"):
+        return Outcome()  # the garbage collector removes the children
+    outcome = _reconcile(fresh)
     log.debug(
         "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s",
         meta["namespace"],
@@ -278,6 +247,7 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
                     )
                 raise
             owned[key] = result
+            relevance.SEEN_CHILDREN.record(result)  # its watch event, the echo of this apply, starts no pass
             if before is None:
                 created.append(_label(child))
             elif not up_to_date(child, before) or _generation(before) != _generation(result):

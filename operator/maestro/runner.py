@@ -29,11 +29,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from maestro import handlers, kube, leadership  # importing handlers registers them and the settings
+    from maestro import handlers, kube, leadership, metrics  # handlers: registers them and the settings
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
+    if not args.verbose:
+        # kopf logs "Handler ... succeeded" for every watch event handled: thousands a minute while apps
+        # converge, drowning Maestro's own lines (maestro.*). Its warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.WATCHED_NAMESPACES = namespaces or None
+    metrics.QUEUE_DEPTH.set_function(handlers.PASSES.depth)
 
     peering: leadership.Peering | None = None
     if args.peering:

@@ -23,10 +23,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Post Kubernetes Events from kopf's own logs only for warnings and errors: Maestro posts the meaningful
     # Normal events itself (created, ready, ...), and one event per handler run would flood `kubectl describe`.
     settings.posting.level = logging.WARNING
-    # Handler progress and the last handled spec live in .status.kopf (the CRD preserves that field), not in
-    # annotations: users and GitOps tools see no kopf annotations appear on their objects.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
+    # Only watch handlers are registered (handlers.py): kopf stores no handler progress and no last-handled
+    # spec on the apps, so it writes nothing to them, and no kopf annotation appears on users' objects.
     # No finalizers: no on.delete handler is registered, so kopf adds none, and children are removed by the
     # garbage collector through their ownerReferences, also while the operator is down.
     # A bounded thread pool bounds the load on the API server. No per-kind worker limit (kopf's default): a kopf

@@ -44,6 +44,7 @@ def test_metrics_follow_the_work(op: OperatorProcess, kubectl: Kubectl) -> None:
     assert op.metric("maestro_apply_total", kind="Deployment") >= 2
     assert op.metric("maestro_apply_total", kind="Service") >= 2
     assert op.metric("maestro_reconciles_in_flight") >= 0
+    assert op.metric("maestro_work_queue_depth") >= 0
 
     # A phase change moves the app from one series to the other.
     invalid_before = op.metric("maestro_reconcile_total", result="invalid")

@@ -254,7 +254,7 @@ def test_dependent_update_waits_for_the_dependency_rollout(kubectl: Kubectl, op:
 def test_invalid_spec_creates_nothing(kubectl: Kubectl, op: OperatorProcess) -> None:
     kubectl.apply(msa("shop", svc("a", dependsOn=["b"]), svc("b", dependsOn=["a"])))
     wait_until("the app to be Invalid", lambda: phase(kubectl, "shop") == "Invalid", timeout=30)
-    time.sleep(3)  # kopf records the handler's outcome in .status.kopf right after it
+    time.sleep(3)  # any late write (there should be none) lands before the resourceVersion is taken
     app = kubectl.get("msa", "shop")
     ready = condition(app, "Ready")
     assert ready["status"] == "False"

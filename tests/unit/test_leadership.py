@@ -132,15 +132,16 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
     peering = leadership.Peering("maestro", ME, MY_PRIORITY, 15, None)
     leadership.configure(peering)
     monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: ["old"])
-    monkeypatch.setattr(handlers.kube, "list_all_apps", lambda: calls.append("list") or [])
-    monkeypatch.setattr(handlers.kube, "list_apps", lambda ns: calls.append("list") or [])
-    monkeypatch.setattr(handlers.reconcile, "request", lambda app: calls.append("pass"))
+    one_app = [{"metadata": {"name": "shop", "namespace": "prod", "uid": "u"}}]
+    monkeypatch.setattr(handlers.kube, "list_all_apps", lambda: calls.append("list") or one_app)
+    monkeypatch.setattr(handlers.kube, "list_apps", lambda ns: calls.append("list") or one_app)
+    monkeypatch.setattr(handlers, "request", lambda app: calls.append("pass"))
     try:
         handlers.safety_pass()
         assert calls == []
         monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: [])
         handlers.safety_pass()
-        assert calls == ["list"]
+        assert calls == ["list", "pass"]
     finally:
         leadership.configure(None)
 

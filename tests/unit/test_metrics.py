@@ -126,6 +126,7 @@ def test_endpoints() -> None:
                 "maestro_apply_total",
                 "maestro_apps",
                 "maestro_reconciles_in_flight",
+                "maestro_work_queue_depth",
                 "maestro_leader",
                 "maestro_build_info",
             ):

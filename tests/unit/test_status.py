@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
-
 from maestro import api, reconcile, render, status
 
 from .helpers import app, svc
@@ -255,22 +253,3 @@ def test_in_place_means_nothing_to_write() -> None:
     longer["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
     assert not reconcile.in_place(desired, longer)
     assert not reconcile.in_place(desired, None)
-
-
-def test_requests_during_a_pass_coalesce_into_one_more_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    ref = {"metadata": {"name": "shop", "namespace": "prod"}}
-
-    def fake_pass(app: Any) -> reconcile.Outcome:
-        calls.append(app["metadata"]["name"])
-        if len(calls) == 1:  # three events arrive while the first pass runs
-            for _ in range(3):
-                reconcile.request(ref)
-            assert calls == ["shop"], "a request during a pass must not run its own pass"
-        return reconcile.Outcome()
-
-    monkeypatch.setattr(reconcile, "reconcile", fake_pass)
-    reconcile.request(ref)
-    assert calls == ["shop", "shop"]
-    reconcile.request(ref)  # later requests run again
-    assert len(calls) == 3

@@ -29,15 +29,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/*
 The rules the operator needs in a namespace it watches; the same list serves the ClusterRole (all namespaces)
 and each Role (namespaced mode). Every rule is explained in docs/install.md, and
-tests/unit/test_deploy_rbac.py checks that it matches what the operator's code calls.
+tests/unit/test_deploy.py checks that it matches what the operator's code calls.
 */}}
 {{- define "maestro.namespacedRules" -}}
-# The MicroserviceApps: kopf lists and watches them; reconcile reads each; kopf patches the object when it
-# handles it (its progress lives in .status.kopf).
+# The MicroserviceApps: kopf lists and watches them; reconcile reads each (kopf writes nothing to them: only
+# watch handlers are registered).
 - apiGroups: [maestro.dev]
   resources: [microserviceapps]
-  verbs: [get, list, watch, patch]
-# The app's status: reconcile and kopf write it through the status subresource (a merge patch).
+  verbs: [get, list, watch]
+# The app's status: reconcile writes it through the status subresource (a merge patch).
 - apiGroups: [maestro.dev]
   resources: [microserviceapps/status]
   verbs: [patch]

@@ -1,0 +1,152 @@
+"""The queue of passes to run: one entry per app however many events ask for it, a fixed set of worker
+threads, and retries with back-off.
+
+Why a queue of our own between kopf and the passes: a watch handler that ran the pass itself held kopf's event
+stream for the object until the pass was done, so during a burst (100 apps converging: thousands of child
+events) kopf queued every event with its full body, and the operator's memory grew with the backlog (about
+500 MiB per 1000 apps, docs/benchmarks.md). Now a handler only marks the app as due and returns: the backlog is
+at most one entry per app, and events that arrive while a pass is queued cost nothing.
+
+The rules, as in client-go's workqueue: a key is queued at most once; a key being worked on is not handed to a
+second worker, and if it is added meanwhile it runs once more afterwards; a failed key is added again after
+1, 2, 4 ... MAX_DELAY seconds (the count resets on success).
+
+Who calls it: handlers.py (adds), reconcile.py is the work.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+
+FIRST_DELAY = 1.0
+MAX_DELAY = 60.0
+
+
+def delay_for(failures: int) -> float:
+    """Seconds to wait after the given number of consecutive failures (1, 2, 4, ... MAX_DELAY)."""
+    return float(min(MAX_DELAY, FIRST_DELAY * 2 ** max(0, failures - 1)))
+
+
+class WorkQueue(Generic[Item]):
+    """Deduplicating work queue: `add(key, item)` asks for `work(item)` to run once more for that key."""
+
+    def __init__(
+        self,
+        work: Callable[[Item], object],
+        *,
+        workers: int,
+        describe: Callable[[BaseException], str | None] = lambda error: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._work = work
+        self._workers = workers
+        # One log line for an expected failure (an API error: describe returns its text); a traceback otherwise.
+        self._describe = describe
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._ready: deque[Hashable] = deque()
+        self._items: dict[Hashable, Item] = {}  # the latest item of every key queued, running or waiting
+        self._queued: set[Hashable] = set()
+        self._active: set[Hashable] = set()
+        self._again: set[Hashable] = set()  # added while active: run once more when done
+        self._later: list[tuple[float, int, Hashable]] = []  # retries: (due, tie-breaker, key)
+        self._waiting: set[Hashable] = set()  # the keys in _later
+        self._failures: dict[Hashable, int] = {}
+        self._order = itertools.count()
+        self._threads: list[threading.Thread] = []
+
+    def add(self, key: Hashable, item: Item) -> None:
+        """Ask for a run of `work(item)`; returns at once."""
+        with self._cond:
+            self._items[key] = item
+            self._enqueue(key)
+            self._start()
+
+    def _enqueue(self, key: Hashable) -> None:
+        if key in self._active:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.append(key)
+            self._cond.notify()
+
+    def depth(self) -> int:
+        """Keys waiting for a worker (not counting retries scheduled for later)."""
+        with self._cond:
+            return len(self._ready)
+
+    def in_flight(self) -> int:
+        with self._cond:
+            return len(self._active)
+
+    def failures(self, key: Hashable) -> int:
+        with self._cond:
+            return self._failures.get(key, 0)
+
+    def _start(self) -> None:
+        while len(self._threads) < self._workers:
+            thread = threading.Thread(
+                target=self._loop, name=f"maestro-pass-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _next(self) -> tuple[Hashable, Item]:
+        with self._cond:
+            while True:
+                now = self._clock()
+                while self._later and self._later[0][0] <= now:
+                    _, _, key = heapq.heappop(self._later)
+                    self._waiting.discard(key)
+                    self._enqueue(key)
+                if self._ready:
+                    key = self._ready.popleft()
+                    self._queued.discard(key)
+                    self._active.add(key)
+                    return key, self._items[key]
+                self._cond.wait(self._later[0][0] - now if self._later else None)
+
+    def _loop(self) -> None:
+        while True:
+            key, item = self._next()
+            failed = False
+            try:
+                self._work(item)
+            except Exception as error:  # a worker must survive anything a pass raises
+                failed = True
+                self._retry_later(key, error)
+            with self._cond:
+                self._active.discard(key)
+                if not failed:
+                    self._failures.pop(key, None)
+                if key in self._again:
+                    self._again.discard(key)
+                    self._enqueue(key)
+                elif not failed and key not in self._queued:
+                    self._items.pop(key, None)  # nothing more to do for it: keep no memory per idle app
+
+    def _retry_later(self, key: Hashable, error: Exception) -> None:
+        with self._cond:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = delay_for(failures)
+            if key not in self._waiting:
+                self._waiting.add(key)
+                heapq.heappush(self._later, (self._clock() + delay, next(self._order), key))
+                self._cond.notify()
+        reason = self._describe(error)
+        if reason is None:
+            log.exception("pass over %s failed; retrying in %.0fs", key, delay)
+        else:
+            log.warning("pass over %s failed (%s); retrying in %.0fs", key, reason, delay)

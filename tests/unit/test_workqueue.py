@@ -1,0 +1,101 @@
+"""The work queue of passes (workqueue.py): one entry per key, one run at a time per key, a run more for
+what arrives meanwhile, retries with back-off, and nothing kept for idle keys."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from maestro import workqueue
+
+
+def wait(event: threading.Event) -> None:
+    assert event.wait(timeout=10), "timed out"
+
+
+def test_delays_double_up_to_the_cap() -> None:
+    assert [workqueue.delay_for(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert workqueue.delay_for(50) == workqueue.MAX_DELAY
+
+
+def test_adds_while_a_key_runs_make_exactly_one_more_run() -> None:
+    started, release, second = threading.Event(), threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def work(item: str) -> None:
+        runs.append(item)
+        if len(runs) == 1:
+            started.set()
+            wait(release)
+        else:
+            second.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=4)
+    queue.add("shop", "v1")
+    wait(started)
+    for version in ("v2", "v3", "v4"):  # three events while the first run is going on
+        queue.add("shop", version)
+    assert queue.in_flight() == 1 and queue.depth() == 0, "not handed to a second worker"
+    release.set()
+    wait(second)
+    threading.Event().wait(0.5)
+    assert runs == ["v1", "v4"], "one more run, with the latest item"
+
+
+def test_keys_run_in_parallel_on_the_workers() -> None:
+    barrier = threading.Barrier(3, timeout=10)
+    queue: workqueue.WorkQueue[int] = workqueue.WorkQueue(lambda _: barrier.wait(), workers=3)
+    for key in range(3):
+        queue.add(key, key)
+    barrier.wait()  # would time out (BrokenBarrierError) unless all three ran at once
+
+
+def test_a_queued_key_is_queued_once() -> None:
+    release = threading.Event()
+    done = threading.Event()
+    runs: Counter[str] = Counter()
+
+    def work(item: str) -> None:
+        runs[item] += 1
+        if item == "blocker":
+            wait(release)
+        if item == "b":
+            done.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1)
+    queue.add("blocker", "blocker")
+    for _ in range(5):
+        queue.add("b", "b")
+    assert queue.depth() == 1
+    release.set()
+    wait(done)
+    threading.Event().wait(0.3)
+    assert runs == {"blocker": 1, "b": 1}
+
+
+def test_a_failure_is_retried_with_back_off_until_it_succeeds() -> None:
+    attempts: list[str] = []
+    succeeded = threading.Event()
+
+    def work(item: str) -> None:
+        attempts.append(item)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("the API server is restarting")
+        succeeded.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(
+        work, workers=2, describe=lambda error: f"unreachable: {error}"
+    )
+    queue.add("shop", "shop")
+    wait(succeeded)  # after 1 s and 2 s
+    assert attempts == ["shop"] * 3
+    assert queue.failures("shop") == 0, "the count resets on success"
+
+
+def test_no_memory_is_kept_for_an_idle_key() -> None:
+    done = threading.Event()
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(lambda _: done.set(), workers=1)
+    queue.add("shop", "shop")
+    wait(done)
+    threading.Event().wait(0.3)
+    assert queue._items == {} and queue._failures == {}
