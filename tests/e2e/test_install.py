@@ -172,7 +172,17 @@ def test_service_account_can_do_nothing_else(cluster_kubectl: Kubectl, installed
     # Inside its namespace, what the operator needs.
     assert can_i(cluster_kubectl, installed, "patch", "deployments", "-n", ns) == "yes"
     assert (
-        can_i(cluster_kubectl, installed, "patch", "microserviceapps.maestro.dev/status", "-n", ns) == "yes"
+        # `--subresource`: kubectl reads `resource/status` as the object named "status", not the subresource.
+        can_i(
+            cluster_kubectl,
+            installed,
+            "patch",
+            "microserviceapps.maestro.dev",
+            "--subresource=status",
+            "-n",
+            ns,
+        )
+        == "yes"
     )
     # Outside its role: nothing.
     assert can_i(cluster_kubectl, installed, "delete", "nodes") == "no"
