@@ -178,6 +178,36 @@ def test_invalid_names_the_field() -> None:
     assert ready.message == "spec.services[0].dependsOn: dependency cycle: web -> web"
 
 
+def _kstatus(result: api.MicroserviceAppStatus) -> tuple[str, str]:
+    got = conditions(result)
+    return got["Reconciling"].status, got["Stalled"].status
+
+
+def test_kstatus_conditions_follow_the_phase() -> None:
+    # kstatus (Flux, Helm 4 --wait): Reconciling=True is InProgress, Stalled=True is Failed.
+    obj = app(svc("web"), svc("db"))
+    ready = status.app_status(obj, _services({"db": "Ready", "web": "Ready"}), timestamp=T0)
+    assert _kstatus(ready) == ("False", "False")
+    rolling = status.app_status(obj, _services({"db": "Progressing", "web": "Waiting"}), timestamp=T0)
+    assert _kstatus(rolling) == ("True", "False")
+    assert conditions(rolling)["Reconciling"].reason == "WaitingForDependencies"
+    failed = status.app_status(obj, _services({"db": "Degraded", "web": "Waiting"}), timestamp=T0)
+    assert _kstatus(failed) == ("False", "True")
+    assert conditions(failed)["Stalled"].message == "db: db is Degraded; holding web"
+    conflict = status.app_status(obj, _services({"db": "Ready", "web": "Conflict"}), timestamp=T0)
+    assert _kstatus(conflict) == ("False", "True")
+    invalid = status.invalid_status(obj, [("spec.services", "bad")], timestamp=T0)
+    assert _kstatus(invalid) == ("False", "True")
+    stalled = conditions(invalid)["Stalled"]
+    assert (stalled.reason, stalled.message, stalled.observed_generation) == (
+        "InvalidSpec",
+        "spec.services: bad",
+        1,
+    )
+    for result in (ready, rolling, failed, conflict, invalid):
+        assert [c.type for c in result.conditions or []] == list(status.CONDITION_TYPES)
+
+
 def test_transition_time_kept_while_status_unchanged() -> None:
     obj = app(svc("web"))
     first = status.to_dict(status.app_status(obj, _services({"web": "Progressing"}), timestamp=T0))
