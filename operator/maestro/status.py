@@ -75,8 +75,13 @@ def deployment_available(deployment: Mapping[str, Any] | None) -> bool:
 
 
 def deployment_failure(deployment: Mapping[str, Any] | None) -> str | None:
-    """Why the Deployment's rollout failed (progress deadline exceeded, replica failure), or None."""
-    if not deployment:
+    """Why the Deployment's rollout failed (progress deadline exceeded, replica failure), or None.
+
+    Only at the Deployment's current generation: right after a spec change (e.g. the fix of a stuck rollout),
+    its conditions still describe the previous rollout, and a stale failure would mark the app Stalled, which
+    makes GitOps tools that stop at kstatus Failed (Helm 4's --wait, Flux) give up on a rollout in progress.
+    """
+    if not deployment or not observed_current(deployment):
         return None
     progressing = _condition(deployment, "Progressing")
     if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
@@ -128,11 +133,14 @@ def service_status(
         )
     if not deployment:
         return api.ServiceStatus(phase="Pending", message="Deployment not created yet", **base)
+    # Available first: after a rollback to a ReplicaSet that is already available (the fix of a stuck
+    # rollout), the controller keeps ProgressDeadlineExceeded until it next records progress, though the
+    # Deployment is complete at its current generation.
+    if deployment_available(deployment):
+        return api.ServiceStatus(phase="Ready", **base)
     failure = deployment_failure(deployment)
     if failure is not None:
         return api.ServiceStatus(phase="Degraded", message=failure, **base)
-    if deployment_available(deployment):
-        return api.ServiceStatus(phase="Ready", **base)
     wanted = _spec_replicas(deployment)
     return api.ServiceStatus(
         phase="Progressing",

@@ -89,6 +89,9 @@ def test_failure_from_progress_deadline_or_replica_failure() -> None:
     quota = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": "quota"}])
     assert status.deployment_failure(quota) == "quota"
     assert status.deployment_failure(deployment()) is None
+    # A new spec (e.g. the fix) not yet seen by the Deployment controller: the old failure does not count.
+    stuck["metadata"]["generation"] = 4
+    assert status.deployment_failure(stuck) is None
 
 
 # --------------------------------------------------------------------------------------------- services
@@ -111,6 +114,18 @@ def test_service_phases() -> None:
     assert waiting.message == "waiting for db to be available"
     conflict = status.service_status(obj, web, None, conflict="taken")
     assert (conflict.phase, conflict.message) == ("Conflict", "taken")
+    deadline = [
+        {"type": "Available", "status": "True"},
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "slow"},
+    ]
+    # Stuck: the new pod is not available, the old one still runs.
+    stuck = status.service_status(
+        obj, web, deployment(replicas=1, ready=1, updated=1, total=2, conditions=deadline)
+    )
+    assert (stuck.phase, stuck.message) == ("Degraded", "slow")
+    # Rolled back to the available ReplicaSet: complete, though the controller's deadline reason lingers.
+    back = status.service_status(obj, web, deployment(replicas=1, ready=1, updated=1, conditions=deadline))
+    assert back.phase == "Ready"
 
 
 # -------------------------------------------------------------------------------------------------- app
