@@ -26,6 +26,7 @@ from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.waits import wait_until
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops"
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 CHART_TEMPLATE = """apiVersion: maestro.dev/v1alpha1
@@ -192,3 +193,20 @@ def test_argocd_health_and_kstatus_on_real_status(
     assert app["status"]["observedGeneration"] == app["metadata"]["generation"]
     assert argo(app) == ("Healthy", "2/2 services ready")
     kubectl("wait", "--for=condition=Ready", "--timeout=10s", "msa/shop")
+
+
+def test_example_overlay_becomes_healthy(
+    kubectl: Kubectl, op: OperatorProcess, lua: str, tmp_path: Path
+) -> None:
+    # examples/gitops as Argo CD or Flux would apply it (kustomize), into the test's namespace.
+    rendered = kubectl("kustomize", str(EXAMPLE / "apps" / "overlays" / "production"))
+    (app,) = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "MicroserviceApp"]
+    app["metadata"]["namespace"] = kubectl.namespace
+    kubectl.apply(app)
+    kubectl("wait", "--for=jsonpath={.status.observedGeneration}=1", "--timeout=90s", "msa/shop")
+    kubectl("wait", "--for=condition=Ready", "--timeout=90s", "msa/shop")
+    assert argocd_health.health(lua, kubectl.get("msa", "shop"), tmp_path) == (
+        "Healthy",
+        "2/2 services ready",
+    )
+    assert {d["metadata"]["name"] for d in kubectl.get("deployments")} == {"shop-catalog", "shop-web"}
