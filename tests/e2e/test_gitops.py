@@ -103,14 +103,13 @@ def conditions(app: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def observed(kubectl: Kubectl, phase: str) -> dict[str, Any]:
     """The app once the operator has written `phase` for its current generation."""
 
-    def probe() -> dict[str, Any] | None:
-        app = kubectl.get("msa", "shop")
+    def probe() -> dict[str, Any]:
+        app: dict[str, Any] = kubectl.get("msa", "shop")
         status = app.get("status") or {}
         current = status.get("observedGeneration") == app["metadata"]["generation"]
-        return app if current and status.get("phase") == phase else None
+        return app if current and status.get("phase") == phase else {}
 
-    app: dict[str, Any] = wait_until(f"msa/shop to be {phase} at its current generation", probe)
-    return app
+    return wait_until(f"msa/shop to be {phase} at its current generation", probe)
 
 
 def test_argocd_health_and_kstatus_on_real_status(
