@@ -1,6 +1,7 @@
 # Every developer task in one place. `make test` is what CI runs (.ci/run); `make demo` shows Maestro working.
 # Both do all set-up themselves on a fresh machine: a virtualenv in .venv, and the local control plane's binaries
-# built from their Go modules into ~/.cache/maestro (many minutes the first time, cached afterwards).
+# built from their Go modules into ~/.cache/maestro (many minutes the first time, cached afterwards). `make test`
+# also fetches Debian's lua5.1 into that cache for the Argo CD health check's tests (hack/lua.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 CLUSTER := $(BIN)/python hack/cluster/cluster.py
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint unit test demo demo-down cluster-up cluster-down crd manifests
+.PHONY: setup lint unit test demo demo-down cluster-up cluster-down crd manifests argocd
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,7 @@ unit: setup
 test: lint
 	$(CLUSTER) build
 	$(BIN)/python hack/helm/helm.py build
+	$(BIN)/python hack/lua.py build
 	$(BIN)/pytest
 
 demo: setup
@@ -51,3 +53,7 @@ crd: setup
 # deploy/manifests/ is the Helm chart rendered with its defaults; a unit test fails when it drifts.
 manifests: setup
 	$(BIN)/python hack/helm/helm.py manifests
+
+# deploy/argocd/argocd-cm.yaml and argo-cd-values.yaml embed the Argo CD health check; a unit test fails on drift.
+argocd: setup
+	$(BIN)/python hack/argocd.py

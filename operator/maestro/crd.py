@@ -96,13 +96,11 @@ def _schema_of(model: type[pydantic.BaseModel]) -> dict[str, Any]:
 
 def _status_schema() -> dict[str, Any]:
     schema = _schema_of(api.MicroserviceAppStatus)
-    # The operator framework (kopf) keeps its handler progress here rather than in annotations
-    # (settings.py); its shape is kopf's, so the API server keeps it as it is.
-    schema.setdefault("properties", {})["kopf"] = {
-        "type": "object",
-        "description": "Handler progress of the operator framework (kopf). Internal.",
-        "x-kubernetes-preserve-unknown-fields": True,
-    }
+    # An app the operator has not handled yet reads `status: {observedGeneration: 0}` (the API server fills
+    # in defaults when it reads the object): behind its generation, so kstatus (Flux, Helm's --wait) sees
+    # it in progress. With no status at all, kstatus would read a brand-new app as Current (docs/gitops.md).
+    schema["default"] = {}
+    schema["properties"]["observedGeneration"]["default"] = 0
     return schema
 
 

@@ -1,5 +1,8 @@
 """Compute a MicroserviceApp's status from what is observed in the cluster.
 
+Conditions: Ready, Progressing, Degraded, and kstatus' Reconciling and Stalled (docs/gitops.md), each with the
+app's observedGeneration.
+
 Pure: plain dicts (the app, its observed Deployments) in, an `api.MicroserviceAppStatus` out; no Kubernetes
 client. The status is rebuilt on every pass; `changed` tells whether it differs from what the app already
 shows, so the operator writes it only then. A condition keeps its lastTransitionTime while its status
@@ -19,7 +22,12 @@ from maestro import api, render
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
-CONDITION_TYPES = (READY, PROGRESSING, DEGRADED)
+# kstatus' "abnormal-true" conditions (what Flux, Helm 4's --wait and cli-utils read): Reconciling=True means
+# InProgress, Stalled=True means Failed. Without Stalled, kstatus reads Ready=False as InProgress, so an Invalid or
+# Degraded app would only ever time out a GitOps health check instead of failing it.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, RECONCILING, STALLED)
 
 # Fields of .status that the operator does not compute (kopf's handler progress): left alone, never compared.
 FOREIGN_FIELDS = frozenset({"kopf"})
@@ -67,8 +75,13 @@ def deployment_available(deployment: Mapping[str, Any] | None) -> bool:
 
 
 def deployment_failure(deployment: Mapping[str, Any] | None) -> str | None:
-    """Why the Deployment's rollout failed (progress deadline exceeded, replica failure), or None."""
-    if not deployment:
+    """Why the Deployment's rollout failed (progress deadline exceeded, replica failure), or None.
+
+    Only at the Deployment's current generation: right after a spec change (e.g. the fix of a stuck rollout),
+    its conditions still describe the previous rollout, and a stale failure would mark the app Stalled, which
+    makes GitOps tools that stop at kstatus Failed (Helm 4's --wait, Flux) give up on a rollout in progress.
+    """
+    if not deployment or not observed_current(deployment):
         return None
     progressing = _condition(deployment, "Progressing")
     if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
@@ -120,11 +133,14 @@ def service_status(
         )
     if not deployment:
         return api.ServiceStatus(phase="Pending", message="Deployment not created yet", **base)
+    # Available first: after a rollback to a ReplicaSet that is already available (the fix of a stuck
+    # rollout), the controller keeps ProgressDeadlineExceeded until it next records progress, though the
+    # Deployment is complete at its current generation.
+    if deployment_available(deployment):
+        return api.ServiceStatus(phase="Ready", **base)
     failure = deployment_failure(deployment)
     if failure is not None:
         return api.ServiceStatus(phase="Degraded", message=failure, **base)
-    if deployment_available(deployment):
-        return api.ServiceStatus(phase="Ready", **base)
     wanted = _spec_replicas(deployment)
     return api.ServiceStatus(
         phase="Progressing",
@@ -187,6 +203,8 @@ def invalid_status(
             _make_condition(READY, "False", reason, message, **common),  # type: ignore[arg-type]
             _make_condition(PROGRESSING, "False", reason, message, **common),  # type: ignore[arg-type]
             _make_condition(DEGRADED, "False", reason, message, **common),  # type: ignore[arg-type]
+            _make_condition(RECONCILING, "False", reason, message, **common),  # type: ignore[arg-type]
+            _make_condition(STALLED, "True", reason, message, **common),  # type: ignore[arg-type]
         ],
         services=None,
     )
@@ -225,6 +243,8 @@ def app_status(
                 _make_condition(READY, "False", "NameConflict", message, **common),
                 _make_condition(PROGRESSING, "False", "NameConflict", message, **common),
                 _make_condition(DEGRADED, "False", "NameConflict", message, **common),
+                _make_condition(RECONCILING, "False", "NameConflict", message, **common),
+                _make_condition(STALLED, "True", "NameConflict", message, **common),
             ],
             services=list(services),
         )
@@ -239,6 +259,8 @@ def app_status(
             _make_condition(READY, "False", "RolloutFailed", details, **common),
             _make_condition(PROGRESSING, "False", "RolloutFailed", message, **common),
             _make_condition(DEGRADED, "True", "RolloutFailed", message, **common),
+            _make_condition(RECONCILING, "False", "RolloutFailed", message, **common),
+            _make_condition(STALLED, "True", "RolloutFailed", message, **common),
         ]
     elif not not_ready:
         phase = "Ready"
@@ -247,6 +269,8 @@ def app_status(
             _make_condition(READY, "True", "AllServicesReady", message, **common),
             _make_condition(PROGRESSING, "False", "RolloutComplete", message, **common),
             _make_condition(DEGRADED, "False", "AsExpected", "", **common),
+            _make_condition(RECONCILING, "False", "RolloutComplete", message, **common),
+            _make_condition(STALLED, "False", "AsExpected", "", **common),
         ]
     else:
         phase = "Pending" if all(s.phase in ("Pending", "Waiting") for s in services) else "Progressing"
@@ -255,6 +279,8 @@ def app_status(
             _make_condition(READY, "False", "ServicesNotReady", details, **common),
             _make_condition(PROGRESSING, "True", reason, details, **common),
             _make_condition(DEGRADED, "False", "AsExpected", "", **common),
+            _make_condition(RECONCILING, "True", reason, details, **common),
+            _make_condition(STALLED, "False", "AsExpected", "", **common),
         ]
     return api.MicroserviceAppStatus(
         observed_generation=generation,

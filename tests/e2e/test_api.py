@@ -36,6 +36,9 @@ def test_example_is_accepted(kubectl: Kubectl, example: Path) -> None:
     stored = kubectl.get("microserviceapps", app["metadata"]["name"])
     assert stored["spec"]["services"][0]["name"] == app["spec"]["services"][0]["name"]
     assert app["metadata"]["name"] in kubectl("get", "msa")
+    # No operator runs here: the API server's default marks it as not yet handled (kstatus: InProgress).
+    assert stored["status"] == {"observedGeneration": 0}
+    assert stored["metadata"]["generation"] == 1
 
 
 @pytest.mark.parametrize(("case", "manifest", "expected"), INVALID_APPS, ids=[c[0] for c in INVALID_APPS])

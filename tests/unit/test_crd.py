@@ -100,3 +100,11 @@ def test_int_or_string_and_free_form_fields() -> None:
     assert service["volumes"]["items"]["x-kubernetes-preserve-unknown-fields"] is True
     assert service["volumes"]["items"]["required"] == ["name"]
     assert service["ports"]["items"]["properties"]["protocol"]["default"] == "TCP"
+
+
+def test_status_defaults_to_generation_zero() -> None:
+    """A new app, before the operator's first pass, reads as behind its generation (kstatus: InProgress)."""
+    status = crd.openapi_schema()["properties"]["status"]
+    assert status["default"] == {}
+    assert status["properties"]["observedGeneration"]["default"] == 0
+    assert "kopf" not in status["properties"], "kopf writes nothing to apps any more"

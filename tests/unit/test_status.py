@@ -87,6 +87,9 @@ def test_failure_from_progress_deadline_or_replica_failure() -> None:
     quota = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": "quota"}])
     assert status.deployment_failure(quota) == "quota"
     assert status.deployment_failure(deployment()) is None
+    # A new spec (e.g. the fix) not yet seen by the Deployment controller: the old failure does not count.
+    stuck["metadata"]["generation"] = 4
+    assert status.deployment_failure(stuck) is None
 
 
 # --------------------------------------------------------------------------------------------- services
@@ -109,6 +112,18 @@ def test_service_phases() -> None:
     assert waiting.message == "waiting for db to be available"
     conflict = status.service_status(obj, web, None, conflict="taken")
     assert (conflict.phase, conflict.message) == ("Conflict", "taken")
+    deadline = [
+        {"type": "Available", "status": "True"},
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "slow"},
+    ]
+    # Stuck: the new pod is not available, the old one still runs.
+    stuck = status.service_status(
+        obj, web, deployment(replicas=1, ready=1, updated=1, total=2, conditions=deadline)
+    )
+    assert (stuck.phase, stuck.message) == ("Degraded", "slow")
+    # Rolled back to the available ReplicaSet: complete, though the controller's deadline reason lingers.
+    back = status.service_status(obj, web, deployment(replicas=1, ready=1, updated=1, conditions=deadline))
+    assert back.phase == "Ready"
 
 
 # -------------------------------------------------------------------------------------------------- app
@@ -174,6 +189,36 @@ def test_invalid_names_the_field() -> None:
     ready = conditions(result)["Ready"]
     assert (ready.status, ready.reason) == ("False", "InvalidSpec")
     assert ready.message == "spec.services[0].dependsOn: dependency cycle: web -> web"
+
+
+def _kstatus(result: api.MicroserviceAppStatus) -> tuple[str, str]:
+    got = conditions(result)
+    return got["Reconciling"].status, got["Stalled"].status
+
+
+def test_kstatus_conditions_follow_the_phase() -> None:
+    # kstatus (Flux, Helm 4 --wait): Reconciling=True is InProgress, Stalled=True is Failed.
+    obj = app(svc("web"), svc("db"))
+    ready = status.app_status(obj, _services({"db": "Ready", "web": "Ready"}), timestamp=T0)
+    assert _kstatus(ready) == ("False", "False")
+    rolling = status.app_status(obj, _services({"db": "Progressing", "web": "Waiting"}), timestamp=T0)
+    assert _kstatus(rolling) == ("True", "False")
+    assert conditions(rolling)["Reconciling"].reason == "WaitingForDependencies"
+    failed = status.app_status(obj, _services({"db": "Degraded", "web": "Waiting"}), timestamp=T0)
+    assert _kstatus(failed) == ("False", "True")
+    assert conditions(failed)["Stalled"].message == "db: db is Degraded; holding web"
+    conflict = status.app_status(obj, _services({"db": "Ready", "web": "Conflict"}), timestamp=T0)
+    assert _kstatus(conflict) == ("False", "True")
+    invalid = status.invalid_status(obj, [("spec.services", "bad")], timestamp=T0)
+    assert _kstatus(invalid) == ("False", "True")
+    stalled = conditions(invalid)["Stalled"]
+    assert (stalled.reason, stalled.message, stalled.observed_generation) == (
+        "InvalidSpec",
+        "spec.services: bad",
+        1,
+    )
+    for result in (ready, rolling, failed, conflict, invalid):
+        assert [c.type for c in result.conditions or []] == list(status.CONDITION_TYPES)
 
 
 def test_transition_time_kept_while_status_unchanged() -> None:

@@ -51,19 +51,20 @@ def test_keys_run_in_parallel_on_the_workers() -> None:
 
 
 def test_a_queued_key_is_queued_once() -> None:
-    release = threading.Event()
-    done = threading.Event()
+    started, release, done = threading.Event(), threading.Event(), threading.Event()
     runs: Counter[str] = Counter()
 
     def work(item: str) -> None:
         runs[item] += 1
         if item == "blocker":
+            started.set()
             wait(release)
         if item == "b":
             done.set()
 
     queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1)
     queue.add("blocker", "blocker")
+    wait(started)  # the only worker is busy
     for _ in range(5):
         queue.add("b", "b")
     assert queue.depth() == 1
