@@ -178,7 +178,18 @@ def test_values_schema_rejects_unknown_and_bad_values(helm: Path) -> None:
         assert result.returncode != 0, f"--set {bad} was accepted"
 
 
-HA_ARGS = ["--metrics-port=8080", "--peering=maestro", "--peering-lifetime=10"]
+def _ha_args() -> list[str]:
+    """The chart's defaults are the operator's own (runner.py, leadership.py)."""
+    from maestro import leadership, runner
+
+    return [
+        f"--metrics-port={runner.DEFAULT_METRICS_PORT}",
+        f"--peering={leadership.DEFAULT_NAME}",
+        f"--peering-lifetime={leadership.DEFAULT_LIFETIME}",
+    ]
+
+
+HA_ARGS = _ha_args()
 
 
 def test_cluster_wide_render(helm: Path) -> None:
