@@ -7,13 +7,14 @@ the API server).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMIZATION = ROOT / "deploy" / "argocd" / "resource_customizations" / "maestro.dev" / "MicroserviceApp"
@@ -24,11 +25,7 @@ ARGO_HEALTH = frozenset({"Healthy", "Progressing", "Degraded", "Suspended", "Mis
 
 
 def load_lua_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("maestro_hack_lua", ROOT / "hack" / "lua.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("hack/lua.py")
 
 
 def interpreter() -> str:

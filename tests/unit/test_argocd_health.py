@@ -7,7 +7,6 @@ contributed upstream as is. tests/e2e/test_gitops.py runs the same script on obj
 from __future__ import annotations
 
 import copy
-import importlib.util
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from tests import argocd_health
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = yaml.safe_load((argocd_health.CUSTOMIZATION / "health_test.yaml").read_text())["tests"]
@@ -32,11 +32,7 @@ def _load(path: Path) -> Any:
 
 
 def _hack_argocd() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("maestro_hack_argocd", ROOT / "hack" / "argocd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("hack/argocd.py")
 
 
 def test_interpreter_is_lua_5_1(lua: str) -> None:

@@ -3,22 +3,17 @@ rejected offline by `maestro validate`, and the CRD has the rule each one is abo
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
 import yaml
 
 from maestro import api, crd
-
-from .helpers import ROOT
+from tests.scripts import load_script
 
 
 def _load() -> list[tuple[str, dict[str, Any], str]]:
-    spec = importlib.util.spec_from_file_location("invalid_apps", ROOT / "tests" / "e2e" / "invalid_apps.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("tests/e2e/invalid_apps.py")
     apps: list[tuple[str, dict[str, Any], str]] = module.INVALID_APPS
     return apps
 
