@@ -98,15 +98,22 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_file_command(subparsers: Any, name: str, handler: Any, help: str, description: str) -> None:
+    """A subcommand that reads apps from `-f FILE` (or stdin)."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.add_argument("-f", "--file", required=True, help="a YAML file of MicroserviceApps, or - for stdin")
+    parser.set_defaults(handler=handler)
+
+
 def add_render(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    _add_file_command(
+        subparsers,
         "render",
+        cmd_render,
         help="print the children of an app as YAML (for kubectl apply -f -)",
         description="Print every Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget of the "
         "apps in a file, as multi-document YAML. Without metadata.uid no ownerReferences are written.",
     )
-    parser.add_argument("-f", "--file", required=True, help="a YAML file of MicroserviceApps, or - for stdin")
-    parser.set_defaults(handler=cmd_render)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -126,14 +133,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def add_validate(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    _add_file_command(
+        subparsers,
         "validate",
+        cmd_validate,
         help="check apps as the API server and the operator would",
         description="Check the apps in a file: schema, the CRD's rules, dependencies and child name lengths. "
         "Exit 0 when all are valid; else exit 1 with one `field.path: message` line per error.",
     )
-    parser.add_argument("-f", "--file", required=True, help="a YAML file of MicroserviceApps, or - for stdin")
-    parser.set_defaults(handler=cmd_validate)
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
