@@ -12,7 +12,8 @@ import kopf
 
 from maestro import kube
 
-# Handler threads: a pass is a handful of blocking API calls; more threads than this only queue at the API.
+# Threads that run passes (handlers.PASSES) and kopf's handler threads (the sync handlers: config sources): a pass
+# is a handful of blocking API calls; more threads than this only queue at the API server.
 MAX_WORKERS = 8
 
 
@@ -27,7 +28,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # spec on the apps, so it writes nothing to them, and no kopf annotation appears on users' objects.
     # No finalizers: no on.delete handler is registered, so kopf adds none, and children are removed by the
     # garbage collector through their ownerReferences, also while the operator is down.
-    # A bounded thread pool bounds the load on the API server. No per-kind worker limit (kopf's default): a kopf
+    # The work queue's threads bound the load on the API server. No per-kind worker limit (kopf's default): a kopf
     # worker keeps its slot for seconds after an object's last event, so a limit of 16 capped each kind at ~3
     # objects/s (benchmarks/convergence.py: 2.39x the raw client with it, 1.38x without; restart 31.8 s -> 3.0 s).
     settings.execution.max_workers = MAX_WORKERS
