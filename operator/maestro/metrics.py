@@ -32,7 +32,7 @@ PHASES: tuple[str, ...] = get_args(api.Phase)
 RECONCILES = Counter("maestro_reconcile", "Reconcile passes, by result.", ["result"])
 DURATION = Histogram(
     "maestro_reconcile_duration_seconds",
-    "Duration of one reconcile pass (all results), waiting for the app's lock included.",
+    "Duration of one reconcile pass (all results); the time queued before it is not included.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 IN_FLIGHT = Gauge("maestro_reconciles_in_flight", "Reconcile passes running now.")
