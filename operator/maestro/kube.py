@@ -85,7 +85,7 @@ def _call(
         method,
         http.url.rstrip("/") + path,
         params=query or [],
-        data=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+        data=None if body is None else (body if isinstance(body, str | bytes) else json.dumps(body)),
         headers={"Accept": "application/json", "Content-Type": content_type},
         timeout=REQUEST_TIMEOUT,
     )
@@ -159,7 +159,9 @@ def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = _call(
         "PATCH",
         _path(obj["kind"], meta["namespace"], meta["name"]),
-        body=json.dumps(obj),
+        # UTF-8, not \u escapes: the API server reads an apply patch as YAML, where the escaped surrogate pair
+        # of a character beyond the BMP (an emoji in an env value) is "invalid Unicode character escape".
+        body=json.dumps(obj, ensure_ascii=False).encode(),
         query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         content_type="application/apply-patch+yaml",
     )

@@ -58,7 +58,9 @@ class Client:
         if response.status_code >= 400:
             try:
                 payload = response.json()
-                raise ApiFailure(response.status_code, str(payload.get("reason")), str(payload.get("message")))
+                raise ApiFailure(
+                    response.status_code, str(payload.get("reason")), str(payload.get("message"))
+                )
             except ValueError:
                 raise ApiFailure(response.status_code, str(response.reason), response.text) from None
         return response.json()

@@ -9,19 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import conftest as e2e
 from tests.e2e import operator_process
 from tests.e2e.cluster import TestCluster
-from tests.e2e.conftest import (  # noqa: F401  (fixtures and the report hook, shared with tests/e2e)
-    cluster_kubectl,
-    crd,
-    kubectl,
-    namespace,
-    pytest_runtest_makereport,
-    test_cluster,
-)
 from tests.e2e.operator_process import OperatorProcess
 from tests.faults import figures
 from tests.faults.client import Client
+
+# The e2e suite's fixtures and report hook, shared (not copied): the cluster, the CRD, a namespace per case.
+test_cluster = e2e.test_cluster
+cluster_kubectl = e2e.cluster_kubectl
+crd = e2e.crd
+namespace = e2e.namespace
+kubectl = e2e.kubectl
+pytest_runtest_makereport = e2e.pytest_runtest_makereport
 
 
 @pytest.fixture(scope="session")

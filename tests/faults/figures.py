@@ -32,7 +32,12 @@ def summary(seconds: list[float]) -> dict[str, float]:
 
 
 def record(case: str, **figures: Any) -> None:
-    line = {"case": case, "mode": scale.MODE, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
+    line = {
+        "case": case,
+        "mode": scale.MODE,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **figures,
+    }
     SESSION.append(line)
     FILE.parent.mkdir(parents=True, exist_ok=True)
     with FILE.open("a") as out:

@@ -71,7 +71,9 @@ def mutated(draw: st.DrawFn, app: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         else:
             del parent[path[-1]]
     elif kind == "unknown-key":
-        path = draw(st.sampled_from([p for p in _paths(spec) if isinstance(_parent(spec, (*p, 0)), dict)] or [()]))
+        path = draw(
+            st.sampled_from([p for p in _paths(spec) if isinstance(_parent(spec, (*p, 0)), dict)] or [()])
+        )
         target = _parent(spec, (*path, 0)) if path else spec
         target[draw(st.sampled_from(["replica", "imagePullSecret", "x", "Ports"]))] = draw(junk)
     elif kind == "cycle" and len(services) >= 2:

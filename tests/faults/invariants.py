@@ -83,7 +83,9 @@ def problems(client: Client, namespace: str) -> list[str]:
         owned[ref["uid"]][(child["kind"], meta["name"])] = child
         component = (meta.get("labels") or {}).get(render.LABEL_COMPONENT, "")
         slots[(ref["uid"], child["kind"], component)] += 1
-    found += [f"{kind} of {uid}/{component}: {n} copies" for (uid, kind, component), n in slots.items() if n > 1]
+    found += [
+        f"{kind} of {uid}/{component}: {n} copies" for (uid, kind, component), n in slots.items() if n > 1
+    ]
 
     for app in apps:
         found += _app_problems(client, app, owned[app["metadata"]["uid"]])
@@ -103,7 +105,10 @@ def _app_problems(
     if meta.get("deletionTimestamp"):
         found.append(f"app {name}: stuck in deletion")
     if status.get("observedGeneration") != meta.get("generation"):
-        return [*found, f"app {name}: generation {meta.get('generation')} not observed yet ({status.get('phase')})"]
+        return [
+            *found,
+            f"app {name}: generation {meta.get('generation')} not observed yet ({status.get('phase')})",
+        ]
     try:
         desired = desired_children(client, app)
     except api.SpecError as error:

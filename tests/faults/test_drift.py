@@ -89,6 +89,11 @@ def test_drifted_children_are_restored_and_nothing_else_written(
     after = versions(client, namespace)
     untouched = {key for key in before if not any(key[1] == a or key[1].startswith(f"{a}-") for a in targets)}
     rewritten = sorted(key for key in untouched if after.get(key) != before[key])
-    figures.record("drift-writes", drifted_children=len(targets), operator_applies=writes, untouched_rewritten=len(rewritten))
+    figures.record(
+        "drift-writes",
+        drifted_children=len(targets),
+        operator_applies=writes,
+        untouched_rewritten=len(rewritten),
+    )
     assert writes == len(targets), f"{writes} applies for {len(targets)} drifted children"
     assert not rewritten, f"untouched objects were written: {rewritten[:20]}"

@@ -21,12 +21,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(scale.CASE_TIMEOUT)]
 
 
 def app_versions(client: Client, namespace: str) -> dict[str, str]:
-    return {a["metadata"]["name"]: a["metadata"]["resourceVersion"] for a in client.list("MicroserviceApp", namespace)}
+    return {
+        a["metadata"]["name"]: a["metadata"]["resourceVersion"]
+        for a in client.list("MicroserviceApp", namespace)
+    }
 
 
 def settle(client: Client, namespace: str, op: OperatorProcess, batch: list[str]) -> float:
     """Wait for the whole-cluster check, then for quiet: no pass and no app write for 5 s."""
-    took = invariants.wait_converged(client, namespace, timeout=scale.CONVERGE_TIMEOUT, what=f"batch {batch[:3]}...")
+    took = invariants.wait_converged(
+        client, namespace, timeout=scale.CONVERGE_TIMEOUT, what=f"batch {batch[:3]}..."
+    )
     wait_quiet(op, timeout=120)
     before = app_versions(client, namespace)
     time.sleep(5)
@@ -37,8 +42,13 @@ def settle(client: Client, namespace: str, op: OperatorProcess, batch: list[str]
 
 def test_fuzzed_specs(client: Client, namespace: str, op: OperatorProcess) -> None:
     # The names the valid strategy uses in configFrom (`opt` stays absent: it is optional).
-    client.create(namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}})
-    client.create(namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "stringData": {"b": "2"}})
+    client.create(
+        namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}}
+    )
+    client.create(
+        namespace,
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "stringData": {"b": "2"}},
+    )
     generated = fuzz_specs.draw_apps(scale.FUZZ_SPECS, scale.SEED)
     outcomes: Counter[str] = Counter()
     labels: Counter[str] = Counter()

@@ -1,0 +1,52 @@
+"""Operator bugs the fault cases found, each pinned by one small app (see docs/reliability.md)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.operator_process import OperatorProcess
+from tests.faults import invariants
+from tests.faults.client import CHILD_KINDS, Client
+from tests.faults.fleet import fleet_app
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def test_rules_of_the_deployment_make_the_app_invalid_before_anything_is_created(
+    client: Client, namespace: str, op: OperatorProcess
+) -> None:
+    # Both were Invalid only as ChildRejected, after `api`'s children had been created.
+    zero_rollout = fleet_app("zero")
+    zero_rollout["spec"]["services"][1]["rollout"] = {"maxSurge": 0, "maxUnavailable": "0%"}
+    over_limit = fleet_app("over")
+    over_limit["spec"]["services"][1]["resources"] = {
+        "requests": {"memory": "1Gi"},
+        "limits": {"memory": "128Mi"},
+    }
+    for app in (zero_rollout, over_limit):
+        client.create(namespace, app)
+    invariants.wait_converged(client, namespace, timeout=120)
+    for name in ("zero", "over"):
+        app = client.get("MicroserviceApp", namespace, name)
+        assert app is not None
+        ready = next(c for c in app["status"]["conditions"] if c["type"] == "Ready")
+        assert (app["status"]["phase"], ready["reason"]) == ("Invalid", "InvalidSpec")
+        assert "spec.services[1]" in ready["message"]
+    time.sleep(2)
+    assert not [c for kind in CHILD_KINDS for c in client.list(kind, namespace, invariants.MANAGED)]
+
+
+def test_characters_beyond_the_basic_plane_reach_the_children(
+    client: Client, namespace: str, op: OperatorProcess
+) -> None:
+    # The apply patch is YAML to the API server; JSON's surrogate-pair escape of an emoji is not valid YAML.
+    app = fleet_app("emoji")
+    app["spec"]["services"][0]["env"] = [{"name": "GREETING", "value": "hi 👋 𝄞"}]
+    client.create(namespace, app)
+    invariants.wait_converged(client, namespace, timeout=120)
+    deployment = client.get("Deployment", namespace, "emoji-api")
+    assert deployment is not None
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "GREETING", "value": "hi 👋 𝄞"} in env
