@@ -11,6 +11,7 @@ Who calls it: reconcile.py and handlers.py.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -159,13 +160,24 @@ def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = _call(
         "PATCH",
         _path(obj["kind"], meta["namespace"], meta["name"]),
-        # UTF-8, not \u escapes: the API server reads an apply patch as YAML, where the escaped surrogate pair
-        # of a character beyond the BMP (an emoji in an env value) is "invalid Unicode character escape".
-        body=json.dumps(obj, ensure_ascii=False).encode(),
+        body=apply_body(obj),
         query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         content_type="application/apply-patch+yaml",
     )
     return result
+
+
+# The API server reads an apply patch as YAML. JSON's escaped surrogate pair for a character beyond the BMP
+# (an emoji in an env value) is an "invalid Unicode character escape" there, so characters go as UTF-8; but
+# YAML refuses these raw ("control characters are not allowed") or reads them as line breaks (U+0085,
+# U+2028, U+2029), so they stay \u escapes (valid in YAML).
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def apply_body(obj: Mapping[str, Any]) -> bytes:
+    """The object as an apply patch the API server's YAML parser takes whatever its strings hold."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return _YAML_UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
 def delete(kind: str, namespace: str, name: str, uid: str | None = None) -> None:

@@ -43,10 +43,10 @@ def test_characters_beyond_the_basic_plane_reach_the_children(
 ) -> None:
     # The apply patch is YAML to the API server; JSON's surrogate-pair escape of an emoji is not valid YAML.
     app = fleet_app("emoji")
-    app["spec"]["services"][0]["env"] = [{"name": "GREETING", "value": "hi 👋 𝄞"}]
+    app["spec"]["services"][0]["env"] = [{"name": "GREETING", "value": "hi 👋 𝄞 \x85\x9f\u2028 end"}]
     client.create(namespace, app)
     invariants.wait_converged(client, namespace, timeout=120)
     deployment = client.get("Deployment", namespace, "emoji-api")
     assert deployment is not None
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "GREETING", "value": "hi 👋 𝄞"} in env
+    assert {"name": "GREETING", "value": "hi 👋 𝄞 \x85\x9f\u2028 end"} in env
