@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.e2e.invalid_apps import INVALID_APPS
+from tests.unit.test_properties import QUANTITIES
 from tests.unit.test_properties import apps as valid_apps
 
 junk = st.one_of(
@@ -51,6 +52,17 @@ def _slow_rollouts(spec: dict[str, Any]) -> None:
         rollout = item.get("rollout")
         if isinstance(rollout, dict) and isinstance(rollout.get("progressDeadlineSeconds"), int):
             rollout["progressDeadlineSeconds"] = max(rollout["progressDeadlineSeconds"], 600)
+
+
+def _schedulable(spec: dict[str, Any]) -> None:
+    """Requests the 3 simulated nodes can hold for a batch of apps: valid specs asking for 1Gi CPUs stay
+    Pending (not Ready) for want of a node, which says nothing about the operator."""
+    for item in [spec.get("defaults") or {}, *spec.get("services", [])]:
+        requests = (item.get("resources") or {}).get("requests") or {}
+        if QUANTITIES.get(requests.get("cpu"), 0) > 0.1:
+            requests["cpu"] = "100m"
+        if QUANTITIES.get(requests.get("memory"), 0) > 2**27:
+            requests["memory"] = "128Mi"
 
 
 @st.composite
@@ -101,6 +113,7 @@ def fuzzed_app(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     app = draw(valid_apps())
     app["metadata"] = {"name": "fz"}  # the case numbers it; no namespace or uid from the strategy
     _slow_rollouts(app["spec"])
+    _schedulable(app["spec"])
     if choice == "valid":
         return "valid", app
     kind, app = draw(mutated(app))
