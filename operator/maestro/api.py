@@ -741,6 +741,20 @@ def validate_app(name: str, spec: Mapping[str, Any] | None) -> MicroserviceAppSp
             continue
         if merged.autoscaling is not None and merged.autoscaling.max_replicas is None:
             errors.append((f"spec.services[{i}].autoscaling.maxReplicas", "required value"))
+        # The API server rejects the Deployment otherwise; here, before any child of the app is written.
+        volumes = {v.name for v in merged.volumes or []} | {
+            str(v.get("name"))
+            for v in (merged.pod_spec_patch or {}).get("volumes") or []
+            if isinstance(v, dict)
+        }
+        for k, mount in enumerate(merged.volume_mounts or []):
+            if mount.name not in volumes:
+                errors.append(
+                    (
+                        f"spec.services[{i}].volumeMounts[{k}].name",
+                        f"no volume named {mount.name!r} in volumes",
+                    )
+                )
         # Each part was fine alone (parse_app_spec passed); these come from combining them.
         errors += [
             (path, f"{message} (after merging spec.defaults)")

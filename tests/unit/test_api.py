@@ -193,6 +193,18 @@ def test_zero_surge_and_unavailable_after_merge() -> None:
     ]
 
 
+def test_volume_mounts_need_their_volume_after_merge() -> None:
+    mount = {"name": "scratch", "mountPath": "/scratch"}
+    assert lines_of({"services": [svc("web", volumeMounts=[mount])]}) == [
+        "spec.services[0].volumeMounts[0].name: no volume named 'scratch' in volumes"
+    ]
+    volume = {"name": "scratch", "emptyDir": {}}
+    assert lines_of({"defaults": {"volumes": [volume]}, "services": [svc("web", volumeMounts=[mount])]}) == []
+    assert (
+        lines_of({"services": [svc("web", volumeMounts=[mount], podSpecPatch={"volumes": [volume]})]}) == []
+    )
+
+
 @pytest.mark.parametrize(
     ("requests", "limits", "rejected"),
     [
