@@ -153,15 +153,16 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
+def apply(obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
     """Server-side apply one object as field manager `maestro`, taking over fields that another manager
-    changed by hand (force): Maestro's fields are Maestro's. Fields it does not list are left to others."""
+    changed by hand (force): Maestro's fields are Maestro's. Fields it does not list are left to others.
+    With `dry_run`, the API server validates and admits it but stores nothing."""
     meta = obj["metadata"]
     result: dict[str, Any] = _call(
         "PATCH",
         _path(obj["kind"], meta["namespace"], meta["name"]),
         body=apply_body(obj),
-        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true"), *([("dryRun", "All")] if dry_run else [])],
         content_type="application/apply-patch+yaml",
     )
     return result

@@ -245,6 +245,23 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
     if conflicts:
         return _invalid(app, previous, conflicts, "NameConflict")
 
+    # 4a. a child the API server would reject makes the app Invalid before anything is written: free-form
+    # fields (probes, tolerations, podSpecPatch) are only validated there. Only new renderings are checked:
+    # one applied before was accepted (found by tests/faults/test_fuzz.py: services applied, then Invalid).
+    for service in order:
+        for child in desired[service]:
+            if up_to_date(child, owned.get((child["kind"], child["metadata"]["name"]))):
+                continue
+            try:
+                kube.apply(child, dry_run=True)
+            except kube.ApiError as error:
+                if error.status in (400, 422):
+                    message = f"the API server rejected {_label(child)}: {error.message}"
+                    return _invalid(
+                        app, previous, [(f"spec.services[{index[service]}]", message)], "ChildRejected"
+                    )
+                raise
+
     # 4. gate and apply, dependencies first
     outcome = Outcome()
     created: list[str] = []

@@ -112,6 +112,23 @@ class Client:
         )
         return patched
 
+    def rejects(self, obj: dict[str, Any]) -> str | None:
+        """Why the API server would refuse to store obj (a server-side apply, dry run), or None."""
+        meta = obj["metadata"]
+        try:
+            self.call(
+                "PATCH",
+                self.path(obj["kind"], meta["namespace"], meta["name"]),
+                obj,
+                content_type="application/apply-patch+yaml",
+                params=[("fieldManager", USER), ("force", "true"), ("dryRun", "All")],
+            )
+        except ApiFailure as failure:
+            if failure.status in (400, 422):
+                return failure.message
+            raise
+        return None
+
     def delete(self, kind: str, namespace: str, name: str) -> None:
         try:
             self.call("DELETE", self.path(kind, namespace, name), {"propagationPolicy": "Background"})

@@ -4,7 +4,8 @@ In the case's namespace, each app is either
 - converged: observedGeneration == generation, phase Ready, and its children are exactly the ones the operator
   renders from the current spec (same kinds and names), each in place (last applied from that very rendering,
   every rendered field still set), or
-- correctly Invalid: observedGeneration == generation, the spec really fails `api.validate_app`, and nothing
+- correctly Invalid: observedGeneration == generation, the spec really fails `api.validate_app` (or, for
+  ChildRejected, the API server really refuses one of its rendered children: a dry-run apply), and nothing
   exists for it.
 Across the cluster: every managed child has exactly one controller, an app that exists (same name and uid)
 and wants it; no two children for one app, kind and service; no app keeps a finalizer or hangs in deletion.
@@ -117,6 +118,13 @@ def _app_problems(
         if owned:
             found.append(f"app {name}: invalid, yet owns {sorted(owned)}")
         return found
+    if status.get("phase") == "Invalid" and _reason(status) == "ChildRejected":
+        # Beyond the models (free-form fields): correct only if the API server does refuse a child.
+        if not any(client.rejects(child) for child in desired.values()):
+            found.append(f"app {name}: ChildRejected, yet the API server accepts every child")
+        if owned:
+            found.append(f"app {name}: invalid, yet owns {sorted(owned)}")
+        return found
     if status.get("phase") != "Ready":
         return [*found, f"app {name}: phase {status.get('phase')}, not Ready"]
     if set(owned) != set(desired):
@@ -128,6 +136,11 @@ def _app_problems(
         if key in owned and not reconcile.in_place(child, owned[key]):
             found.append(f"app {name}: {key[0]}/{key[1]} differs from its rendering")
     return found
+
+
+def _reason(status: Mapping[str, Any]) -> str | None:
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return str(ready[0].get("reason")) if ready else None
 
 
 def _cluster_problems(client: Client) -> list[str]:

@@ -50,3 +50,20 @@ def test_characters_beyond_the_basic_plane_reach_the_children(
     assert deployment is not None
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "GREETING", "value": "hi 👋 𝄞 \x85\x9f\u2028 end"} in env
+
+
+def test_a_child_the_api_server_refuses_makes_the_app_invalid_before_anything_is_created(
+    client: Client, namespace: str, op: OperatorProcess
+) -> None:
+    # A probe is free-form (passed through): only the API server knows it needs a handler. `api` came first
+    # and was created, then the app went Invalid (ChildRejected) with api's children left in place.
+    app = fleet_app("probe")
+    app["spec"]["services"][1]["readinessProbe"] = {"periodSeconds": 5}
+    client.create(namespace, app)
+    invariants.wait_converged(client, namespace, timeout=120)
+    stored = client.get("MicroserviceApp", namespace, "probe")
+    assert stored is not None
+    ready = next(c for c in stored["status"]["conditions"] if c["type"] == "Ready")
+    assert (stored["status"]["phase"], ready["reason"]) == ("Invalid", "ChildRejected")
+    assert "readinessProbe" in ready["message"]
+    assert not [c for kind in CHILD_KINDS for c in client.list(kind, namespace, invariants.MANAGED)]
