@@ -124,7 +124,8 @@ class Client:
                 params=[("fieldManager", USER), ("force", "true"), ("dryRun", "All")],
             )
         except ApiFailure as failure:
-            if failure.status in (400, 422):
+            # A wrong type in an apply patch is a 500 "failed to create typed patch object".
+            if failure.status in (400, 422) or "failed to create typed patch object" in failure.message:
                 return failure.message
             raise
         return None

@@ -57,13 +57,17 @@ def test_a_child_the_api_server_refuses_makes_the_app_invalid_before_anything_is
 ) -> None:
     # A probe is free-form (passed through): only the API server knows it needs a handler. `api` came first
     # and was created, then the app went Invalid (ChildRejected) with api's children left in place.
-    app = fleet_app("probe")
-    app["spec"]["services"][1]["readinessProbe"] = {"periodSeconds": 5}
-    client.create(namespace, app)
+    # A wrong type there was a 500 from server-side apply: retried for ever, the app never got a status.
+    no_handler, wrong_type = fleet_app("probe"), fleet_app("typed")
+    no_handler["spec"]["services"][1]["readinessProbe"] = {"periodSeconds": 5}
+    wrong_type["spec"]["services"][1]["readinessProbe"] = {"tcpSocket": True}
+    for app in (no_handler, wrong_type):
+        client.create(namespace, app)
     invariants.wait_converged(client, namespace, timeout=120)
-    stored = client.get("MicroserviceApp", namespace, "probe")
-    assert stored is not None
-    ready = next(c for c in stored["status"]["conditions"] if c["type"] == "Ready")
-    assert (stored["status"]["phase"], ready["reason"]) == ("Invalid", "ChildRejected")
-    assert "readinessProbe" in ready["message"]
+    for name in ("probe", "typed"):
+        stored = client.get("MicroserviceApp", namespace, name)
+        assert stored is not None
+        ready = next(c for c in stored["status"]["conditions"] if c["type"] == "Ready")
+        assert (stored["status"]["phase"], ready["reason"]) == ("Invalid", "ChildRejected")
+        assert "readinessProbe" in ready["message"]
     assert not [c for kind in CHILD_KINDS for c in client.list(kind, namespace, invariants.MANAGED)]
