@@ -679,7 +679,7 @@ def _settings_errors(settings: ServiceSettings, base: str) -> list[tuple[str, st
     resources = settings.resources
     for resource, limit in ((resources.limits or {}) if resources else {}).items():
         request = (resources.requests or {}).get(resource) if resources else None
-        low, high = _quantity(request), _quantity(limit)
+        low, high = parse_quantity(request), parse_quantity(limit)
         if low is not None and high is not None and low > high:
             errors.append(
                 (f"{base}.resources.requests.{resource}", f"must be less than or equal to the limit {limit}")
@@ -699,7 +699,7 @@ _SUFFIX |= {"P": "1e15", "E": "1e18"} | {
 }
 
 
-def _quantity(value: int | str | None) -> Decimal | None:
+def parse_quantity(value: int | str | None) -> Decimal | None:
     """A Kubernetes quantity as a number (e.g. "128Mi" -> 134217728), None when absent or not understood
     (the API server then judges it)."""
     match = _QUANTITY.match(str(value)) if value is not None else None

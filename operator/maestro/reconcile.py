@@ -89,12 +89,15 @@ def up_to_date(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -
     return wanted is not None and annotations.get(APPLIED_HASH_ANNOTATION) == wanted
 
 
-def contains(observed: Any, desired: Any) -> bool:
+def contains(observed: Any, desired: Any, *, quantities: bool = False) -> bool:
     """Whether every field of `desired` is in `observed` with the same value (lists item by item, same
-    length). Fields the API server or other managers added are ignored; anything else means "apply"."""
+    length). Fields the API server or other managers added are ignored; anything else means "apply".
+    Resource quantities compare by value: the API server stores "0.5" as "500m" (else every pass re-applied
+    such a Deployment; found by tests/faults/test_fuzz.py)."""
     if isinstance(desired, Mapping):
         return isinstance(observed, Mapping) and all(
-            key in observed and contains(observed[key], value) for key, value in desired.items()
+            key in observed and contains(observed[key], value, quantities=quantities or key in _QUANTITY_MAPS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -102,7 +105,15 @@ def contains(observed: Any, desired: Any) -> bool:
             and len(observed) == len(desired)
             and all(contains(o, d) for o, d in zip(observed, desired, strict=True))
         )
+    if quantities and observed != desired:
+        if isinstance(desired, Mapping | list) or isinstance(observed, Mapping | list):
+            return False
+        value = api.parse_quantity(desired)
+        return value is not None and value == api.parse_quantity(observed)
     return bool(observed == desired)
+
+
+_QUANTITY_MAPS = frozenset({"requests", "limits"})
 
 
 def in_place(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
