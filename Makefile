@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CLUSTER := $(BIN)/python hack/cluster/cluster.py
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint unit test demo demo-down cluster-up cluster-down crd manifests argocd
+.PHONY: setup lint unit test faults demo demo-down cluster-up cluster-down crd manifests argocd
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: lint
 	$(BIN)/python hack/helm/helm.py build
 	$(BIN)/python hack/lua.py build
 	$(BIN)/pytest
+
+# The fault-injection suite at the issue's full counts (100 apps, 10 kills, 1000 fuzzed specs, ...); `make test`
+# runs it at CI size. Figures go to .faults/figures.jsonl and the terminal summary. See docs/reliability.md.
+faults: setup
+	$(CLUSTER) build
+	MAESTRO_FAULTS=full $(BIN)/pytest tests/faults
 
 demo: setup
 	$(BIN)/python hack/demo.py

@@ -7,7 +7,8 @@ use the same HTTP stack as the operator.
 
 Attribution of requests: `apiserver_request_total` has no user-agent label, so the operator's requests are told
 apart by what only the operator does in these runs: every request on `microserviceapps` (the app GETs, its
-status patches, kopf's own patches), server-side applies (verb APPLY: the controllers and kwok never apply) and
+status patches, kopf's own patches), server-side applies (verb APPLY: the controllers and kwok never apply; dry runs counted apart, as they store
+nothing) and
 the Events it posts about apps (counted separately, as the controllers post Events too).
 """
 
@@ -283,8 +284,10 @@ def request_counts() -> Counter[Key]:
         if not match:
             continue
         labels = dict(LABEL.findall(match.group(1)))
+        # A dry run stores nothing: it is a request, not a write (reconcile dry-runs each new rendering).
+        dry_run = "-DRYRUN" if labels.get("dry_run") else ""
         key = (
-            labels.get("verb", ""),
+            labels.get("verb", "") + dry_run,
             labels.get("group", ""),
             labels.get("resource", ""),
             labels.get("subresource", ""),
@@ -312,6 +315,9 @@ def operator_requests(delta: Counter[Key]) -> dict[str, int]:
         v for (verb, _, res, _), v in delta.items() if res == "microserviceapps" and verb in WRITE_VERBS
     )
     applies = sum(v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "APPLY")
+    dry_run_applies = sum(
+        v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "APPLY-DRYRUN"
+    )
     child_lists = sum(
         v for (verb, _, res, _), v in delta.items() if res in CHILD_RESOURCES and verb == "LIST"
     )
@@ -327,6 +333,7 @@ def operator_requests(delta: Counter[Key]) -> dict[str, int]:
         "app_writes": app_writes,
         "applies": applies,
         "child_deletes": child_deletes,
+        "dry_run_applies": dry_run_applies,
         "app_gets": app_reads,
         "child_lists": child_lists,
         "child_gets": child_gets,

@@ -11,6 +11,9 @@ kwok plays the kubelet: it keeps the simulated nodes Ready and marks scheduled p
     cluster.py status             what runs, and where the kubeconfig is
     cluster.py down               stop every process this script started and remove the state
     cluster.py env                print `export KUBECONFIG=...` for a shell
+    cluster.py stop|start|restart COMPONENT
+                                  stop or start one process (e.g. `apiserver`) with the same flags, ports,
+                                  certificates and etcd data: for fault-injection tests
 
 Only the standard library is used, so it runs before the project's virtualenv exists. `--name` selects a
 cluster (default `maestro`); each has its own state directory, ports and kubeconfig.
@@ -206,6 +209,9 @@ class Cluster:
     def log_file(self, process: str) -> Path:
         return self.state / "logs" / f"{process}.log"
 
+    def argv_file(self, process: str) -> Path:
+        return self.state / "argv" / f"{process}.json"
+
     def running(self) -> dict[str, int]:
         alive = {}
         for process in PROCESSES:
@@ -301,6 +307,9 @@ def write_kubeconfig(cluster: Cluster, port: int) -> None:
 
 
 def spawn(cluster: Cluster, name: str, argv: list[str]) -> int:
+    # Kept so that `start` can bring one process back exactly as `up` started it.
+    cluster.argv_file(name).parent.mkdir(parents=True, exist_ok=True)
+    cluster.argv_file(name).write_text(json.dumps(argv))
     log_file = cluster.log_file(name).open("ab")
     proc = subprocess.Popen(
         argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -555,6 +564,58 @@ def wait_gone(cluster: Cluster, timeout: float) -> bool:
     return True
 
 
+ALIASES = {
+    "apiserver": "kube-apiserver",
+    "controller-manager": "kube-controller-manager",
+    "scheduler": "kube-scheduler",
+}
+
+
+def component(name: str) -> str:
+    process = ALIASES.get(name, name)
+    if process not in PROCESSES:
+        raise SystemExit(
+            f"unknown component {name!r}; one of {', '.join(PROCESSES)} (or {', '.join(ALIASES)})"
+        )
+    return process
+
+
+def stop_one(cluster: Cluster, process: str) -> None:
+    """Stop one process (SIGTERM, then SIGKILL after 10 s); its state, ports and data stay."""
+    pid = cluster.running().get(process)
+    if pid is None:
+        log(f"{process} is not running")
+        return
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        signal_group(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.1)
+    log(f"stopped {process} ({pid})")
+
+
+def start_one(cluster: Cluster, process: str) -> None:
+    """Start one stopped process with the argv `up` gave it; for the API server, wait until it is ready."""
+    if process in cluster.running():
+        log(f"{process} is already running")
+        return
+    if not cluster.argv_file(process).exists():
+        raise SystemExit(
+            f"cluster {cluster.name!r} was never started with `up`: nothing to start {process} from"
+        )
+    pid = spawn(cluster, process, json.loads(cluster.argv_file(process).read_text()))
+    if process == "kube-apiserver":
+        port = json.loads((cluster.state / "ports.json").read_text())["kube-apiserver"]
+        wait_for("kube-apiserver /readyz", lambda: https_ok(cluster, port, "/readyz"), 120, cluster, process)
+    elif process == "etcd":
+        port = json.loads((cluster.state / "ports.json").read_text())["etcd"]
+        wait_for("etcd health", lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, cluster, process)
+    log(f"started {process} ({pid})")
+
+
 def status(cluster: Cluster) -> int:
     alive = cluster.running()
     for process in PROCESSES:
@@ -579,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show what runs")
     sub.add_parser("env", help="print shell exports for this cluster")
     sub.add_parser("bin-dir", help="print where the binaries are cached")
+    for verb in ("stop", "start", "restart"):
+        one = sub.add_parser(verb, help=f"{verb} one component, keeping ports, certificates and etcd data")
+        one.add_argument("component", help=f"one of {', '.join(PROCESSES)}, or apiserver")
     args = parser.parse_args(argv)
     cluster = Cluster(args.name)
     if args.command == "build":
@@ -593,6 +657,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export KUBECONFIG={cluster.kubeconfig}\nexport PATH={bin_dir()}:$PATH")
     elif args.command == "bin-dir":
         print(bin_dir())
+    elif args.command in ("stop", "restart"):
+        stop_one(cluster, component(args.component))
+        if args.command == "restart":
+            start_one(cluster, component(args.component))
+    elif args.command == "start":
+        start_one(cluster, component(args.component))
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -670,7 +671,44 @@ def _settings_errors(settings: ServiceSettings, base: str) -> list[tuple[str, st
     budget = settings.disruption_budget
     if budget and budget.min_available is not None and budget.max_unavailable is not None:
         errors.append((f"{base}.disruptionBudget", "set minAvailable or maxUnavailable, not both"))
+    # The Deployment and pod rules below are the API server's: caught here, the app is Invalid before any
+    # child is written, instead of failing half-way through its services (found by tests/faults fuzzing).
+    rollout = settings.rollout
+    if rollout and _is_zero(rollout.max_surge) and _is_zero(rollout.max_unavailable):
+        errors.append((f"{base}.rollout", "maxSurge and maxUnavailable may not both be 0"))
+    resources = settings.resources
+    for resource, limit in ((resources.limits or {}) if resources else {}).items():
+        request = (resources.requests or {}).get(resource) if resources else None
+        low, high = parse_quantity(request), parse_quantity(limit)
+        if low is not None and high is not None and low > high:
+            errors.append(
+                (f"{base}.resources.requests.{resource}", f"must be less than or equal to the limit {limit}")
+            )
     return errors
+
+
+def _is_zero(value: IntOrPercent | None) -> bool:
+    digits = str(value).removesuffix("%")
+    return value is not None and digits.isdigit() and int(digits) == 0
+
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+_SUFFIX = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9", "T": "1e12"}
+_SUFFIX |= {"P": "1e15", "E": "1e18"} | {
+    s: str(1024 ** (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))
+}
+
+
+def parse_quantity(value: int | str | None) -> Decimal | None:
+    """A Kubernetes quantity as a number (e.g. "128Mi" -> 134217728), None when absent or not understood
+    (the API server then judges it)."""
+    match = _QUANTITY.match(str(value)) if value is not None else None
+    if not match:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(number) * Decimal(10) ** int(suffix[1:])
+    return Decimal(number) * Decimal(_SUFFIX[suffix])
 
 
 _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
@@ -703,6 +741,20 @@ def validate_app(name: str, spec: Mapping[str, Any] | None) -> MicroserviceAppSp
             continue
         if merged.autoscaling is not None and merged.autoscaling.max_replicas is None:
             errors.append((f"spec.services[{i}].autoscaling.maxReplicas", "required value"))
+        # The API server rejects the Deployment otherwise; here, before any child of the app is written.
+        volumes = {v.name for v in merged.volumes or []} | {
+            str(v.get("name"))
+            for v in (merged.pod_spec_patch or {}).get("volumes") or []
+            if isinstance(v, dict)
+        }
+        for k, mount in enumerate(merged.volume_mounts or []):
+            if mount.name not in volumes:
+                errors.append(
+                    (
+                        f"spec.services[{i}].volumeMounts[{k}].name",
+                        f"no volume named {mount.name!r} in volumes",
+                    )
+                )
         # Each part was fine alone (parse_app_spec passed); these come from combining them.
         errors += [
             (path, f"{message} (after merging spec.defaults)")

@@ -11,6 +11,7 @@ Who calls it: reconcile.py and handlers.py.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -85,7 +86,7 @@ def _call(
         method,
         http.url.rstrip("/") + path,
         params=query or [],
-        data=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+        data=None if body is None else (body if isinstance(body, str | bytes) else json.dumps(body)),
         headers={"Accept": "application/json", "Content-Type": content_type},
         timeout=REQUEST_TIMEOUT,
     )
@@ -152,19 +153,34 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
+def apply(obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
     """Server-side apply one object as field manager `maestro`, taking over fields that another manager
-    changed by hand (force): Maestro's fields are Maestro's. Fields it does not list are left to others."""
+    changed by hand (force): Maestro's fields are Maestro's. Fields it does not list are left to others.
+    With `dry_run`, the API server validates and admits it but stores nothing."""
     meta = obj["metadata"]
-    metrics.applied(obj["kind"])
+    if not dry_run:  # the metric counts writes; a dry run stores nothing
+        metrics.applied(obj["kind"])
     result: dict[str, Any] = _call(
         "PATCH",
         _path(obj["kind"], meta["namespace"], meta["name"]),
-        body=json.dumps(obj),
-        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        body=apply_body(obj),
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true"), *([("dryRun", "All")] if dry_run else [])],
         content_type="application/apply-patch+yaml",
     )
     return result
+
+
+# The API server reads an apply patch as YAML. JSON's escaped surrogate pair for a character beyond the BMP
+# (an emoji in an env value) is an "invalid Unicode character escape" there, so characters go as UTF-8; but
+# YAML refuses these raw ("control characters are not allowed") or reads them as line breaks (U+0085,
+# U+2028, U+2029), so they stay \u escapes (valid in YAML).
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def apply_body(obj: Mapping[str, Any]) -> bytes:
+    """The object as an apply patch the API server's YAML parser takes whatever its strings hold."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return _YAML_UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
 def delete(kind: str, namespace: str, name: str, uid: str | None = None) -> None:

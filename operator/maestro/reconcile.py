@@ -74,12 +74,15 @@ def up_to_date(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -
     return wanted is not None and annotations.get(APPLIED_HASH_ANNOTATION) == wanted
 
 
-def contains(observed: Any, desired: Any) -> bool:
+def contains(observed: Any, desired: Any, *, quantities: bool = False) -> bool:
     """Whether every field of `desired` is in `observed` with the same value (lists item by item, same
-    length). Fields the API server or other managers added are ignored; anything else means "apply"."""
+    length). Fields the API server or other managers added are ignored; anything else means "apply".
+    Resource quantities compare by value: the API server stores "0.5" as "500m" (else every pass re-applied
+    such a Deployment; found by tests/faults/test_fuzz.py)."""
     if isinstance(desired, Mapping):
         return isinstance(observed, Mapping) and all(
-            key in observed and contains(observed[key], value) for key, value in desired.items()
+            key in observed and contains(observed[key], value, quantities=quantities or key in _QUANTITY_MAPS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -87,7 +90,15 @@ def contains(observed: Any, desired: Any) -> bool:
             and len(observed) == len(desired)
             and all(contains(o, d) for o, d in zip(observed, desired, strict=True))
         )
+    if quantities and observed != desired:
+        if isinstance(desired, Mapping | list) or isinstance(observed, Mapping | list):
+            return False
+        value = api.parse_quantity(desired)
+        return value is not None and value == api.parse_quantity(observed)
     return bool(observed == desired)
+
+
+_QUANTITY_MAPS = frozenset({"requests", "limits"})
 
 
 def in_place(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
@@ -127,6 +138,15 @@ def referenced_sources(app: Mapping[str, Any]) -> set[str]:
             if source.get("secret"):
                 keys.add(confighash.source_key("Secret", source["secret"]))
     return keys
+
+
+def refused(error: kube.ApiError) -> bool:
+    """Whether the API server refused the child itself (retrying cannot help). A wrong type inside a
+    free-form field (a probe's `tcpSocket: true`) fails server-side apply with a 500, not a 422: retried, the
+    app never got a status (found by tests/faults/test_fuzz.py)."""
+    return error.status in (400, 422) or (
+        error.status == 500 and "failed to create typed patch object" in error.message
+    )
 
 
 def _label(child: Mapping[str, Any]) -> str:
@@ -215,6 +235,23 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
     if conflicts:
         return _invalid(app, previous, conflicts, "NameConflict")
 
+    # 4a. a child the API server would reject makes the app Invalid before anything is written: free-form
+    # fields (probes, tolerations, podSpecPatch) are only validated there. Only new renderings are checked:
+    # one applied before was accepted (found by tests/faults/test_fuzz.py: services applied, then Invalid).
+    for service in order:
+        for child in desired[service]:
+            if up_to_date(child, owned.get((child["kind"], child["metadata"]["name"]))):
+                continue
+            try:
+                kube.apply(child, dry_run=True)
+            except kube.ApiError as error:
+                if refused(error):
+                    message = f"the API server rejected {_label(child)}: {error.message}"
+                    return _invalid(
+                        app, previous, [(f"spec.services[{index[service]}]", message)], "ChildRejected"
+                    )
+                raise
+
     # 4. gate and apply, dependencies first
     outcome = Outcome()
     created: list[str] = []
@@ -240,7 +277,7 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
             try:
                 result = kube.apply(child)
             except kube.ApiError as error:
-                if error.status in (400, 422):
+                if refused(error):
                     message = f"the API server rejected {_label(child)}: {error.message}"
                     return _invalid(
                         app, previous, [(f"spec.services[{index[service]}]", message)], "ChildRejected"

@@ -67,3 +67,50 @@ def test_up_is_idempotent_and_down_stops_everything() -> None:
     assert not [name for name, pid in started.items() if alive(pid)], "every process is gone after down"
     assert not state.exists(), "down removes the cluster's state"
     assert script("status").returncode == 1
+
+
+def test_one_component_stops_and_starts_with_its_state() -> None:
+    """`stop apiserver` / `start apiserver` (and `restart`): the same port, certificates and etcd data."""
+    assert script("up", "--nodes=1").returncode == 0
+    kubeconfig = Path(script("env").stdout.split("\n")[0].removeprefix("export KUBECONFIG="))
+    state = kubeconfig.parent
+    kubectl = Path(script("bin-dir").stdout.strip()) / "kubectl"
+
+    def get_node() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(kubectl),
+                f"--kubeconfig={kubeconfig}",
+                "--request-timeout=5s",
+                "get",
+                "node",
+                "kwok-node-0",
+            ],
+            capture_output=True,
+            text=True,
+        )
+
+    try:
+        before = pids(state)
+        stopped = script("stop", "apiserver")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert not alive(before["kube-apiserver"])
+        assert script("status").returncode == 1
+        assert get_node().returncode != 0, "the API server answers while stopped"
+        others = {k: v for k, v in before.items() if k != "kube-apiserver"}
+        assert all(alive(pid) for pid in others.values()), "stopping one component stops only that one"
+
+        started = script("start", "apiserver")
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert get_node().returncode == 0, "the same kubeconfig reaches it, and etcd kept the node"
+        after = pids(state)
+        assert after["kube-apiserver"] != before["kube-apiserver"]
+
+        restarted = script("restart", "kube-apiserver")
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert pids(state)["kube-apiserver"] != after["kube-apiserver"]
+        assert get_node().returncode == 0
+        assert script("status").returncode == 0
+        assert script("stop", "no-such-thing").returncode != 0
+    finally:
+        assert script("down").returncode == 0

@@ -111,6 +111,16 @@ class OperatorProcess:
                     total += sample.value
         return total
 
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful stop, as a crash or an OOM kill would end it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

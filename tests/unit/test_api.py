@@ -17,6 +17,15 @@ def errors_of(spec: Any, name: str = "shop") -> list[str]:
     return caught.value.lines()
 
 
+def lines_of(spec: Any, name: str = "shop") -> list[str]:
+    """The error lines, or [] when the spec is valid."""
+    try:
+        api.validate_app(name, spec)
+    except api.SpecError as error:
+        return error.lines()
+    return []
+
+
 def test_valid_spec_parses_with_camel_case() -> None:
     spec = api.parse_app_spec(
         {
@@ -152,6 +161,70 @@ def test_merged_min_over_max_is_reported() -> None:
         "spec.services[0].autoscaling: minReplicas must be less than or equal to maxReplicas "
         "(after merging spec.defaults)"
     ]
+
+
+# The API server rejects these in the Deployment; found by tests/faults/test_fuzz.py as apps that went Invalid
+# (ChildRejected) half-way, after other services' children were created.
+@pytest.mark.parametrize(
+    ("rollout", "rejected"),
+    [
+        ({"maxSurge": 0, "maxUnavailable": 0}, True),
+        ({"maxSurge": "0%", "maxUnavailable": 0}, True),
+        ({"maxSurge": 0, "maxUnavailable": "0%"}, True),
+        ({"maxSurge": 0}, False),  # maxUnavailable defaults to 25%
+        ({"maxSurge": 0, "maxUnavailable": 1}, False),
+        ({"maxSurge": "10%", "maxUnavailable": "0%"}, False),
+    ],
+)
+def test_rollout_cannot_have_zero_surge_and_zero_unavailable(rollout: dict[str, Any], rejected: bool) -> None:
+    lines = lines_of({"services": [svc("web", rollout=rollout)]})
+    assert lines == (
+        ["spec.services[0].rollout: maxSurge and maxUnavailable may not both be 0"] if rejected else []
+    )
+
+
+def test_zero_surge_and_unavailable_after_merge() -> None:
+    spec = {
+        "defaults": {"rollout": {"maxSurge": 0}},
+        "services": [svc("web", rollout={"maxUnavailable": "0%"})],
+    }
+    assert errors_of(spec) == [
+        "spec.services[0].rollout: maxSurge and maxUnavailable may not both be 0 (after merging spec.defaults)"
+    ]
+
+
+def test_volume_mounts_need_their_volume_after_merge() -> None:
+    mount = {"name": "scratch", "mountPath": "/scratch"}
+    assert lines_of({"services": [svc("web", volumeMounts=[mount])]}) == [
+        "spec.services[0].volumeMounts[0].name: no volume named 'scratch' in volumes"
+    ]
+    volume = {"name": "scratch", "emptyDir": {}}
+    assert lines_of({"defaults": {"volumes": [volume]}, "services": [svc("web", volumeMounts=[mount])]}) == []
+    assert (
+        lines_of({"services": [svc("web", volumeMounts=[mount], podSpecPatch={"volumes": [volume]})]}) == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "rejected"),
+    [
+        ({"memory": "1Gi"}, {"memory": "128Mi"}, True),
+        ({"memory": "128Mi"}, {"memory": "1Gi"}, False),
+        ({"memory": "1G"}, {"memory": "1Gi"}, False),  # 10^9 <= 2^30
+        ({"memory": "1.1Gi"}, {"memory": "1Gi"}, True),
+        ({"cpu": "500m"}, {"cpu": "0.5"}, False),
+        ({"cpu": 2}, {"cpu": "1500m"}, True),
+        ({"cpu": "1e3"}, {"cpu": "2k"}, False),
+        ({"cpu": "2"}, {"memory": "1Mi"}, False),  # different resources
+        ({"cpu": "lots"}, {"cpu": "1"}, False),  # not a quantity: the API server judges it
+    ],
+)
+def test_requests_may_not_exceed_limits(
+    requests: dict[str, Any], limits: dict[str, Any], rejected: bool
+) -> None:
+    lines = lines_of({"services": [svc("web", resources={"requests": requests, "limits": limits})]})
+    assert bool(lines) == rejected, lines
+    assert all(".resources.requests." in line and "less than or equal to the limit" in line for line in lines)
 
 
 # ---------------------------------------------------------------------------------------------------- merge

@@ -7,7 +7,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from maestro import api, render
@@ -16,7 +16,8 @@ from . import k8s_schema
 
 dns_label = st.from_regex(r"\A[a-z]([a-z0-9]{0,6}|-[a-z0-9]{1,5})\Z")
 port_name = st.from_regex(r"\A[a-z]{1,4}(-[a-z0-9]{1,3})?\Z")
-quantity = st.sampled_from(["100m", "0.5", "1", "128Mi", "1Gi", 2])
+QUANTITIES: dict[str | int, float] = {"100m": 0.1, "0.5": 0.5, "1": 1, 2: 2, "128Mi": 2**27, "1Gi": 2**30}
+quantity = st.sampled_from(list(QUANTITIES))
 label_value = st.from_regex(r"\A[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,10}[a-zA-Z0-9])?\Z")
 int_or_percent = st.one_of(st.integers(0, 5), st.sampled_from(["0%", "25%", "100%"]))
 images = st.sampled_from(
@@ -49,10 +50,9 @@ def settings_fields(draw: st.DrawFn) -> dict[str, Any]:
             for name in draw(st.lists(st.from_regex(r"\A[A-Z][A-Z0-9_]{0,6}\Z"), max_size=3, unique=True))
         ]
     if draw(st.booleans()):
-        fields["resources"] = {
-            "requests": {"cpu": draw(quantity), "memory": draw(quantity)},
-            "limits": {"memory": draw(quantity)},
-        }
+        # A request above its limit is invalid (the API server says so for the pod template).
+        low, high = sorted((draw(quantity), draw(quantity)), key=QUANTITIES.__getitem__)
+        fields["resources"] = {"requests": {"cpu": draw(quantity), "memory": low}, "limits": {"memory": high}}
     if draw(st.booleans()):
         fields["configFrom"] = [
             draw(
@@ -62,9 +62,13 @@ def settings_fields(draw: st.DrawFn) -> dict[str, Any]:
             )
         ]
     if draw(st.booleans()):
+        surge = draw(int_or_percent)
         fields["rollout"] = {
-            "maxSurge": draw(int_or_percent),
-            "maxUnavailable": draw(int_or_percent),
+            "maxSurge": surge,
+            # Not both 0: a Deployment cannot roll with neither surge nor unavailability.
+            "maxUnavailable": draw(int_or_percent.filter(lambda u: str(u) not in ("0", "0%")))
+            if str(surge) in ("0", "0%")
+            else draw(int_or_percent),
             "progressDeadlineSeconds": draw(st.integers(1, 3600)),
         }
     if draw(st.booleans()):
@@ -136,6 +140,12 @@ def apps(draw: st.DrawFn) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": draw(dns_label)}
     if draw(st.booleans()):
         metadata |= {"namespace": "prod", "uid": "6f1c1a9e-0000-4000-8000-000000000001"}
+    # Defaults and services are drawn apart; merged, they may break a rule that needs both (a default
+    # request above a service's limit). Those are not valid specs.
+    try:
+        api.validate_app(metadata["name"], spec)
+    except api.SpecError:
+        assume(False)
     return {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": metadata, "spec": spec}
 
 

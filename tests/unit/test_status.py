@@ -298,3 +298,15 @@ def test_in_place_means_nothing_to_write() -> None:
     longer["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
     assert not reconcile.in_place(desired, longer)
     assert not reconcile.in_place(desired, None)
+
+
+def test_resource_quantities_compare_by_value() -> None:
+    # The API server stores "0.5" as "500m" and 1 as "1": such a child is in place, not re-applied each pass.
+    observed = {"resources": {"requests": {"memory": "500m", "cpu": "1"}, "limits": {"memory": "1Gi"}}}
+    desired = {"resources": {"requests": {"memory": "0.5", "cpu": 1}, "limits": {"memory": "1024Mi"}}}
+    assert reconcile.contains(observed, desired)
+    assert not reconcile.contains(observed, {"resources": {"requests": {"memory": "0.6"}}})
+    # Only under requests/limits: elsewhere a string is a string.
+    assert not reconcile.contains(
+        {"env": [{"name": "A", "value": "500m"}]}, {"env": [{"name": "A", "value": "0.5"}]}
+    )

@@ -1,4 +1,6 @@
-"""e2e fixtures: the test cluster, the CRD, a fresh namespace per test, and a dump of what went wrong."""
+"""Cluster fixtures shared by tests/e2e and tests/faults: the test cluster, the CRD, a fresh namespace per test,
+and a dump of what went wrong. Here (not in tests/e2e) so both suites get the very same session fixtures: one
+cluster per run. Unit tests request none of them and never start a cluster."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from tests.e2e import cluster as test_cluster_module
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.waits import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
 
 
