@@ -78,10 +78,13 @@ def contains(observed: Any, desired: Any, *, quantities: bool = False) -> bool:
     """Whether every field of `desired` is in `observed` with the same value (lists item by item, same
     length). Fields the API server or other managers added are ignored; anything else means "apply".
     Resource quantities compare by value: the API server stores "0.5" as "500m" (else every pass re-applied
-    such a Deployment; found by tests/faults/test_fuzz.py)."""
+    such a Deployment; found by tests/faults/test_fuzz.py). A field the API server leaves out because its value
+    is the zero value (`readOnly: false`, `value: ""`: Go's omitempty) counts as present."""
     if isinstance(desired, Mapping):
         return isinstance(observed, Mapping) and all(
-            key in observed and contains(observed[key], value, quantities=quantities or key in _QUANTITY_MAPS)
+            contains(observed[key], value, quantities=quantities or key in _QUANTITY_MAPS)
+            if key in observed
+            else _omitted_when_empty(value)
             for key, value in desired.items()
         )
     if isinstance(desired, list):
@@ -99,6 +102,12 @@ def contains(observed: Any, desired: Any, *, quantities: bool = False) -> bool:
 
 
 _QUANTITY_MAPS = frozenset({"requests", "limits"})
+
+
+def _omitted_when_empty(value: Any) -> bool:
+    """Whether the API server may store nothing for this value: Go's zero values, which omitempty leaves out
+    (found by tests/faults/test_fuzz.py: a `readOnly: false` volumeMount looked edited on every pass)."""
+    return value is None or value is False or value in ("", 0) or value == [] or value == {}
 
 
 def in_place(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:

@@ -9,7 +9,8 @@ at most one entry per app, and events that arrive while a pass is queued cost no
 
 The rules, as in client-go's workqueue: a key is queued at most once; a key being worked on is not handed to a
 second worker, and if it is added meanwhile it runs once more afterwards; a failed key is added again after
-1, 2, 4 ... MAX_DELAY seconds (the count resets on success).
+1, 2, 4 ... MAX_DELAY seconds (the count resets on success, and a success cancels the retry: an event can
+run the key before its retry is due, found by tests/faults/test_apiserver_restart.py).
 
 Who calls it: handlers.py (adds), reconcile.py is the work.
 """
@@ -60,8 +61,9 @@ class WorkQueue(Generic[Item]):
         self._queued: set[Hashable] = set()
         self._active: set[Hashable] = set()
         self._again: set[Hashable] = set()  # added while active: run once more when done
-        self._later: list[tuple[float, int, Hashable]] = []  # retries: (due, tie-breaker, key)
-        self._waiting: set[Hashable] = set()  # the keys in _later
+        self._later: list[tuple[float, int, Hashable]] = []  # retries: (due, token, key)
+        # The keys with a retry due, and its token: an entry of _later whose token is not here was cancelled.
+        self._waiting: dict[Hashable, int] = {}
         self._failures: dict[Hashable, int] = {}
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -107,9 +109,10 @@ class WorkQueue(Generic[Item]):
             while True:
                 now = self._clock()
                 while self._later and self._later[0][0] <= now:
-                    _, _, key = heapq.heappop(self._later)
-                    self._waiting.discard(key)
-                    self._enqueue(key)
+                    _, token, key = heapq.heappop(self._later)
+                    if self._waiting.get(key) == token:
+                        del self._waiting[key]
+                        self._enqueue(key)
                 if self._ready:
                     key = self._ready.popleft()
                     self._queued.discard(key)
@@ -130,6 +133,7 @@ class WorkQueue(Generic[Item]):
                 self._active.discard(key)
                 if not failed:
                     self._failures.pop(key, None)
+                    self._waiting.pop(key, None)  # a retry scheduled before this run is moot now
                 if key in self._again:
                     self._again.discard(key)
                     self._enqueue(key)
@@ -142,8 +146,8 @@ class WorkQueue(Generic[Item]):
             self._failures[key] = failures
             delay = delay_for(failures)
             if key not in self._waiting:
-                self._waiting.add(key)
-                heapq.heappush(self._later, (self._clock() + delay, next(self._order), key))
+                self._waiting[key] = token = next(self._order)
+                heapq.heappush(self._later, (self._clock() + delay, token, key))
                 self._cond.notify()
         reason = self._describe(error)
         if reason is None:

@@ -57,6 +57,21 @@ def desired_children(client: Client, app: Mapping[str, Any]) -> dict[tuple[str, 
     return {(c["kind"], c["metadata"]["name"]): reconcile.with_hash(c) for c in children}
 
 
+def first_difference(observed: Any, desired: Any, path: str = "") -> str:
+    """Where `observed` first lacks a value of `desired` (for the failure message), as reconcile.contains sees it."""
+    if isinstance(desired, Mapping) and isinstance(observed, Mapping):
+        for key, value in desired.items():
+            if key not in observed:
+                return f"{path}.{key} (missing)"
+            if not reconcile.contains({key: observed[key]}, {key: value}):
+                return first_difference(observed[key], value, f"{path}.{key}")
+    if isinstance(desired, list) and isinstance(observed, list) and len(desired) == len(observed):
+        for index, (o, d) in enumerate(zip(observed, desired, strict=True)):
+            if not reconcile.contains(o, d):
+                return first_difference(o, d, f"{path}[{index}]")
+    return f"{path or '.'}: {observed!r} != {desired!r}"[:300]
+
+
 def problems(client: Client, namespace: str) -> list[str]:
     """Everything wrong in the namespace (and with managed children anywhere); empty when all is well."""
     found: list[str] = []
@@ -134,7 +149,9 @@ def _app_problems(
         )
     for key, child in desired.items():
         if key in owned and not reconcile.in_place(child, owned[key]):
-            found.append(f"app {name}: {key[0]}/{key[1]} differs from its rendering")
+            found.append(
+                f"app {name}: {key[0]}/{key[1]} differs from its rendering at {first_difference(owned[key], child)}"
+            )
     return found
 
 

@@ -310,3 +310,18 @@ def test_resource_quantities_compare_by_value() -> None:
     assert not reconcile.contains(
         {"env": [{"name": "A", "value": "500m"}]}, {"env": [{"name": "A", "value": "0.5"}]}
     )
+
+
+def test_zero_values_the_api_server_leaves_out_count_as_present() -> None:
+    # Go's omitempty: the API server stores no `readOnly: false`, no `value: ""`.
+    desired = {
+        "volumeMounts": [{"name": "data", "mountPath": "/d", "readOnly": False}],
+        "env": [{"name": "A", "value": ""}],
+    }
+    observed = {"volumeMounts": [{"name": "data", "mountPath": "/d"}], "env": [{"name": "A"}]}
+    assert reconcile.contains(observed, desired)
+    # A value that is not the zero value must be there.
+    assert not reconcile.contains(
+        observed, {"volumeMounts": [{"name": "data", "mountPath": "/d", "readOnly": True}]}
+    )
+    assert not reconcile.contains({"env": [{"name": "A"}]}, {"env": [{"name": "A", "value": "x"}]})

@@ -100,3 +100,32 @@ def test_no_memory_is_kept_for_an_idle_key() -> None:
     wait(done)
     threading.Event().wait(0.3)
     assert queue._items == {} and queue._failures == {}
+
+
+def test_a_run_before_the_retry_is_due_cancels_the_retry() -> None:
+    # The API server restart case: a pass fails (retry due in 1 s), an event runs the key at once and it
+    # succeeds; when the retry came due the queue had forgotten the idle key, and the worker thread died on it.
+    attempts: list[str] = []
+    first_failed, second_done = threading.Event(), threading.Event()
+
+    def work(item: str) -> None:
+        attempts.append(item)
+        if len(attempts) == 1:
+            first_failed.set()
+            raise ConnectionRefusedError("the API server is restarting")
+        second_done.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str)
+    queue.add("shop", "v1")
+    wait(first_failed)
+    threading.Event().wait(0.1)  # the failure is recorded and its retry scheduled
+    queue.add("shop", "v2")  # an event, before the retry is due
+    wait(second_done)
+    threading.Event().wait(workqueue.FIRST_DELAY + 0.5)  # past the cancelled retry's due time
+    assert attempts == ["v1", "v2"], "the retry was cancelled by the success"
+    assert not queue._items and not queue._waiting
+    # The worker is alive: the key still runs when asked.
+    third = threading.Event()
+    queue._work = lambda item: third.set()
+    queue.add("shop", "v3")
+    wait(third)
