@@ -162,6 +162,24 @@ def _label(child: Mapping[str, Any]) -> str:
     return f"{child['kind']}/{child['metadata']['name']}"
 
 
+class ChildRejected(Exception):
+    """The API server refused a rendered child: the app is Invalid, `field` names the service at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _apply_child(child: Mapping[str, Any], field: str, *, dry_run: bool = False) -> dict[str, Any]:
+    try:
+        return kube.apply(child, dry_run=dry_run)
+    except kube.ApiError as error:
+        if refused(error):
+            raise ChildRejected(field, f"the API server rejected {_label(child)}: {error.message}") from error
+        raise
+
+
 def describe_failure(error: BaseException) -> str | None:
     """One line for a pass that failed on the API (retried with back-off), None for anything else (a bug)."""
     if isinstance(error, kube.ApiError):
@@ -252,14 +270,9 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
             if up_to_date(child, owned.get((child["kind"], child["metadata"]["name"]))):
                 continue
             try:
-                kube.apply(child, dry_run=True)
-            except kube.ApiError as error:
-                if refused(error):
-                    message = f"the API server rejected {_label(child)}: {error.message}"
-                    return _invalid(
-                        app, previous, [(f"spec.services[{index[service]}]", message)], "ChildRejected"
-                    )
-                raise
+                _apply_child(child, f"spec.services[{index[service]}]", dry_run=True)
+            except ChildRejected as rejected:
+                return _invalid(app, previous, [(rejected.field, rejected.message)], "ChildRejected")
 
     # 4. gate and apply, dependencies first
     outcome = Outcome()
@@ -284,14 +297,9 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
                 continue  # nothing to write: a steady pass sends no write request at all
             outcome.writes += 1
             try:
-                result = kube.apply(child)
-            except kube.ApiError as error:
-                if refused(error):
-                    message = f"the API server rejected {_label(child)}: {error.message}"
-                    return _invalid(
-                        app, previous, [(f"spec.services[{index[service]}]", message)], "ChildRejected"
-                    )
-                raise
+                result = _apply_child(child, f"spec.services[{index[service]}]")
+            except ChildRejected as rejected:
+                return _invalid(app, previous, [(rejected.field, rejected.message)], "ChildRejected")
             owned[key] = result
             relevance.SEEN_CHILDREN.record(result)  # its watch event, the echo of this apply, starts no pass
             if before is None:

@@ -12,16 +12,10 @@ from typing import Any
 
 import pykube
 
-KINDS: dict[str, tuple[str, str]] = {
-    "MicroserviceApp": ("/apis/maestro.dev/v1alpha1", "microserviceapps"),
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "Service": ("/api/v1", "services"),
-    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
-    "ConfigMap": ("/api/v1", "configmaps"),
-    "Secret": ("/api/v1", "secrets"),
-}
-CHILD_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+from maestro import kube
+
+KINDS = kube.KINDS  # the operator's own table of paths (MicroserviceApp, children, ConfigMap, Secret)
+CHILD_KINDS = kube.CHILD_KINDS
 USER = "faults-user"  # the field manager of the tests' own writes
 
 
