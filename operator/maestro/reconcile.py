@@ -152,10 +152,16 @@ def referenced_sources(app: Mapping[str, Any]) -> set[str]:
 def refused(error: kube.ApiError) -> bool:
     """Whether the API server refused the child itself (retrying cannot help). A wrong type inside a
     free-form field (a probe's `tcpSocket: true`) fails server-side apply with a 500, not a 422: retried, the
-    app never got a status (found by tests/faults/test_fuzz.py)."""
+    app never got a status (found by tests/faults/test_fuzz.py). So does a value the API server cannot convert
+    to the typed object (a malformed quantity in a free-form field: "failed to convert new object ... unable to
+    convert unstructured object"; found by the full fuzz run)."""
     return error.status in (400, 422) or (
-        error.status == 500 and "failed to create typed patch object" in error.message
+        error.status == 500 and any(marker in error.message for marker in _REFUSAL_MARKERS_500)
     )
+
+
+# Messages of the 500s the API server answers for a child it cannot type (not a server fault: retrying cannot help).
+_REFUSAL_MARKERS_500 = ("failed to create typed patch object", "unable to convert unstructured object")
 
 
 def _label(child: Mapping[str, Any]) -> str:
@@ -183,7 +189,7 @@ def _apply_child(child: Mapping[str, Any], field: str, *, dry_run: bool = False)
 def describe_failure(error: BaseException) -> str | None:
     """One line for a pass that failed on the API (retried with back-off), None for anything else (a bug)."""
     if isinstance(error, kube.ApiError):
-        return f"API error {error.status} {error.reason}"
+        return f"API error {error.status} {error.reason}: {error.message[:300]}"
     if isinstance(error, OSError):  # connection refused or reset, timeouts
         return f"API unreachable: {error}"
     return None

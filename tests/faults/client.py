@@ -118,8 +118,10 @@ class Client:
                 params=[("fieldManager", USER), ("force", "true"), ("dryRun", "All")],
             )
         except ApiFailure as failure:
-            # A wrong type in an apply patch is a 500 "failed to create typed patch object".
-            if failure.status in (400, 422) or "failed to create typed patch object" in failure.message:
+            # A child the API server cannot type is a 500: "failed to create typed patch object" (a wrong type),
+            # "unable to convert unstructured object" (a malformed quantity).
+            untyped = ("failed to create typed patch object", "unable to convert unstructured object")
+            if failure.status in (400, 422) or any(marker in failure.message for marker in untyped):
                 return failure.message
             raise
         return None

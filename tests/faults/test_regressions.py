@@ -57,17 +57,21 @@ def test_a_child_the_api_server_refuses_makes_the_app_invalid_before_anything_is
 ) -> None:
     # A probe is free-form (passed through): only the API server knows it needs a handler. `api` came first
     # and was created, then the app went Invalid (ChildRejected) with api's children left in place.
-    # A wrong type there was a 500 from server-side apply: retried for ever, the app never got a status.
-    no_handler, wrong_type = fleet_app("probe"), fleet_app("typed")
+    # A wrong type there was a 500 from server-side apply: retried for ever, the app never got a status; so
+    # was a malformed quantity in podSpecPatch (another 500: "unable to convert unstructured object").
+    no_handler, wrong_type, bad_quantity = fleet_app("probe"), fleet_app("typed"), fleet_app("qty")
     no_handler["spec"]["services"][1]["readinessProbe"] = {"periodSeconds": 5}
     wrong_type["spec"]["services"][1]["readinessProbe"] = {"tcpSocket": True}
-    for app in (no_handler, wrong_type):
+    bad_quantity["spec"]["services"][1]["podSpecPatch"] = {
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "lots"}}]
+    }
+    for app in (no_handler, wrong_type, bad_quantity):
         client.create(namespace, app)
     invariants.wait_converged(client, namespace, timeout=120)
-    for name in ("probe", "typed"):
+    for name, field in (("probe", "readinessProbe"), ("typed", "readinessProbe"), ("qty", "quantities")):
         stored = client.get("MicroserviceApp", namespace, name)
         assert stored is not None
         ready = next(c for c in stored["status"]["conditions"] if c["type"] == "Ready")
         assert (stored["status"]["phase"], ready["reason"]) == ("Invalid", "ChildRejected")
-        assert "readinessProbe" in ready["message"]
+        assert field in ready["message"]
     assert not [c for kind in CHILD_KINDS for c in client.list(kind, namespace, invariants.MANAGED)]

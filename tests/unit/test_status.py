@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from maestro import api, reconcile, render, status
+from maestro import api, kube, reconcile, render, status
 
 from .helpers import app, svc
 
@@ -325,3 +325,18 @@ def test_zero_values_the_api_server_leaves_out_count_as_present() -> None:
         observed, {"volumeMounts": [{"name": "data", "mountPath": "/d", "readOnly": True}]}
     )
     assert not reconcile.contains({"env": [{"name": "A"}]}, {"env": [{"name": "A", "value": "x"}]})
+
+
+def test_children_the_api_server_cannot_type_are_refusals_not_outages() -> None:
+    # Both are 500s from server-side apply for a child it cannot type; retrying cannot help (found by fuzzing).
+    typed = "failed to create typed patch object (ns/a; apps/v1, Kind=Deployment): .spec.x: expected map"
+    convert = (
+        "failed to convert new object (ns/a; apps/v1, Kind=Deployment) to proper version: unable to convert "
+        "unstructured object to apps/v1, Kind=Deployment: quantities must match the regular expression"
+    )
+    assert reconcile.refused(kube.ApiError(500, "InternalError", typed))
+    assert reconcile.refused(kube.ApiError(500, "InternalError", convert))
+    assert reconcile.refused(kube.ApiError(422, "Invalid", "spec.replicas: Invalid value"))
+    # A plain server fault is retried.
+    assert not reconcile.refused(kube.ApiError(500, "InternalError", "etcdserver: request timed out"))
+    assert not reconcile.refused(kube.ApiError(503, "ServiceUnavailable", ""))
