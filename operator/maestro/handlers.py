@@ -19,7 +19,18 @@ from typing import Any
 
 import kopf
 
-from maestro import api, confighash, kube, leadership, metrics, reconcile, relevance, render, workqueue
+from maestro import (
+    api,
+    children,
+    confighash,
+    kube,
+    leadership,
+    metrics,
+    reconcile,
+    relevance,
+    render,
+    workqueue,
+)
 from maestro import settings as _settings  # also registers the startup handler
 
 log = logging.getLogger(__name__)
@@ -30,14 +41,19 @@ MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
 # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
 PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
-    reconcile.reconcile, workers=_settings.MAX_WORKERS, describe=reconcile.describe_failure
+    reconcile.reconcile,
+    workers=_settings.MAX_WORKERS,
+    describe=reconcile.describe_failure,
+    # A live read asked for stays asked for when an event queues the same app before its pass has run.
+    merge=lambda queued, new: {**new, "live": bool(queued.get("live") or new.get("live"))},
 )
 
 
-def request(app: Mapping[str, Any]) -> None:
-    """Queue a pass over the app (name, namespace and uid are all it needs)."""
+def request(app: Mapping[str, Any], *, live: bool = False) -> None:
+    """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
+    children from the API server, not from the child index (the safety and resume passes: children.py)."""
     meta = app["metadata"]
-    PASSES.add((meta["namespace"], meta["name"]), _ref(app))
+    PASSES.add((meta["namespace"], meta["name"]), {**_ref(app), "live": live})
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
@@ -49,7 +65,7 @@ async def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     if event.get("type") == "DELETED":  # it leaves maestro_apps at once
         metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
     if relevance.app_event_needs_pass(event.get("type"), body):
-        request(body)
+        request(body, live=event.get("type") is None)  # the resume after a restart reads live
 
 
 # The safety pass is a plain background task, not a kopf timer: kopf puts a finalizer on every object that
@@ -70,7 +86,7 @@ def safety_pass() -> None:
     )
     metrics.forget_missing((a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps)
     for app in apps:
-        request(app)
+        request(app, live=True)
 
 
 async def _safety_loop() -> None:
@@ -105,9 +121,10 @@ def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
 async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """A child's event starts a pass over its app (found by the instance label) only when it can change what
-    that pass does: a status-only update by a controller, or the echo of Maestro's own apply, does not."""
-    if not relevance.child_event_needs_pass(event.get("type"), body, relevance.SEEN_CHILDREN):
+    """A child's event updates the child index, and starts a pass over its app (found by the instance label)
+    only when it can change what that pass does: a status-only update by a controller, or the echo of
+    Maestro's own apply, does not."""
+    if not children.INDEX.observe(event.get("type"), body):
         return
     meta = body.get("metadata") or {}
     name = (meta.get("labels") or {}).get(render.LABEL_INSTANCE)

@@ -2,8 +2,9 @@
 
     1. validate      api.validate_app; a spec Maestro cannot carry out -> phase Invalid, nothing touched
     2. desired       render the children of every service (with its config hash)
-    3. observe       list the app's owned children; a desired name taken by an object the app does not
-                     own -> phase Invalid (NameConflict), nothing touched
+    3. observe       the app's owned children, from the child index (children.py), or listed from the API
+                     server by the safety and resume passes; a desired name taken by an object the app does
+                     not own -> phase Invalid (NameConflict), nothing touched
     4. gate + apply  in dependency order: a service whose children differ from the desired ones is applied
                      only when every dependency's Deployment is Available at its current generation
     5. prune         delete owned children that are no longer desired
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, confighash, graph, kube, metrics, relevance, render, status
+from maestro import api, children, confighash, graph, kube, metrics, render, status
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,8 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
     """One full pass over the app. Never two at once for one app: the work queue (workqueue.py) runs them.
 
     `app` needs only metadata.name and namespace (and uid, to skip a pass for an app deleted and created
-    again under the same name): the pass reads the app itself.
+    again under the same name): the pass reads the app itself. With `app["live"]` true it lists the app's
+    children from the API server rather than trusting the child index (children.py), and corrects the index.
     """
     meta = app["metadata"]
     # Read fresh: the event that queued this pass may be old, and the last pass may have written the status.
@@ -209,7 +211,7 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
         return Outcome()
     if fresh["metadata"].get("deletionTimestamp"):
         return Outcome()  # the garbage collector removes the children
-    outcome = _reconcile(fresh)
+    outcome = _reconcile(fresh, live=bool(app.get("live")))
     log.debug(
         "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s",
         meta["namespace"],
@@ -223,7 +225,7 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
     return outcome
 
 
-def _reconcile(app: Mapping[str, Any]) -> Outcome:
+def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     meta = app["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta.get("uid")
     previous = dict(app.get("status") or {})
@@ -249,7 +251,11 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
     }
 
     # 3. observe, and refuse to take over objects the app does not own
-    owned = kube.owned_children(app)
+    if live:
+        owned = kube.owned_children(app)
+        children.INDEX.replace(str(uid), owned.values())
+    else:
+        owned = children.INDEX.children(str(uid))
     conflicts: list[tuple[str, str]] = []
     for service in order:
         for child in desired[service]:
@@ -257,7 +263,10 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
             if key in owned:
                 continue
             existing = kube.get(child["kind"], namespace, child["metadata"]["name"])
-            if existing is not None and kube.controller_uid(existing) != uid:
+            if existing is not None and kube.controller_uid(existing) == uid:
+                owned[key] = existing  # ours, but not yet in the index: its watch event is on its way
+                children.INDEX.record(existing)
+            elif existing is not None:
                 conflicts.append(
                     (
                         f"spec.services[{index[service]}].name",
@@ -307,7 +316,7 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
             except ChildRejected as rejected:
                 return _invalid(app, previous, [(rejected.field, rejected.message)], "ChildRejected")
             owned[key] = result
-            relevance.SEEN_CHILDREN.record(result)  # its watch event, the echo of this apply, starts no pass
+            children.INDEX.record(result)  # its watch event, the echo of this apply, starts no pass
             if before is None:
                 created.append(_label(child))
             elif not up_to_date(child, before) or _generation(before) != _generation(result):
@@ -323,6 +332,7 @@ def _reconcile(app: Mapping[str, Any]) -> Outcome:
     for key, obj in list(owned.items()):
         if key not in wanted:
             kube.delete(key[0], namespace, key[1], obj["metadata"].get("uid"))
+            children.INDEX.discard(obj)  # so that the next pass does not prune it again
             outcome.pruned.append(f"{key[0]}/{key[1]}")
             del owned[key]
 

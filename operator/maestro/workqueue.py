@@ -48,12 +48,15 @@ class WorkQueue(Generic[Item]):
         *,
         workers: int,
         describe: Callable[[BaseException], str | None] = lambda error: None,
+        merge: Callable[[Item, Item], Item] = lambda queued, new: new,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._work = work
         self._workers = workers
         # One log line for an expected failure (an API error: describe returns its text); a traceback otherwise.
         self._describe = describe
+        # The item of a key added again before its run: by default the newest replaces the one queued.
+        self._merge = merge
         self._clock = clock
         self._cond = threading.Condition()
         self._ready: deque[Hashable] = deque()
@@ -71,7 +74,8 @@ class WorkQueue(Generic[Item]):
     def add(self, key: Hashable, item: Item) -> None:
         """Ask for a run of `work(item)`; returns at once."""
         with self._cond:
-            self._items[key] = item
+            queued = self._items.get(key)
+            self._items[key] = item if queued is None else self._merge(queued, item)
             self._enqueue(key)
             self._start()
 

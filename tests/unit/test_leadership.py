@@ -135,7 +135,7 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
     one_app = [{"metadata": {"name": "shop", "namespace": "prod", "uid": "u"}}]
     monkeypatch.setattr(handlers.kube, "list_all_apps", lambda: calls.append("list") or one_app)
     monkeypatch.setattr(handlers.kube, "list_apps", lambda ns: calls.append("list") or one_app)
-    monkeypatch.setattr(handlers, "request", lambda app: calls.append("pass"))
+    monkeypatch.setattr(handlers, "request", lambda app, live=False: calls.append("pass"))
     try:
         handlers.safety_pass()
         assert calls == []

@@ -42,6 +42,30 @@ def test_adds_while_a_key_runs_make_exactly_one_more_run() -> None:
     assert runs == ["v1", "v4"], "one more run, with the latest item"
 
 
+def test_merge_combines_the_items_of_one_key_added_before_its_run() -> None:
+    started, release, second = threading.Event(), threading.Event(), threading.Event()
+    runs: list[frozenset[str]] = []
+
+    def work(item: frozenset[str]) -> None:
+        runs.append(item)
+        if len(runs) == 1:
+            started.set()
+            wait(release)
+        else:
+            second.set()
+
+    queue: workqueue.WorkQueue[frozenset[str]] = workqueue.WorkQueue(
+        work, workers=2, merge=lambda queued, new: queued | new
+    )
+    queue.add("shop", frozenset({"first"}))
+    wait(started)
+    queue.add("shop", frozenset({"live"}))  # e.g. the safety pass's live read...
+    queue.add("shop", frozenset({"event"}))  # ...is not lost when an event queues the key again
+    release.set()
+    wait(second)
+    assert runs[1] >= {"live", "event"}
+
+
 def test_keys_run_in_parallel_on_the_workers() -> None:
     barrier = threading.Barrier(3, timeout=10)
     queue: workqueue.WorkQueue[int] = workqueue.WorkQueue(lambda _: barrier.wait(), workers=3)

@@ -1,0 +1,165 @@
+"""What the operator knows of every child it manages, kept from the watch events kopf already receives (an
+informer's cache, in client-go's terms), so that a pass reads its app's children from memory instead of
+listing them: four label-selected LISTs per pass were the operator's largest cost against the API server, and
+each scans every object of its kind in the namespace, so they grew with the square of the apps in one
+namespace (docs/benchmarks.md).
+
+Only what a pass reads is kept (relevance.projection: metadata, spec, a Deployment's status fields), encoded
+as compact JSON bytes: a few hundred bytes to about 1.5 KiB per child. The same bytes tell whether an event can
+change a pass (relevance.child_event_needs_pass): a version whose projection equals the stored one cannot.
+
+How it stays right (each rule covers a way an informer's cache goes wrong):
+- versions never go back: an event older than what a pass's own apply returned does not replace it (the
+  resourceVersions of one object are compared as numbers, as etcd revisions are);
+- a deletion removes only the very object deleted (by uid), never a newer one created under the same name;
+- a pass that finds a desired child missing here asks the API server for it (reconcile.py's name-conflict
+  check already does), so a child the watch has not delivered yet is never created twice;
+- the safety and resume passes read their children from the API server and replace what is kept for the app
+  (`replace`): whatever a watch gap lost (a deletion while a stream was down) is corrected within a safety
+  interval.
+
+Who calls it: handlers.py (watch events), reconcile.py (reads, its applies and prunes, live reads).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from maestro import kube, relevance
+
+Key = tuple[str, str]  # (kind, name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: Key
+    namespace: str
+    owner: str | None  # the uid of the object's controller (its app)
+    version: int | None  # metadata.resourceVersion, when numeric
+    body: bytes  # json of relevance.projection(obj)
+
+
+def _version(obj: Mapping[str, Any]) -> int | None:
+    value = str((obj.get("metadata") or {}).get("resourceVersion"))
+    return int(value) if value.isdigit() else None
+
+
+def _older(version: int | None, than: int | None) -> bool:
+    return version is not None and than is not None and version < than
+
+
+def _encode(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(relevance.projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _entry(obj: Mapping[str, Any]) -> _Entry:
+    meta = obj.get("metadata") or {}
+    return _Entry(
+        key=(str(obj.get("kind")), str(meta.get("name"))),
+        namespace=str(meta.get("namespace")),
+        owner=kube.controller_uid(obj),
+        version=_version(obj),
+        body=_encode(obj),
+    )
+
+
+def _decode(uid: str, entry: _Entry) -> dict[str, Any]:
+    """The stored child as a pass reads it: the projection with its identity back in its metadata."""
+    obj: dict[str, Any] = json.loads(entry.body)
+    kind, name = entry.key
+    obj["apiVersion"] = kube.KINDS[kind][0].removeprefix("/apis/").removeprefix("/api/")
+    obj["metadata"] = {key: value for key, value in obj["metadata"].items() if value is not None} | {
+        "name": name,
+        "namespace": entry.namespace,
+        "uid": uid,
+    }
+    if entry.version is not None:
+        obj["metadata"]["resourceVersion"] = str(entry.version)
+    return obj
+
+
+class ChildIndex:
+    """Managed children by uid, and the uids of each app's children (thread-safe: kopf's event loop writes,
+    the passes' threads read and write)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._by_owner: dict[str, set[str]] = {}
+        self._guard = threading.Lock()
+
+    def observe(self, event_type: str | None, obj: Mapping[str, Any]) -> bool:
+        """Take in a watch event; True when it can change what a pass over the child's app does. The initial
+        listing (event type None) starts none: the apps' own listing starts their passes."""
+        uid = (obj.get("metadata") or {}).get("uid")
+        if not uid:
+            return event_type is not None
+        if event_type == "DELETED":  # deleted by hand or by a prune: a pass puts back what is still wanted
+            self.discard(obj)
+            return True
+        changed = self._store(str(uid), _entry(obj))
+        return changed and event_type is not None
+
+    def record(self, obj: Mapping[str, Any]) -> None:
+        """Take in a child as an apply or a read by a pass returned it."""
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            self._store(str(uid), _entry(obj))
+
+    def discard(self, obj: Mapping[str, Any]) -> None:
+        """Forget this very object (by uid): deleted, or pruned by a pass."""
+        uid = str((obj.get("metadata") or {}).get("uid"))
+        with self._guard:
+            entry = self._entries.pop(uid, None)
+            if entry is not None:
+                self._unlink(uid, entry.owner)
+
+    def children(self, owner: str) -> dict[Key, dict[str, Any]]:
+        """The children controlled by the app with this uid, by (kind, name)."""
+        with self._guard:
+            entries = [(uid, self._entries[uid]) for uid in self._by_owner.get(owner, ())]
+        return {entry.key: _decode(uid, entry) for uid, entry in entries}
+
+    def replace(self, owner: str, observed: Iterable[Mapping[str, Any]]) -> None:
+        """What the API server just listed as the app's children is all of them: forget the others. Safe
+        without comparing versions: only the app's own pass creates its children, and it is not running."""
+        seen: set[str] = set()
+        for obj in observed:
+            self.record(obj)
+            seen.add(str(obj["metadata"].get("uid")))
+        with self._guard:
+            for uid in self._by_owner.get(owner, set()) - seen:
+                entry = self._entries.pop(uid)
+                self._unlink(uid, entry.owner)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _store(self, uid: str, entry: _Entry) -> bool:
+        """Keep this version unless a newer one is kept already; True when what a pass reads changed."""
+        with self._guard:
+            old = self._entries.get(uid)
+            if old is not None and _older(entry.version, old.version):
+                return False  # an old event arriving after a pass's apply stored a newer version
+            self._entries[uid] = entry
+            if old is not None and old.owner != entry.owner:
+                self._unlink(uid, old.owner)
+            if entry.owner is not None:
+                self._by_owner.setdefault(entry.owner, set()).add(uid)
+            return old is None or old.body != entry.body
+
+    def _unlink(self, uid: str, owner: str | None) -> None:
+        if owner is None:
+            return
+        uids = self._by_owner.get(owner)
+        if uids is not None:
+            uids.discard(uid)
+            if not uids:
+                del self._by_owner[owner]
+
+
+# One per operator process.
+INDEX = ChildIndex()

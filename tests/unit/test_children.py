@@ -1,0 +1,189 @@
+"""The child index (children.py): which events start a pass, and that what a pass reads stays right."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from maestro import children, reconcile
+
+APP_UID = "app-1"
+
+
+def deployment(uid: str = "u-1", version: int = 10, **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "shop-web",
+            "namespace": "ns",
+            "uid": uid,
+            "generation": 2,
+            "resourceVersion": str(version),
+            "labels": {"app.kubernetes.io/instance": "shop"},
+            "annotations": {"maestro.dev/applied-hash": "abc"},
+            "ownerReferences": [
+                {"kind": "MicroserviceApp", "name": "shop", "uid": APP_UID, "controller": True}
+            ],
+            "managedFields": [{"manager": "kube-controller-manager"}],
+        },
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 2,
+            "readyReplicas": 1,
+            "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "ReplicaSetUpdated",
+                    "message": 'ReplicaSet "shop-web-1" is progressing.',
+                    "lastUpdateTime": "2026-12-01T00:00:00Z",
+                },
+            ],
+            **status,
+        },
+    }
+
+
+def test_status_noise_of_a_rollout_starts_no_pass() -> None:
+    index = children.ChildIndex()
+    first = deployment()
+    assert index.observe(None, first) is False  # the initial listing is remembered
+    noise = copy.deepcopy(first)
+    noise["metadata"]["resourceVersion"] = "11"
+    noise["metadata"]["managedFields"].append({"manager": "other"})
+    progressing = noise["status"]["conditions"][1]
+    progressing["lastUpdateTime"] = "2026-12-01T00:00:05Z"
+    progressing["message"] = 'ReplicaSet "shop-web-1" has successfully progressed.'
+    progressing["reason"] = "NewReplicaSetAvailable"
+    assert index.observe("MODIFIED", noise) is False
+
+
+def test_what_a_pass_reads_starts_one() -> None:
+    base = deployment()
+    changes = {
+        "ready count": lambda d: d["status"].update(readyReplicas=2),
+        "available condition": lambda d: d["status"]["conditions"][0].update(status="True"),
+        "observed generation": lambda d: d["status"].update(observedGeneration=3),
+        "deadline exceeded": lambda d: d["status"]["conditions"][1].update(reason="ProgressDeadlineExceeded"),
+        "spec edited by hand": lambda d: d["spec"].update(replicas=5),
+        "annotation removed": lambda d: d["metadata"].update(annotations={}),
+        "owner removed": lambda d: d["metadata"].update(ownerReferences=[]),
+        "being deleted": lambda d: d["metadata"].update(deletionTimestamp="2026-12-01T00:00:09Z"),
+    }
+    for what, change in changes.items():
+        index = children.ChildIndex()
+        index.observe(None, base)
+        changed = copy.deepcopy(base)
+        changed["metadata"]["resourceVersion"] = "11"
+        change(changed)
+        assert index.observe("MODIFIED", changed) is True, what
+        assert index.observe("MODIFIED", changed) is False, f"{what}, seen twice"
+
+
+def test_status_of_other_kinds_is_not_read() -> None:
+    index = children.ChildIndex()
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "shop-api", "uid": "h", "generation": 1},
+        "spec": {"maxReplicas": 4},
+    }
+    index.observe(None, hpa)
+    updated = {**hpa, "status": {"currentReplicas": 3, "desiredReplicas": 4}}
+    assert index.observe("MODIFIED", updated) is False
+
+
+def test_deletion_starts_a_pass_and_forgets() -> None:
+    index = children.ChildIndex()
+    child = deployment()
+    index.observe(None, child)
+    assert len(index) == 1
+    assert index.observe("DELETED", child) is True
+    assert len(index) == 0
+    assert index.children(APP_UID) == {}
+    assert index.observe("ADDED", child) is True  # created again: a pass
+
+
+def test_an_unknown_child_starts_a_pass() -> None:
+    assert children.ChildIndex().observe("ADDED", deployment()) is True
+
+
+def test_a_pass_reads_back_what_it_needs() -> None:
+    """What the index returns is what reconcile compares and status.py reads: the applied child still
+    counts as in place, and its identity (name, namespace, uid, apiVersion) is back."""
+    index = children.ChildIndex()
+    desired = reconcile.with_hash(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "shop-web",
+                "namespace": "ns",
+                "labels": {"app.kubernetes.io/instance": "shop"},
+                "ownerReferences": deployment()["metadata"]["ownerReferences"],
+            },
+            "spec": {"replicas": 2},
+        }
+    )
+    stored = deployment()
+    stored["metadata"]["annotations"] = desired["metadata"]["annotations"]
+    index.record(stored)
+    kept = index.children(APP_UID)[("Deployment", "shop-web")]
+    assert reconcile.in_place(desired, kept)
+    assert kept["metadata"]["uid"] == "u-1" and kept["metadata"]["resourceVersion"] == "10"
+    assert kept["status"]["readyReplicas"] == 1
+    assert "managedFields" not in kept["metadata"]
+
+
+def test_an_old_event_does_not_undo_a_newer_apply() -> None:
+    index = children.ChildIndex()
+    applied = deployment(version=20)
+    applied["spec"]["replicas"] = 3
+    index.record(applied)  # what the pass's apply returned
+    late = deployment(version=15)  # the watch event of an earlier version, arriving after it
+    assert index.observe("MODIFIED", late) is False
+    assert index.children(APP_UID)[("Deployment", "shop-web")]["spec"]["replicas"] == 3
+
+
+def test_a_deletion_removes_only_the_object_deleted() -> None:
+    index = children.ChildIndex()
+    old, new = deployment(uid="old", version=5), deployment(uid="new", version=9)
+    index.record(old)
+    index.discard(old)
+    index.record(new)  # created again under the same name
+    index.observe("DELETED", old)  # the old one's deletion event arrives late
+    assert index.children(APP_UID)[("Deployment", "shop-web")]["metadata"]["uid"] == "new"
+
+
+def test_a_live_read_replaces_what_is_kept_for_the_app() -> None:
+    index = children.ChildIndex()
+    lost = deployment(uid="lost")  # deleted while the watch was down: no event came
+    other_app = deployment(uid="other")
+    other_app["metadata"]["ownerReferences"] = [{"uid": "app-2", "controller": True}]
+    index.record(lost)
+    index.record(other_app)
+    service = {
+        "kind": "Service",
+        "metadata": {
+            "name": "shop-web",
+            "namespace": "ns",
+            "uid": "s-1",
+            "resourceVersion": "3",
+            "ownerReferences": [{"uid": APP_UID, "controller": True}],
+        },
+        "spec": {"ports": [{"port": 80}]},
+    }
+    index.replace(APP_UID, [service])
+    assert set(index.children(APP_UID)) == {("Service", "shop-web")}
+    assert set(index.children("app-2")) == {("Deployment", "shop-web")}
+
+
+def test_a_child_handed_to_another_owner_moves() -> None:
+    index = children.ChildIndex()
+    index.record(deployment())
+    orphaned = deployment(version=11)
+    orphaned["metadata"]["ownerReferences"] = []
+    assert index.observe("MODIFIED", orphaned) is True
+    assert index.children(APP_UID) == {}
