@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, children, confighash, graph, kube, metrics, render, status
+from maestro import api, children, confighash, graph, kube, metrics, precheck, render, status
 
 log = logging.getLogger(__name__)
 
@@ -278,9 +278,12 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
         return _invalid(app, previous, conflicts, "NameConflict")
 
     # 4a. a child the API server would reject makes the app Invalid before anything is written: free-form
-    # fields (probes, tolerations, podSpecPatch) are only validated there. Only new renderings are checked:
-    # one applied before was accepted (found by tests/faults/test_fuzz.py: services applied, then Invalid).
+    # fields (probes, tolerations, podSpecPatch) are only validated there. Only new renderings of services
+    # with such fields are checked (precheck.py): one applied before was accepted, and the models check the
+    # rest (found by tests/faults/test_fuzz.py: services applied, then Invalid).
     for service in order:
+        if not precheck.needs_dry_run(merged[service]):
+            continue
         for child in desired[service]:
             if up_to_date(child, owned.get((child["kind"], child["metadata"]["name"]))):
                 continue
