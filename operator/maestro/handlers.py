@@ -29,6 +29,7 @@ from maestro import (
     reconcile,
     relevance,
     render,
+    statushold,
     workqueue,
 )
 from maestro import settings as _settings  # also registers the startup handler
@@ -39,9 +40,18 @@ log = logging.getLogger(__name__)
 SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
+
 # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
+def run_pass(app: Mapping[str, Any]) -> None:
+    """One pass (the work queue's work); a status held back (statushold.py) brings the app back when due."""
+    outcome = reconcile.reconcile(app)
+    if outcome.recheck_after is not None:
+        meta = app["metadata"]
+        PASSES.add_after((meta["namespace"], meta["name"]), {**app, "live": False}, outcome.recheck_after)
+
+
 PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
-    reconcile.reconcile,
+    run_pass,
     workers=_settings.MAX_WORKERS,
     describe=reconcile.describe_failure,
     # A live read asked for stays asked for when an event queues the same app before its pass has run.
@@ -62,8 +72,9 @@ async def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     the last handled spec in the app (one more write per change, and memory per app), while "the status has
     not caught up with the generation" is all a pass needs to know (relevance.py). Retries after API errors
     are the work queue's."""
-    if event.get("type") == "DELETED":  # it leaves maestro_apps at once
+    if event.get("type") == "DELETED":  # it leaves maestro_apps at once, and holds no status back
         metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
+        statushold.HELD.settled((body["metadata"]["namespace"], body["metadata"]["name"]))
     if relevance.app_event_needs_pass(event.get("type"), body):
         request(body, live=event.get("type") is None)  # the resume after a restart reads live
 

@@ -9,7 +9,8 @@
                      only when every dependency's Deployment is Available at its current generation
     5. prune         delete owned children that are no longer desired
     6. status        rebuild the status from what was observed and applied (status.py)
-    7. write         patch .status only when it changed; post an Event only on meaningful transitions
+    7. write         patch .status only when it changed, holding back a rollout's steps (statushold.py); post
+                     an Event only on meaningful transitions
 
 Any pass may be interrupted: the next one starts from the cluster again and completes it. Every trigger
 (the app's own events, its children's events, config changes, the periodic safety pass) queues a pass
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, children, confighash, graph, kube, metrics, precheck, render, status
+from maestro import api, children, confighash, graph, kube, metrics, precheck, render, status, statushold
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     writes: int = 0  # apply requests sent
     status_written: bool = False
+    recheck_after: float | None = None  # a status held back (statushold.py): pass again after this long
 
     @property
     def invalid(self) -> bool:
@@ -353,7 +355,7 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     outcome.phase = new.phase
 
     # 7. write, and tell
-    outcome.status_written = _write(app, previous, new)
+    _write(app, previous, new, outcome)
     if created:
         _event(app, "Normal", "Created", "created " + ", ".join(created))
     if updated:
@@ -364,10 +366,12 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     for service, blocked in waiting.items():
         if service not in before_waiting:
             _event(app, "Normal", "WaitingForDependency", f"{service} waits for {', '.join(blocked)}")
-    if new.phase != previous.get("phase"):
-        if new.phase == "Ready":
+    if outcome.status_written and (
+        new.phase != previous.get("phase") or previous.get("observedGeneration") != new.observed_generation
+    ):
+        if new.phase == "Ready":  # ready at this generation: also after a rollout whose steps were held back
             _event(app, "Normal", "Ready", f"all {len(services)} services are ready")
-        elif new.phase == "Degraded":
+        elif new.phase == "Degraded" and new.phase != previous.get("phase"):
             message = next((c.message for c in new.conditions or [] if c.type == status.DEGRADED), "")
             _event(app, "Warning", "RolloutFailed", message)
     return outcome
@@ -381,22 +385,31 @@ def _invalid(
     app: Mapping[str, Any], previous: Mapping[str, Any], errors: list[tuple[str, str]], reason: str
 ) -> Outcome:
     new = status.invalid_status(app, errors, reason=reason, previous=previous)
-    written = _write(app, previous, new)
+    outcome = Outcome(phase="Invalid", errors=list(errors))
+    _write(app, previous, new, outcome)
     message = "; ".join(f"{path}: {msg}" for path, msg in errors)
     old_message = next(
         (c.get("message") for c in previous.get("conditions") or [] if c.get("type") == status.READY), None
     )
     if previous.get("phase") != "Invalid" or old_message != message:
         _event(app, "Warning", reason, message)
-    return Outcome(phase="Invalid", errors=list(errors), status_written=written)
+    return outcome
 
 
-def _write(app: Mapping[str, Any], previous: Mapping[str, Any], new: api.MicroserviceAppStatus) -> bool:
+def _write(
+    app: Mapping[str, Any], previous: Mapping[str, Any], new: api.MicroserviceAppStatus, outcome: Outcome
+) -> None:
     body = status.to_dict(new)
+    key = (app["metadata"]["namespace"], app["metadata"]["name"])
     if not status.changed(previous, body):
-        return False
+        statushold.HELD.settled(key)
+        return
+    wait = statushold.HELD.delay(key, previous, body)
+    if wait > 0:
+        outcome.recheck_after = wait
+        return
     kube.patch_status(app, status.status_patch(previous, body))
-    return True
+    outcome.status_written = True
 
 
 def _event(app: Mapping[str, Any], type_: str, reason: str, message: str) -> None:

@@ -64,9 +64,11 @@ class WorkQueue(Generic[Item]):
         self._queued: set[Hashable] = set()
         self._active: set[Hashable] = set()
         self._again: set[Hashable] = set()  # added while active: run once more when done
-        self._later: list[tuple[float, int, Hashable]] = []  # retries: (due, token, key)
+        self._later: list[tuple[float, int, Hashable]] = []  # retries and delayed adds: (due, token, key)
         # The keys with a retry due, and its token: an entry of _later whose token is not here was cancelled.
         self._waiting: dict[Hashable, int] = {}
+        # The keys with a delayed add (add_after) due, and its (due, token); a success does not cancel it.
+        self._delayed: dict[Hashable, tuple[float, int]] = {}
         self._failures: dict[Hashable, int] = {}
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -77,6 +79,20 @@ class WorkQueue(Generic[Item]):
             queued = self._items.get(key)
             self._items[key] = item if queued is None else self._merge(queued, item)
             self._enqueue(key)
+            self._start()
+
+    def add_after(self, key: Hashable, item: Item, delay: float) -> None:
+        """Ask for a run of `work(item)` in `delay` seconds (or sooner, if the key is added meanwhile; of two
+        delayed adds of one key, the earlier stands)."""
+        with self._cond:
+            due = self._clock() + delay
+            queued = self._items.get(key)
+            self._items[key] = item if queued is None else self._merge(queued, item)
+            current = self._delayed.get(key)
+            if current is None or due < current[0]:
+                self._delayed[key] = (due, token := next(self._order))
+                heapq.heappush(self._later, (due, token, key))
+                self._cond.notify()
             self._start()
 
     def _enqueue(self, key: Hashable) -> None:
@@ -117,6 +133,9 @@ class WorkQueue(Generic[Item]):
                     if self._waiting.get(key) == token:
                         del self._waiting[key]
                         self._enqueue(key)
+                    elif self._delayed.get(key, (None, None))[1] == token:
+                        del self._delayed[key]
+                        self._enqueue(key)
                 if self._ready:
                     key = self._ready.popleft()
                     self._queued.discard(key)
@@ -141,7 +160,7 @@ class WorkQueue(Generic[Item]):
                 if key in self._again:
                     self._again.discard(key)
                     self._enqueue(key)
-                elif not failed and key not in self._queued:
+                elif not failed and key not in self._queued and key not in self._delayed:
                     self._items.pop(key, None)  # nothing more to do for it: keep no memory per idle app
 
     def _retry_later(self, key: Hashable, error: Exception) -> None:

@@ -66,6 +66,33 @@ def test_merge_combines_the_items_of_one_key_added_before_its_run() -> None:
     assert runs[1] >= {"live", "event"}
 
 
+def test_add_after_runs_the_key_later_even_after_a_run_in_between() -> None:
+    now = [0.0]
+    runs: list[str] = []
+    ran = threading.Event()
+
+    def work(item: str) -> None:
+        runs.append(item)
+        ran.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, clock=lambda: now[0])
+    queue.add_after("shop", "held", 2.0)
+    queue.add("shop", "event")  # an event runs the key before the delayed add is due...
+    wait(ran)
+    ran.clear()
+    assert runs == ["event"]
+    now[0] = 2.5
+    queue.add("other", "poke")  # wakes the worker, which finds the delayed add due
+    deadline = threading.Event()
+    for _ in range(100):
+        if "event" in runs[1:] or len(runs) >= 3:
+            break
+        deadline.wait(0.05)
+    assert sorted(runs[1:]) == ["event", "poke"], (
+        "...and the delayed add still runs it (a success does not cancel it)"
+    )
+
+
 def test_keys_run_in_parallel_on_the_workers() -> None:
     barrier = threading.Barrier(3, timeout=10)
     queue: workqueue.WorkQueue[int] = workqueue.WorkQueue(lambda _: barrier.wait(), workers=3)
