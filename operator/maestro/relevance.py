@@ -42,14 +42,14 @@ def projection(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     result: dict[str, Any] = {
         "kind": obj.get("kind"),
-        "metadata": {key: meta.get(key) for key in _METADATA_FIELDS},
+        "metadata": {key: meta[key] for key in _METADATA_FIELDS if key in meta},
         "spec": obj.get("spec"),
     }
     if obj.get("kind") == "Deployment":
         status = obj.get("status") or {}
-        projected = {key: status.get(key) for key in _DEPLOYMENT_STATUS_FIELDS}
+        projected = {key: status[key] for key in _DEPLOYMENT_STATUS_FIELDS if key in status}
         projected["conditions"] = [
-            {key: condition.get(key) for key in _CONDITION_FIELDS}
+            {key: condition[key] for key in _CONDITION_FIELDS if key in condition}
             for condition in status.get("conditions") or []
             # Its message carries a ReplicaSet name and changes as the rollout goes; only the reason matters.
             if condition.get("type") != "Progressing" or condition.get("reason") == "ProgressDeadlineExceeded"
