@@ -134,7 +134,8 @@ def test_a_pass_reads_back_what_it_needs() -> None:
     assert reconcile.in_place(desired, kept)
     assert kept["metadata"]["uid"] == "u-1" and kept["metadata"]["resourceVersion"] == "10"
     assert kept["status"]["readyReplicas"] == 1
-    assert "availableReplicas" not in kept["status"]  # absent stays absent (status.py reads it with a default)
+    # absent stays absent (status.py reads it with a default)
+    assert "availableReplicas" not in kept["status"]
     assert "managedFields" not in kept["metadata"]
 
 
