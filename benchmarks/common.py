@@ -240,8 +240,12 @@ def count_children(namespace: str) -> int:
     )
 
 
-def wait_converged(namespace: str, n: int, *, phase: str | None = None, timeout: float = 900) -> float:
-    """Until n apps are in sync (and in `phase`, if given) and all their children exist; returns seconds."""
+def wait_converged(
+    namespace: str, n: int, *, phase: str | None = None, timeout: float = 900, interval: float = 0.5
+) -> float:
+    """Until n apps are in sync (and in `phase`, if given) and all their children exist; returns seconds.
+    Each check lists every app: with thousands of apps, a longer `interval` keeps the polling from loading
+    the API server more than the operator does."""
     started = time.monotonic()
     want_children = n * expected_children(namespace)
 
@@ -253,7 +257,9 @@ def wait_converged(namespace: str, n: int, *, phase: str | None = None, timeout:
             return False
         return count_children(namespace) >= want_children
 
-    wait_until(f"{n} apps in {namespace} to converge" + (f" ({phase})" if phase else ""), done, timeout, 0.5)
+    wait_until(
+        f"{n} apps in {namespace} to converge" + (f" ({phase})" if phase else ""), done, timeout, interval
+    )
     return time.monotonic() - started
 
 

@@ -1,7 +1,7 @@
 """Case 1: the operator is SIGKILLed at random points while the apps converge, and restarted each time.
 
 Each trial gives every app a new spec (a rollout of api, then of web once api is Available: a dependency gate
-mid-flight), waits a random 0.5-10 s, kills the operator (no graceful stop), restarts it, and measures the time
+mid-flight), waits a random 0.3-3 s, kills the operator (no graceful stop), restarts it, and measures the time
 from the kill until the whole-cluster check passes.
 """
 
@@ -41,7 +41,9 @@ def test_sigkill_while_apps_converge(client: Client, namespace: str, op: Operato
         for trial in range(scale.CRASH_KILLS):
             if trial:  # trial 0 kills during the initial creation
                 fleet.set_version(client, namespace, apps, trial + 1)
-            kill_points.append(round(rng.uniform(0.5, 10.0), 1))
+            # Within the first seconds of the fleet's rollout: since the child index (children.py) 30 apps
+            # converge in under 9 s here, and a kill after that would test nothing (asserted below).
+            kill_points.append(round(rng.uniform(0.3, 3.0), 1))
             time.sleep(kill_points[-1])
             in_flight.append(not_converged(client, namespace))
             killed = time.monotonic()
