@@ -41,7 +41,6 @@ SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
 
-# Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
 def run_pass(app: Mapping[str, Any]) -> None:
     """One pass (the work queue's work); a status held back (statushold.py) brings the app back when due."""
     outcome = reconcile.reconcile(app)
@@ -50,6 +49,7 @@ def run_pass(app: Mapping[str, Any]) -> None:
         PASSES.add_after((meta["namespace"], meta["name"]), {**app, "live": False}, outcome.recheck_after)
 
 
+# Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
 PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
     run_pass,
     workers=_settings.MAX_WORKERS,
