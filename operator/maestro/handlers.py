@@ -59,11 +59,12 @@ PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
 )
 
 
-def request(app: Mapping[str, Any], *, live: bool = False) -> None:
+def request(app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
     """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
-    children from the API server, not from the child index (the safety and resume passes: children.py)."""
+    children from the API server, not from the child index (the safety and resume passes: children.py).
+    `urgent`: a spec not yet acted on, run before status refreshes (workqueue.py)."""
     meta = app["metadata"]
-    PASSES.add((meta["namespace"], meta["name"]), {**_ref(app), "live": live})
+    PASSES.add((meta["namespace"], meta["name"]), {**_ref(app), "live": live}, urgent=urgent)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
@@ -76,7 +77,8 @@ async def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
         statushold.HELD.settled((body["metadata"]["namespace"], body["metadata"]["name"]))
     if relevance.app_event_needs_pass(event.get("type"), body):
-        request(body, live=event.get("type") is None)  # the resume after a restart reads live
+        # The resume after a restart reads live; a new spec goes before the status refreshes of other apps.
+        request(body, live=event.get("type") is None, urgent=relevance.spec_unobserved(body))
 
 
 # The safety pass is a plain background task, not a kopf timer: kopf puts a finalizer on every object that

@@ -66,5 +66,10 @@ def app_event_needs_pass(event_type: str | None, app: Mapping[str, Any]) -> bool
         return False
     if event_type is None:
         return True
+    return spec_unobserved(app)
+
+
+def spec_unobserved(app: Mapping[str, Any]) -> bool:
+    """Whether the app's status has not caught up with its spec (a new app, or a spec change not acted on)."""
     observed = (app.get("status") or {}).get("observedGeneration")
-    return observed is None or observed != meta.get("generation")
+    return observed is None or observed != (app.get("metadata") or {}).get("generation")

@@ -59,11 +59,14 @@ class WorkQueue(Generic[Item]):
         self._merge = merge
         self._clock = clock
         self._cond = threading.Condition()
-        self._ready: deque[Hashable] = deque()
+        # Two lanes: urgent keys (a spec not yet acted on) are handed out before the others (status refreshes,
+        # safety passes, retries), as controller-runtime's priority queue does. A key is in one lane at a time:
+        # `_queued` says which; an entry of the other lane for it is stale and skipped.
+        self._lanes: dict[bool, deque[Hashable]] = {True: deque(), False: deque()}
         self._items: dict[Hashable, Item] = {}  # the latest item of every key queued, running or waiting
-        self._queued: set[Hashable] = set()
+        self._queued: dict[Hashable, bool] = {}  # key -> urgent
         self._active: set[Hashable] = set()
-        self._again: set[Hashable] = set()  # added while active: run once more when done
+        self._again: dict[Hashable, bool] = {}  # added while active: run once more when done (-> urgent)
         self._later: list[tuple[float, int, Hashable]] = []  # retries and delayed adds: (due, token, key)
         # The keys with a retry due, and its token: an entry of _later whose token is not here was cancelled.
         self._waiting: dict[Hashable, int] = {}
@@ -73,12 +76,12 @@ class WorkQueue(Generic[Item]):
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
 
-    def add(self, key: Hashable, item: Item) -> None:
-        """Ask for a run of `work(item)`; returns at once."""
+    def add(self, key: Hashable, item: Item, *, urgent: bool = False) -> None:
+        """Ask for a run of `work(item)`; returns at once. An urgent key runs before every key that is not."""
         with self._cond:
             queued = self._items.get(key)
             self._items[key] = item if queued is None else self._merge(queued, item)
-            self._enqueue(key)
+            self._enqueue(key, urgent)
             self._start()
 
     def add_after(self, key: Hashable, item: Item, delay: float) -> None:
@@ -95,18 +98,18 @@ class WorkQueue(Generic[Item]):
                 self._cond.notify()
             self._start()
 
-    def _enqueue(self, key: Hashable) -> None:
+    def _enqueue(self, key: Hashable, urgent: bool = False) -> None:
         if key in self._active:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._ready.append(key)
+            self._again[key] = self._again.get(key, False) or urgent
+        elif key not in self._queued or (urgent and not self._queued[key]):
+            self._queued[key] = urgent
+            self._lanes[urgent].append(key)
             self._cond.notify()
 
     def depth(self) -> int:
         """Keys waiting for a worker (not counting retries scheduled for later)."""
         with self._cond:
-            return len(self._ready)
+            return len(self._queued)
 
     def in_flight(self) -> int:
         with self._cond:
@@ -136,12 +139,21 @@ class WorkQueue(Generic[Item]):
                     elif self._delayed.get(key, (None, None))[1] == token:
                         del self._delayed[key]
                         self._enqueue(key)
-                if self._ready:
-                    key = self._ready.popleft()
-                    self._queued.discard(key)
+                key = self._pop()
+                if key is not None:
                     self._active.add(key)
                     return key, self._items[key]
                 self._cond.wait(self._later[0][0] - now if self._later else None)
+
+    def _pop(self) -> Hashable | None:
+        for urgent in (True, False):
+            lane = self._lanes[urgent]
+            while lane:
+                key = lane.popleft()
+                if self._queued.get(key) is urgent:  # else stale: moved to the urgent lane, or run already
+                    del self._queued[key]
+                    return key
+        return None
 
     def _loop(self) -> None:
         while True:
@@ -158,8 +170,7 @@ class WorkQueue(Generic[Item]):
                     self._failures.pop(key, None)
                     self._waiting.pop(key, None)  # a retry scheduled before this run is moot now
                 if key in self._again:
-                    self._again.discard(key)
-                    self._enqueue(key)
+                    self._enqueue(key, self._again.pop(key))
                 elif not failed and key not in self._queued and key not in self._delayed:
                     self._items.pop(key, None)  # nothing more to do for it: keep no memory per idle app
 

@@ -93,6 +93,31 @@ def test_add_after_runs_the_key_later_even_after_a_run_in_between() -> None:
     )
 
 
+def test_urgent_keys_run_before_the_others() -> None:
+    started, release, done = threading.Event(), threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def work(item: str) -> None:
+        runs.append(item)
+        if item == "blocker":
+            started.set()
+            wait(release)
+        if len(runs) == 4:
+            done.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1)
+    queue.add("blocker", "blocker")
+    wait(started)
+    queue.add("a", "refresh-a")
+    queue.add("b", "refresh-b")
+    queue.add("c", "new-c", urgent=True)
+    queue.add("a", "new-a", urgent=True)  # queued already: moves to the urgent lane, runs once
+    release.set()
+    wait(done)
+    threading.Event().wait(0.3)  # time for a stray fifth run, which would be a bug
+    assert runs == ["blocker", "new-c", "new-a", "refresh-b"]
+
+
 def test_keys_run_in_parallel_on_the_workers() -> None:
     barrier = threading.Barrier(3, timeout=10)
     queue: workqueue.WorkQueue[int] = workqueue.WorkQueue(lambda _: barrier.wait(), workers=3)
