@@ -12,8 +12,11 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
 - versions never go back: an event older than what a pass's own apply returned does not replace it (the
   resourceVersions of one object are compared as numbers, as etcd revisions are);
 - a deletion removes only the very object deleted (by uid), never a newer one created under the same name;
-- a pass that finds a desired child missing here asks the API server for it (reconcile.py's name-conflict
-  check already does), so a child the watch has not delivered yet is never created twice;
+- it also knows the name of every other object of the child kinds (the watches deliver them all): a pass
+  creates a child under a name nobody holds without asking the API server first, and asks (a GET) when the
+  name is held, so that a foreign object is never taken over (reconcile.py's name-conflict check);
+- kopf holds every handler until the child kinds are listed (an index registered on them: handlers.py), so
+  no pass starts from an index that has not seen every existing object;
 - the safety and resume passes read their children from the API server and replace what is kept for the app
   (`replace`): whatever a watch gap lost (a deletion while a stream was down) is corrected within a safety
   interval.
@@ -29,9 +32,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from maestro import kube, relevance
+from maestro import kube, relevance, render
 
 Key = tuple[str, str]  # (kind, name)
+Name = tuple[str, str, str]  # (namespace, kind, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +93,31 @@ class ChildIndex:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
         self._by_owner: dict[str, set[str]] = {}
+        # Every object of the child kinds, Maestro's or not, by name -> uid: a name nobody holds needs no GET
+        # before a child is created under it (the name-conflict check, reconcile.py).
+        self._names: dict[Name, str] = {}
         self._guard = threading.Lock()
 
     def observe(self, event_type: str | None, obj: Mapping[str, Any]) -> bool:
         """Take in a watch event; True when it can change what a pass over the child's app does. The initial
         listing (event type None) starts none: the apps' own listing starts their passes."""
-        uid = (obj.get("metadata") or {}).get("uid")
+        meta = obj.get("metadata") or {}
+        uid = meta.get("uid")
         if not uid:
             return event_type is not None
+        if (meta.get("labels") or {}).get(render.LABEL_MANAGED_BY) != render.MANAGED_BY:
+            self._note_foreign(event_type, obj)  # not Maestro's: only its name matters
+            return False
         if event_type == "DELETED":  # deleted by hand or by a prune: a pass puts back what is still wanted
             self.discard(obj)
             return True
         changed = self._store(str(uid), _entry(obj))
         return changed and event_type is not None
+
+    def taken(self, namespace: str, kind: str, name: str) -> bool:
+        """Whether an object of this kind and name is known to exist (Maestro's or anyone's)."""
+        with self._guard:
+            return (namespace, kind, name) in self._names
 
     def record(self, obj: Mapping[str, Any]) -> None:
         """Take in a child as an apply or a read by a pass returned it."""
@@ -116,6 +132,7 @@ class ChildIndex:
             entry = self._entries.pop(uid, None)
             if entry is not None:
                 self._unlink(uid, entry.owner)
+                self._unname((entry.namespace, *entry.key), uid)
 
     def children(self, owner: str) -> dict[Key, dict[str, Any]]:
         """The children controlled by the app with this uid, by (kind, name)."""
@@ -134,6 +151,7 @@ class ChildIndex:
             for uid in self._by_owner.get(owner, set()) - seen:
                 entry = self._entries.pop(uid)
                 self._unlink(uid, entry.owner)
+                self._unname((entry.namespace, *entry.key), uid)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -145,11 +163,26 @@ class ChildIndex:
             if old is not None and _older(entry.version, old.version):
                 return False  # an old event arriving after a pass's apply stored a newer version
             self._entries[uid] = entry
+            self._names[(entry.namespace, *entry.key)] = uid
             if old is not None and old.owner != entry.owner:
                 self._unlink(uid, old.owner)
             if entry.owner is not None:
                 self._by_owner.setdefault(entry.owner, set()).add(uid)
             return old is None or old.body != entry.body
+
+    def _note_foreign(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        name: Name = (str(meta.get("namespace")), str(obj.get("kind")), str(meta.get("name")))
+        uid = str(meta.get("uid"))
+        with self._guard:
+            if event_type == "DELETED":
+                self._unname(name, uid)
+            else:
+                self._names[name] = uid
+
+    def _unname(self, name: Name, uid: str) -> None:
+        if self._names.get(name) == uid:  # not a newer object created under the same name
+            del self._names[name]
 
     def _unlink(self, uid: str, owner: str | None) -> None:
         if owner is None:

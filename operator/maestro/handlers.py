@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # Seconds between safety passes over all apps (MAESTRO_SAFETY_INTERVAL overrides it, e.g. in tests).
 SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
-MANAGED = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
 
 
 def run_pass(app: Mapping[str, Any]) -> None:
@@ -129,14 +128,14 @@ def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")}}
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-@kopf.on.event("", "v1", "services", labels=MANAGED)
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments")
+@kopf.on.event("", "v1", "services")
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
+@kopf.on.event("policy", "v1", "poddisruptionbudgets")
 async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """A child's event updates the child index, and starts a pass over its app (found by the instance label)
-    only when it can change what that pass does: a status-only update by a controller, or the echo of
-    Maestro's own apply, does not."""
+    """An event of the child kinds updates the child index (of other objects, only their names: children.py).
+    A Maestro child's event starts a pass over its app (found by the instance label) only when it can change
+    what that pass does: a status-only update by a controller, or the echo of Maestro's own apply, does not."""
     if not children.INDEX.observe(event.get("type"), body):
         return
     meta = body.get("metadata") or {}
@@ -144,6 +143,16 @@ async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     namespace = meta.get("namespace")
     if name and namespace:
         request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}})
+
+
+# Indexes kopf keeps nothing in: registered so that kopf holds every handler until these kinds are listed, so
+# that no pass runs before the child index has seen every existing object (children.py).
+@kopf.index("apps", "v1", "deployments")
+@kopf.index("", "v1", "services")
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+@kopf.index("policy", "v1", "poddisruptionbudgets")
+def child_kinds_listed(**_: Any) -> None:
+    return None
 
 
 @kopf.on.event("", "v1", "configmaps")

@@ -264,6 +264,8 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
             key = (child["kind"], child["metadata"]["name"])
             if key in owned:
                 continue
+            if not live and not children.INDEX.taken(namespace, *key):
+                continue  # nobody holds the name: the watches have listed every object of the child kinds
             existing = kube.get(child["kind"], namespace, child["metadata"]["name"])
             if existing is not None and kube.controller_uid(existing) == uid:
                 owned[key] = existing  # ours, but not yet in the index: its watch event is on its way

@@ -8,6 +8,7 @@ from typing import Any
 from maestro import children, reconcile
 
 APP_UID = "app-1"
+MANAGED = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/managed-by": "maestro"}
 
 
 def deployment(uid: str = "u-1", version: int = 10, **status: Any) -> dict[str, Any]:
@@ -20,7 +21,7 @@ def deployment(uid: str = "u-1", version: int = 10, **status: Any) -> dict[str, 
             "uid": uid,
             "generation": 2,
             "resourceVersion": str(version),
-            "labels": {"app.kubernetes.io/instance": "shop"},
+            "labels": MANAGED,
             "annotations": {"maestro.dev/applied-hash": "abc"},
             "ownerReferences": [
                 {"kind": "MicroserviceApp", "name": "shop", "uid": APP_UID, "controller": True}
@@ -87,7 +88,7 @@ def test_status_of_other_kinds_is_not_read() -> None:
     index = children.ChildIndex()
     hpa = {
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "shop-api", "uid": "h", "generation": 1},
+        "metadata": {"name": "shop-api", "uid": "h", "generation": 1, "labels": MANAGED},
         "spec": {"maxReplicas": 4},
     }
     index.observe(None, hpa)
@@ -189,3 +190,32 @@ def test_a_child_handed_to_another_owner_moves() -> None:
     orphaned["metadata"]["ownerReferences"] = []
     assert index.observe("MODIFIED", orphaned) is True
     assert index.children(APP_UID) == {}
+
+
+def test_names_of_all_objects_are_known_and_only_maestros_start_passes() -> None:
+    index = children.ChildIndex()
+    foreign = {
+        "kind": "Deployment",
+        "metadata": {"name": "shop-db", "namespace": "ns", "uid": "f-1", "labels": {"app": "db"}},
+        "spec": {"replicas": 1},
+    }
+    assert index.observe("ADDED", foreign) is False  # not Maestro's: no pass, no content kept
+    assert index.taken("ns", "Deployment", "shop-db")
+    assert not index.taken("ns", "Service", "shop-db") and not index.taken("other", "Deployment", "shop-db")
+    assert index.children(APP_UID) == {} and len(index) == 0
+    index.observe(None, deployment())
+    assert index.taken("ns", "Deployment", "shop-web")
+    index.observe("DELETED", foreign)
+    assert not index.taken("ns", "Deployment", "shop-db")
+
+
+def test_a_late_deletion_does_not_free_a_name_held_again() -> None:
+    index = children.ChildIndex()
+    old, new = deployment(uid="old", version=5), deployment(uid="new", version=9)
+    index.record(old)
+    index.discard(old)
+    index.record(new)
+    index.observe("DELETED", old)
+    assert index.taken("ns", "Deployment", "shop-web")
+    index.discard(new)
+    assert not index.taken("ns", "Deployment", "shop-web")
