@@ -47,15 +47,6 @@ class _Entry:
     body: bytes  # json of relevance.projection(obj)
 
 
-def _version(obj: Mapping[str, Any]) -> int | None:
-    value = str((obj.get("metadata") or {}).get("resourceVersion"))
-    return int(value) if value.isdigit() else None
-
-
-def _older(version: int | None, than: int | None) -> bool:
-    return version is not None and than is not None and version < than
-
-
 def _encode(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(relevance.projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -66,7 +57,7 @@ def _entry(obj: Mapping[str, Any]) -> _Entry:
         key=(str(obj.get("kind")), str(meta.get("name"))),
         namespace=str(meta.get("namespace")),
         owner=kube.controller_uid(obj),
-        version=_version(obj),
+        version=kube.resource_version(obj),
         body=_encode(obj),
     )
 
@@ -160,7 +151,7 @@ class ChildIndex:
         """Keep this version unless a newer one is kept already; True when what a pass reads changed."""
         with self._guard:
             old = self._entries.get(uid)
-            if old is not None and _older(entry.version, old.version):
+            if old is not None and kube.older(entry.version, old.version):
                 return False  # an old event arriving after a pass's apply stored a newer version
             self._entries[uid] = entry
             self._names[(entry.namespace, *entry.key)] = uid

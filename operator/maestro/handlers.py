@@ -21,6 +21,7 @@ import kopf
 
 from maestro import (
     api,
+    appcache,
     children,
     confighash,
     kube,
@@ -72,6 +73,7 @@ async def on_app(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     the last handled spec in the app (one more write per change, and memory per app), while "the status has
     not caught up with the generation" is all a pass needs to know (relevance.py). Retries after API errors
     are the work queue's."""
+    appcache.APPS.observe(event.get("type"), event.get("object") or body)
     if event.get("type") == "DELETED":  # it leaves maestro_apps at once, and holds no status back
         metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
         statushold.HELD.settled((body["metadata"]["namespace"], body["metadata"]["name"]))

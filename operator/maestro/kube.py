@@ -151,6 +151,17 @@ def owned_children(app: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, An
     return children
 
 
+def resource_version(obj: Mapping[str, Any]) -> int | None:
+    """metadata.resourceVersion as a number (an etcd revision: versions of one object grow), None if not one."""
+    value = str((obj.get("metadata") or {}).get("resourceVersion"))
+    return int(value) if value.isdigit() else None
+
+
+def older(version: int | None, than: int | None) -> bool:
+    """Whether one resourceVersion of an object is older than another (unknown when either is not a number)."""
+    return version is not None and than is not None and version < than
+
+
 def controller_uid(obj: Mapping[str, Any]) -> str | None:
     """The uid of the object's controller (the controller ownerReference), or None."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:

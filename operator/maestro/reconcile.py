@@ -28,7 +28,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import api, children, confighash, graph, kube, metrics, precheck, render, status, statushold
+from maestro import (
+    api,
+    appcache,
+    children,
+    confighash,
+    graph,
+    kube,
+    metrics,
+    precheck,
+    render,
+    status,
+    statushold,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,17 +215,24 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
     """One full pass over the app. Never two at once for one app: the work queue (workqueue.py) runs them.
 
     `app` needs only metadata.name and namespace (and uid, to skip a pass for an app deleted and created
-    again under the same name): the pass reads the app itself. With `app["live"]` true it lists the app's
-    children from the API server rather than trusting the child index (children.py), and corrects the index.
+    again under the same name): the pass reads the app itself. With `app["live"]` true it reads the app and
+    lists its children from the API server rather than trusting the app cache and the child index
+    (appcache.py, children.py), and corrects them.
     """
     meta = app["metadata"]
-    # Read fresh: the event that queued this pass may be old, and the last pass may have written the status.
-    fresh = kube.get(api.KIND, meta["namespace"], meta["name"])
+    live = bool(app.get("live"))
+    # The latest version seen (appcache.py): the event that queued this pass may be older, and the last pass
+    # may have written the status since. The safety and resume passes read it from the API server.
+    fresh = None if live else appcache.APPS.get(meta["namespace"], meta["name"])
+    if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
+        fresh = kube.get(api.KIND, meta["namespace"], meta["name"])
+        if fresh is not None:
+            appcache.APPS.record(fresh)
     if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
         return Outcome()
     if fresh["metadata"].get("deletionTimestamp"):
         return Outcome()  # the garbage collector removes the children
-    outcome = _reconcile(fresh, live=bool(app.get("live")))
+    outcome = _reconcile(fresh, live=live)
     log.debug(
         "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s",
         meta["namespace"],
@@ -410,7 +429,7 @@ def _write(
     if wait > 0:
         outcome.recheck_after = wait
         return
-    kube.patch_status(app, status.status_patch(previous, body))
+    appcache.APPS.record(kube.patch_status(app, status.status_patch(previous, body)))
     outcome.status_written = True
 
 
