@@ -15,8 +15,8 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
 - it also knows the name of every other object of the child kinds (the watches deliver them all): a pass
   creates a child under a name nobody holds without asking the API server first, and asks (a GET) when the
   name is held, so that a foreign object is never taken over (reconcile.py's name-conflict check);
-- kopf holds every handler until the child kinds are listed (an index registered on them: handlers.py), so
-  no pass starts from an index that has not seen every existing object;
+- the names are listed at startup, before kopf's watches start (handlers.py), so that a pass that runs before
+  a watch has delivered its listing still knows every name taken (a name freed since is looked up: harmless);
 - the safety and resume passes read their children from the API server and replace what is kept for the app
   (`replace`): whatever a watch gap lost (a deletion while a stream was down) is corrected within a safety
   interval.
@@ -160,6 +160,11 @@ class ChildIndex:
             if entry.owner is not None:
                 self._by_owner.setdefault(entry.owner, set()).add(uid)
             return old is None or old.body != entry.body
+
+    def note(self, namespace: str, kind: str, name: str, uid: str) -> None:
+        """Know that an object holds this name (the listing at startup: handlers.py)."""
+        with self._guard:
+            self._names[(namespace, kind, name)] = uid
 
     def _note_foreign(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}

@@ -113,9 +113,23 @@ async def _safety_loop() -> None:
             log.warning("safety pass failed: %s", error)
 
 
+def know_taken_names() -> None:
+    """Every name held by an object of the child kinds, into the child index, before the watches start: a pass
+    that runs before a watch has delivered its listing must not take a name for free (children.py). A kopf
+    index on those kinds would hold the handlers until they are listed, but costs a handler call per event."""
+    scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
+    for kind in kube.CHILD_KINDS:
+        for namespace in scopes:
+            for meta in kube.list_metadata(kind, namespace):
+                children.INDEX.note(
+                    str(meta.get("namespace")), kind, str(meta.get("name")), str(meta.get("uid"))
+                )
+
+
 @kopf.on.startup()
 async def start_safety_pass(**_: Any) -> None:
     global _safety_task
+    await asyncio.get_running_loop().run_in_executor(None, know_taken_names)
     _safety_task = asyncio.create_task(_safety_loop())
 
 
@@ -145,16 +159,6 @@ async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     namespace = meta.get("namespace")
     if name and namespace:
         request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}})
-
-
-# Indexes kopf keeps nothing in: registered so that kopf holds every handler until these kinds are listed, so
-# that no pass runs before the child index has seen every existing object (children.py).
-@kopf.index("apps", "v1", "deployments")
-@kopf.index("", "v1", "services")
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
-@kopf.index("policy", "v1", "poddisruptionbudgets")
-def child_kinds_listed(**_: Any) -> None:
-    return None
 
 
 @kopf.on.event("", "v1", "configmaps")

@@ -292,6 +292,21 @@ def test_name_taken_by_a_foreign_object_is_reported_not_overwritten(
     assert kubectl.get("service", "shop-web") is None
 
 
+def test_a_name_taken_before_the_operator_started_is_not_overwritten(
+    kubectl: Kubectl, op: OperatorProcess
+) -> None:
+    """The names held when the operator starts are listed before its watches run (handlers.know_taken_names):
+    an app created right after the start still finds the name taken."""
+    op.stop()
+    kubectl("create", "service", "clusterip", "shop-web", "--tcp=80:8080")
+    op.start()
+    kubectl.apply(msa("shop", svc("web")))
+    wait_until("the app to be Invalid", lambda: phase(kubectl, "shop") == "Invalid", timeout=30)
+    assert condition(kubectl.get("msa", "shop"), "Ready")["reason"] == "NameConflict"
+    assert not kubectl.get("service", "shop-web")["metadata"].get("ownerReferences")
+    assert kubectl.get("deployment", "shop-web") is None, "nothing of the app is written"
+
+
 def test_safety_pass_picks_up_what_no_watch_reports(kubectl: Kubectl, op: OperatorProcess) -> None:
     op.stop()
     op.extra_env["MAESTRO_SAFETY_INTERVAL"] = "2"

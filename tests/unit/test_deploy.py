@@ -86,7 +86,7 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
 
     from maestro import api, handlers, kube
 
-    assert handlers.MANAGED  # imported for its registrations
+    assert handlers.on_child  # imported for its registrations
     needs: set[Rule] = set()
     for kind, (prefix, plural) in kube.KINDS.items():
         group = _group(prefix)
