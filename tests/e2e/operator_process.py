@@ -89,6 +89,15 @@ class OperatorProcess:
         self.process.send_signal(signum)
         self.process.wait(timeout=30)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process stays, its connections open, and does nothing until `thaw`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def get(self, path: str) -> tuple[int, str]:
         """GET one of the operator's HTTP paths (/metrics, /healthz, /readyz): (status, body)."""
         url = f"http://127.0.0.1:{self.metrics_port}{path}"
