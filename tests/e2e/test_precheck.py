@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maestro import api, kube, precheck, render
+from tests.unit.test_properties import autoscaling
 
 dns_label = st.from_regex(r"\A[a-z]([a-z0-9]{0,5}|-[a-z0-9]{1,4})\Z")
 port_name = st.from_regex(r"\A[a-z](-?[a-z0-9]){0,14}\Z").filter(lambda name: len(name) <= api.PORT_NAME_MAX)
@@ -83,20 +84,7 @@ def modelled_service(draw: st.DrawFn, name: str) -> dict[str, Any]:
         if draw(st.booleans()):
             service[field] = draw(strategy)
     if draw(st.booleans()):
-        low = draw(st.integers(1, 10000))
-        service["autoscaling"] = {
-            "minReplicas": low,
-            "maxReplicas": draw(st.integers(low, 10000)),
-            **draw(
-                st.fixed_dictionaries(
-                    {},
-                    optional={
-                        "targetCPUUtilizationPercentage": st.integers(1, 1000),
-                        "targetMemoryUtilizationPercentage": st.integers(1, 1000),
-                    },
-                )
-            ),
-        }
+        service["autoscaling"] = draw(autoscaling(min_up_to=10000, max_up_to=10000, percent_up_to=1000))
     elif draw(st.booleans()):
         service["replicas"] = draw(st.integers(0, 10000))
     return service

@@ -26,6 +26,25 @@ images = st.sampled_from(
 
 
 @st.composite
+def autoscaling(draw: st.DrawFn, *, min_up_to: int, max_up_to: int, percent_up_to: int) -> dict[str, Any]:
+    """A valid autoscaling block: minReplicas <= maxReplicas, optional utilisation targets."""
+    low = draw(st.integers(1, min_up_to))
+    return {
+        "minReplicas": low,
+        "maxReplicas": draw(st.integers(low, max(low, max_up_to))),
+        **draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "targetCPUUtilizationPercentage": st.integers(1, percent_up_to),
+                    "targetMemoryUtilizationPercentage": st.integers(1, percent_up_to),
+                },
+            )
+        ),
+    }
+
+
+@st.composite
 def ports(draw: st.DrawFn) -> list[dict[str, Any]]:
     names = draw(st.lists(port_name, max_size=3, unique=True))
     numbers = draw(st.lists(st.integers(1, 65535), min_size=len(names), max_size=len(names), unique=True))
@@ -111,20 +130,7 @@ def apps(draw: st.DrawFn) -> dict[str, Any]:
         if scaling == "fixed":
             service["replicas"] = draw(st.integers(0, 5))
         elif scaling == "hpa":
-            low = draw(st.integers(1, 5))
-            service["autoscaling"] = {
-                "minReplicas": low,
-                "maxReplicas": draw(st.integers(low, 20)),
-                **draw(
-                    st.fixed_dictionaries(
-                        {},
-                        optional={
-                            "targetCPUUtilizationPercentage": st.integers(1, 100),
-                            "targetMemoryUtilizationPercentage": st.integers(1, 100),
-                        },
-                    )
-                ),
-            }
+            service["autoscaling"] = draw(autoscaling(min_up_to=5, max_up_to=20, percent_up_to=100))
         if draw(st.booleans()):
             service["expose"] = {
                 "type": draw(st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer", "Headless", "None"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 from maestro import workqueue
 
@@ -18,18 +19,25 @@ def test_delays_double_up_to_the_cap() -> None:
     assert workqueue.delay_for(50) == workqueue.MAX_DELAY
 
 
-def test_adds_while_a_key_runs_make_exactly_one_more_run() -> None:
-    started, release, second = threading.Event(), threading.Event(), threading.Event()
-    runs: list[str] = []
+class FirstRunBlocks:
+    """Work that records its items; the first run holds its key until `release` is set."""
 
-    def work(item: str) -> None:
-        runs.append(item)
-        if len(runs) == 1:
-            started.set()
-            wait(release)
+    def __init__(self) -> None:
+        self.started, self.release, self.second = threading.Event(), threading.Event(), threading.Event()
+        self.runs: list[Any] = []
+
+    def __call__(self, item: Any) -> None:
+        self.runs.append(item)
+        if len(self.runs) == 1:
+            self.started.set()
+            wait(self.release)
         else:
-            second.set()
+            self.second.set()
 
+
+def test_adds_while_a_key_runs_make_exactly_one_more_run() -> None:
+    work = FirstRunBlocks()
+    started, release, second, runs = work.started, work.release, work.second, work.runs
     queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=4)
     queue.add("shop", "v1")
     wait(started)
@@ -43,17 +51,8 @@ def test_adds_while_a_key_runs_make_exactly_one_more_run() -> None:
 
 
 def test_merge_combines_the_items_of_one_key_added_before_its_run() -> None:
-    started, release, second = threading.Event(), threading.Event(), threading.Event()
-    runs: list[frozenset[str]] = []
-
-    def work(item: frozenset[str]) -> None:
-        runs.append(item)
-        if len(runs) == 1:
-            started.set()
-            wait(release)
-        else:
-            second.set()
-
+    work = FirstRunBlocks()
+    started, release, second, runs = work.started, work.release, work.second, work.runs
     queue: workqueue.WorkQueue[frozenset[str]] = workqueue.WorkQueue(
         work, workers=2, merge=lambda queued, new: queued | new
     )
