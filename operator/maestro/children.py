@@ -17,9 +17,10 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
   name is held, so that a foreign object is never taken over (reconcile.py's name-conflict check);
 - the names are listed at startup, before kopf's watches start (handlers.py), so that a pass that runs before
   a watch has delivered its listing still knows every name taken (a name freed since is looked up: harmless);
-- the safety and resume passes read their children from the API server and replace what is kept for the app
-  (`replace`): whatever a watch gap lost (a deletion while a stream was down) is corrected within a safety
-  interval.
+- the safety pass lists every managed child of each namespace (a page at a time) and compares the listing
+  with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
+  down) gets a live pass, which reads its children from the API server and replaces what is kept for it
+  (`replace`), as the resume pass after a restart does. So a watch gap is corrected within a safety interval.
 
 Who calls it: handlers.py (watch events), reconcile.py (reads, its applies and prunes, live reads).
 """
@@ -143,6 +144,31 @@ class ChildIndex:
                 entry = self._entries.pop(uid)
                 self._unlink(uid, entry.owner)
                 self._unname((entry.namespace, *entry.key), uid)
+
+    def disagreeing(self, namespace: str, listed: Iterable[Mapping[str, Any]]) -> set[str]:
+        """The uids of the apps whose children, as the API server just listed them (every managed child in
+        the namespace, consumed one at a time), differ from what is kept: an object missing on either side,
+        or kept at an older version than listed with other content. A child written after the listing
+        makes its app look stale: harmless, it only costs that app a live pass."""
+        listed_by_owner: dict[str, set[str]] = {}
+        stale: set[str] = set()
+        for obj in listed:
+            owner, uid = kube.controller_uid(obj), str((obj.get("metadata") or {}).get("uid"))
+            if owner is None:
+                continue
+            listed_by_owner.setdefault(owner, set()).add(uid)
+            with self._guard:
+                kept = self._entries.get(uid)
+            if kept is None or (
+                kept.body != _encode(obj) and not kube.older(kube.resource_version(obj), kept.version)
+            ):
+                stale.add(owner)
+        with self._guard:
+            for owner, uids in self._by_owner.items():
+                in_namespace = {uid for uid in uids if self._entries[uid].namespace == namespace}
+                if in_namespace and in_namespace != listed_by_owner.get(owner, set()):
+                    stale.add(owner)
+        return stale
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -99,8 +99,20 @@ def safety_pass() -> None:
         else kube.list_all_apps()
     )
     metrics.forget_missing((a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps)
+    # One listing of the namespace's children, compared with the child index: only an app whose children
+    # disagree (a deletion a watch gap lost, say) gets a live pass. A live pass for every app listed each
+    # app's children, four LISTs that each scan the namespace: with 500 apps in one namespace they slowed
+    # convergence by half (benchmarks/convergence.py).
+    stale: set[str] = set()
+    for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
+        listed = (
+            child
+            for kind in kube.CHILD_KINDS
+            for child in kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
+        )
+        stale |= children.INDEX.disagreeing(namespace, listed)
     for app in apps:
-        request(app, live=True)
+        request(app, live=app["metadata"].get("uid") in stale)
 
 
 async def _safety_loop() -> None:
@@ -120,7 +132,8 @@ def know_taken_names() -> None:
     scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
     for kind in kube.CHILD_KINDS:
         for namespace in scopes:
-            for meta in kube.list_metadata(kind, namespace):
+            for item in kube.list_pages(kind, namespace, metadata_only=True):
+                meta = item.get("metadata") or {}
                 children.INDEX.note(
                     str(meta.get("namespace")), kind, str(meta.get("name")), str(meta.get("uid"))
                 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pykube
@@ -143,19 +143,32 @@ def list_objects(
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
-def list_metadata(kind: str, namespace: str | None = None, page: int = 500) -> list[dict[str, Any]]:
-    """The metadata of every object of one kind, in a namespace or (None) the whole cluster, page by page."""
+def list_pages(
+    kind: str,
+    namespace: str | None = None,
+    selector: Mapping[str, str] | None = None,
+    *,
+    metadata_only: bool = False,
+    page: int = 500,
+) -> Iterator[dict[str, Any]]:
+    """Every object of one kind in a namespace or (None) the whole cluster, fetched `page` at a time so that
+    a large listing never sits in memory whole."""
     prefix, plural = KINDS[kind]
     path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
-    found: list[dict[str, Any]] = []
     token = ""
     while True:
         query = [("limit", str(page))] + ([("continue", token)] if token else [])
-        result = _call("GET", path, query=query, accept=_METADATA_ONLY)
-        found += [item.get("metadata") or {} for item in result.get("items") or []]
+        if selector:
+            query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())))
+        result = _call(
+            "GET", path, query=query, accept=_METADATA_ONLY if metadata_only else "application/json"
+        )
+        for item in result.get("items") or []:
+            item.setdefault("kind", kind)  # the items of a list carry no kind
+            yield item
         token = (result.get("metadata") or {}).get("continue") or ""
         if not token:
-            return found
+            return
 
 
 def owned_children(app: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

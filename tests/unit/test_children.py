@@ -219,3 +219,29 @@ def test_a_late_deletion_does_not_free_a_name_held_again() -> None:
     assert index.taken("ns", "Deployment", "shop-web")
     index.discard(new)
     assert not index.taken("ns", "Deployment", "shop-web")
+
+
+def test_the_safety_listing_finds_the_apps_whose_children_disagree() -> None:
+    index = children.ChildIndex()
+    index.record(deployment())  # app-1: as listed
+    lost = deployment(uid="lost")  # app-2: deleted while a watch was down, still kept
+    lost["metadata"]["ownerReferences"] = [{"uid": "app-2", "controller": True}]
+    index.record(lost)
+    edited = deployment(uid="edited", version=10)  # app-3: edited by hand, the event missed
+    edited["metadata"]["ownerReferences"] = [{"uid": "app-3", "controller": True}]
+    index.record(edited)
+    newer = copy.deepcopy(edited)
+    newer["metadata"]["resourceVersion"] = "12"
+    newer["spec"]["replicas"] = 7
+    unknown = deployment(uid="unknown")  # app-4: created, the event missed
+    unknown["metadata"]["ownerReferences"] = [{"uid": "app-4", "controller": True}]
+    elsewhere = deployment(uid="elsewhere")  # another namespace: not this listing's business
+    elsewhere["metadata"].update(namespace="other", ownerReferences=[{"uid": "app-5", "controller": True}])
+    index.record(elsewhere)
+    listed = [deployment(), newer, unknown]
+    assert index.disagreeing("ns", iter(listed)) == {"app-2", "app-3", "app-4"}
+    # A child the index holds at a newer version than listed (a pass applied it since) is no disagreement.
+    index.record(newer)
+    index.record(unknown)
+    index.discard(lost)
+    assert index.disagreeing("ns", iter([deployment(), edited, unknown])) == set()

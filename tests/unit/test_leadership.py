@@ -135,13 +135,14 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
     one_app = [{"metadata": {"name": "shop", "namespace": "prod", "uid": "u"}}]
     monkeypatch.setattr(handlers.kube, "list_all_apps", lambda: calls.append("list") or one_app)
     monkeypatch.setattr(handlers.kube, "list_apps", lambda ns: calls.append("list") or one_app)
+    monkeypatch.setattr(handlers.kube, "list_pages", lambda *_a, **_k: calls.append("children") or iter(()))
     monkeypatch.setattr(handlers, "request", lambda app, live=False: calls.append("pass"))
     try:
         handlers.safety_pass()
         assert calls == []
         monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: [])
         handlers.safety_pass()
-        assert calls == ["list", "pass"]
+        assert calls == ["list", *["children"] * len(handlers.kube.CHILD_KINDS), "pass"]
     finally:
         leadership.configure(None)
 
