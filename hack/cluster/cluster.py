@@ -366,7 +366,7 @@ def kubectl(bins: Path, cluster: Cluster, *args: str, stdin: str | None = None) 
 
 def node_manifest(index: int) -> dict[str, object]:
     """A node that kwok manages: labelled like a real one, with room for many pods (10,000: the benchmarks at
-    the issue's sizes run up to 24,000 simulated pods on the 3 nodes; 1,000 left 500 apps never Ready)."""
+    the issue's sizes run up to 20,000 simulated pods on the 3 nodes; 1,000 left 500 apps never Ready)."""
     name = f"kwok-node-{index}"
     return {
         "apiVersion": "v1",
