@@ -132,7 +132,9 @@ class Operator:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         env["PYTHONPATH"] = str(ROOT / "operator")
         offset = self.log().count(STARTED_MARKER)
-        argv = [str(PYTHON), "-m", "maestro", "run", "--namespace", self.namespace]
+        # No metrics port: the figures come from the API server and /proc, and port 8080 stays free for a demo
+        # or the tests running meanwhile (a benchmark's operator on it once failed the demo test).
+        argv = [str(PYTHON), "-m", "maestro", "run", "--namespace", self.namespace, "--metrics-port", "0"]
         if self.verbose:
             argv.append("--verbose")
         with self.log_path.open("ab") as out:
