@@ -615,13 +615,25 @@ def _rule_errors(spec: MicroserviceAppSpec) -> list[tuple[str, str]]:
                 errors.append((f"{base}.dependsOn[{j}]", f"duplicate entry {dep!r}"))
         port_names: set[str] = set()
         port_numbers: set[int] = set()
+        container_ports: set[tuple[int, str]] = set()
         for j, port in enumerate(service.ports or []):
             if port.name in port_names:
                 errors.append((f"{base}.ports[{j}].name", f"duplicate port name {port.name!r}"))
             if port.port in port_numbers:
                 errors.append((f"{base}.ports[{j}].port", f"duplicate port number {port.port}"))
+            # The container's ports are keyed by (containerPort, protocol): the API server refuses the
+            # Deployment otherwise (found by tests/faults/test_fuzz.py once such services went undry-run).
+            container = (port.target_port or port.port, port.protocol)
+            if container in container_ports:
+                errors.append(
+                    (
+                        f"{base}.ports[{j}].targetPort",
+                        f"duplicate container port {container[0]}/{container[1]}",
+                    )
+                )
             port_names.add(port.name)
             port_numbers.add(port.port)
+            container_ports.add(container)
     if spec.defaults is not None:
         errors += _settings_errors(spec.defaults, "spec.defaults")
     errors += _graph_errors(spec)

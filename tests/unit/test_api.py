@@ -82,6 +82,15 @@ def test_schema_errors_name_the_field(service: dict[str, Any], line: str) -> Non
             "spec.services[0].ports[1].port: duplicate port number 80",
         ),
         (
+            [
+                svc(
+                    "web",
+                    ports=[{"name": "http", "port": 80, "targetPort": 8080}, {"name": "alt", "port": 8080}],
+                )
+            ],
+            "spec.services[0].ports[1].targetPort: duplicate container port 8080/TCP",
+        ),
+        (
             [svc("web", autoscaling={"minReplicas": 5, "maxReplicas": 2})],
             "spec.services[0].autoscaling: minReplicas must be less than or equal to maxReplicas",
         ),
