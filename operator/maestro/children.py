@@ -67,12 +67,8 @@ def _decode(uid: str, entry: _Entry) -> dict[str, Any]:
     """The stored child as a pass reads it: the projection with its identity back in its metadata."""
     obj: dict[str, Any] = json.loads(entry.body)
     kind, name = entry.key
-    obj["apiVersion"] = kube.KINDS[kind][0].removeprefix("/apis/").removeprefix("/api/")
-    obj["metadata"] = {key: value for key, value in obj["metadata"].items() if value is not None} | {
-        "name": name,
-        "namespace": entry.namespace,
-        "uid": uid,
-    }
+    obj["apiVersion"] = kube.api_version(kind)
+    obj["metadata"] |= {"name": name, "namespace": entry.namespace, "uid": uid}
     if entry.version is not None:
         obj["metadata"]["resourceVersion"] = str(entry.version)
     return obj

@@ -108,6 +108,11 @@ def _call(
     return response.json()
 
 
+def api_version(kind: str) -> str:
+    """The apiVersion of a kind Maestro reads or writes ("apps/v1", "v1", ...)."""
+    return KINDS[kind][0].removeprefix("/apis/").removeprefix("/api/")
+
+
 def is_not_found(error: BaseException) -> bool:
     return isinstance(error, ApiError) and error.status == 404
 
@@ -132,9 +137,8 @@ def list_objects(
         query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())))
     result = _call("GET", _path(kind, namespace), query=query)
     items: list[dict[str, Any]] = result.get("items") or []
-    prefix = KINDS[kind][0]
     for item in items:  # the items of a list carry neither; a single GET does
-        item.setdefault("apiVersion", prefix.removeprefix("/apis/").removeprefix("/api/"))
+        item.setdefault("apiVersion", api_version(kind))
         item.setdefault("kind", kind)
     return items
 
