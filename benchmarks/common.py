@@ -120,21 +120,33 @@ class Operator:
     """`maestro run --namespace NS` as a subprocess, its log in a file."""
 
     def __init__(
-        self, namespace: str, log_path: Path, *, verbose: bool = False, env: dict[str, str] | None = None
+        self,
+        namespace: str,
+        log_path: Path,
+        *,
+        verbose: bool = False,
+        env: dict[str, str] | None = None,
+        trace_out: Path | None = None,
     ):
         self.namespace = namespace
         self.log_path = log_path
         self.verbose = verbose
         self.env = env or {}
+        # Run under tracemalloc (benchmarks/traced_operator.py): `trace()` writes the live allocations there.
+        self.trace_out = trace_out
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         env["PYTHONPATH"] = str(ROOT / "operator")
+        entry = ["-m", "maestro"]
+        if self.trace_out is not None:
+            env["MAESTRO_TRACE_OUT"] = str(self.trace_out)
+            entry = [str(ROOT / "benchmarks" / "traced_operator.py")]
         offset = self.log().count(STARTED_MARKER)
         # No metrics port: the figures come from the API server and /proc, and port 8080 stays free for a demo
         # or the tests running meanwhile (a benchmark's operator on it once failed the demo test).
-        argv = [str(PYTHON), "-m", "maestro", "run", "--namespace", self.namespace, "--metrics-port", "0"]
+        argv = [str(PYTHON), *entry, "run", "--namespace", self.namespace, "--metrics-port", "0"]
         if self.verbose:
             argv.append("--verbose")
         with self.log_path.open("ab") as out:
@@ -163,6 +175,15 @@ class Operator:
         match = re.search(r"VmRSS:\s+(\d+) kB", text)
         assert match
         return int(match.group(1)) / 1024
+
+    def trace(self) -> str:
+        """The live allocations by line, largest first (only when started with `trace_out`)."""
+        assert self.process is not None and self.trace_out is not None
+        self.trace_out.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        wait_until("the allocation trace", self.trace_out.exists, timeout=300, interval=1)
+        time.sleep(1)  # written in one call, but let it finish
+        return self.trace_out.read_text()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -18,11 +18,26 @@ import common
 from common import log
 
 
+def report_trace(op: common.Operator, apps: int, workdir: Path) -> None:
+    """Print the first lines of the allocation trace; the whole one stays in the work directory."""
+    text = op.trace()
+    path = workdir / f"trace-{apps}.txt"
+    path.write_text(text)
+    log(f"live allocations with {apps} apps (all of it: {path}):")
+    print("\n".join(text.splitlines()[:200]), flush=True)
+
+
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--apps", type=int, nargs=2, default=[1000, 5000], metavar=("N1", "N2"))
     parser.add_argument(
         "--settle", type=float, default=5, help="idle seconds before each reading (default 5)"
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="run the operator under tracemalloc and print where its live memory is at each reading "
+        "(slower; its RSS is not the untraced figure)",
     )
     args = parser.parse_args()
     n1, n2 = args.apps
@@ -30,10 +45,13 @@ def main() -> int:
     readings: list[tuple[int, float]] = []
     with common.cluster(args) as cluster:
         ns = cluster.namespace(f"memory-{int(time.time())}")
-        with common.operator(ns, workdir / "operator.log") as op:
+        trace_out = workdir / "trace.txt" if args.trace else None
+        with common.operator(ns, workdir / "operator.log", trace_out=trace_out) as op:
             time.sleep(args.settle)
             readings.append((0, op.rss_mib()))
             log(f"0 apps: {readings[-1][1]:.1f} MiB")
+            if args.trace:
+                report_trace(op, 0, workdir)
             have = 0
             for n in (n1, n2):
                 common.create_apps([f"app-{i:05d}" for i in range(have, n)], ns)
@@ -42,6 +60,8 @@ def main() -> int:
                 time.sleep(args.settle)
                 readings.append((n, op.rss_mib()))
                 log(f"{n} apps (in sync after {took:.0f}s): {readings[-1][1]:.1f} MiB")
+                if args.trace:
+                    report_trace(op, n, workdir)
     print()
     print("operator memory (VmRSS)")
     for n, rss in readings:
