@@ -2,7 +2,7 @@
 status writes return (reconcile.py). A pass starts from it instead of a GET of the app: one request fewer per
 pass, about a fifth of the operator's requests while 100 apps converged (docs/benchmarks.md).
 
-Kept as compact JSON without `metadata.managedFields` (a few KiB per app). A version never replaces a newer
+Kept as compact JSON without `metadata.managedFields`, packed (packing.py): a few hundred bytes per app. A version never replaces a newer
 one (resourceVersions compared as numbers), so a late watch event does not undo what a status write returned.
 The safety and resume passes still GET the app: whatever a watch gap lost is corrected there.
 
@@ -16,9 +16,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from maestro import kube
+from maestro import kube, packing
 
 AppKey = tuple[str, str]  # (namespace, name)
+_KIND = "MicroserviceApp"  # the packer's one dictionary
 
 
 def _key(app: Mapping[str, Any]) -> AppKey:
@@ -26,16 +27,17 @@ def _key(app: Mapping[str, Any]) -> AppKey:
     return str(meta.get("namespace")), str(meta.get("name"))
 
 
-def _encode(app: Mapping[str, Any]) -> bytes:
+def _json(app: Mapping[str, Any]) -> bytes:
     meta = {key: value for key, value in (app.get("metadata") or {}).items() if key != "managedFields"}
     return json.dumps({**app, "metadata": meta}, separators=(",", ":")).encode()
 
 
 class AppCache:
-    """(namespace, name) -> (resourceVersion, the app as JSON); thread-safe."""
+    """(namespace, name) -> (resourceVersion, the app as packed JSON); thread-safe."""
 
     def __init__(self) -> None:
         self._apps: dict[AppKey, tuple[int | None, bytes]] = {}
+        self._packer = packing.Packer()
         self._guard = threading.Lock()
 
     def observe(self, event_type: str | None, app: Mapping[str, Any]) -> None:
@@ -49,7 +51,7 @@ class AppCache:
     def record(self, app: Mapping[str, Any]) -> None:
         """Take in a version of an app (an event's, or what a write returned) unless a newer one is kept."""
         key, version = _key(app), kube.resource_version(app)
-        encoded = _encode(app)
+        encoded = self._packer.pack(_KIND, _json(app))
         with self._guard:
             kept = self._apps.get(key)
             if kept is None or not kube.older(version, kept[0]):
@@ -59,7 +61,7 @@ class AppCache:
         """The latest version seen, or None when none is kept (never seen, or deleted)."""
         with self._guard:
             kept = self._apps.get((namespace, name))
-        return None if kept is None else dict(json.loads(kept[1]))
+        return None if kept is None else dict(json.loads(self._packer.unpack(_KIND, kept[1])))
 
     def __len__(self) -> int:
         return len(self._apps)

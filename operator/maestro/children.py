@@ -4,9 +4,9 @@ listing them: four label-selected LISTs per pass were the operator's largest cos
 each scans every object of its kind in the namespace, so they grew with the square of the apps in one
 namespace (docs/benchmarks.md).
 
-Only what a pass reads is kept (relevance.projection: metadata, spec, a Deployment's status fields), encoded
-as compact JSON bytes: a few hundred bytes to about 1.5 KiB per child. The same bytes tell whether an event can
-change a pass (relevance.child_event_needs_pass): a version whose projection equals the stored one cannot.
+Only what a pass reads is kept (relevance.projection: metadata, spec, a Deployment's status fields), as compact
+JSON, packed (packing.py): about 100 to 300 bytes per child, against 700 bytes to 2 KiB of JSON. The same bytes
+tell whether an event can change a pass: a version whose projection equals the stored one cannot.
 
 How it stays right (each rule covers a way an informer's cache goes wrong):
 - versions never go back: an event older than what a pass's own apply returned does not replace it (the
@@ -28,12 +28,13 @@ Who calls it: handlers.py (watch events), reconcile.py (reads, its applies and p
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from maestro import kube, relevance, render
+from maestro import kube, packing, relevance, render
 
 Key = tuple[str, str]  # (kind, name)
 Name = tuple[str, str, str]  # (namespace, kind, name)
@@ -45,33 +46,11 @@ class _Entry:
     namespace: str
     owner: str | None  # the uid of the object's controller (its app)
     version: int | None  # metadata.resourceVersion, when numeric
-    body: bytes  # json of relevance.projection(obj)
+    body: bytes  # json of relevance.projection(obj), packed (packing.py)
 
 
-def _encode(obj: Mapping[str, Any]) -> bytes:
+def _projection_json(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(relevance.projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def _entry(obj: Mapping[str, Any]) -> _Entry:
-    meta = obj.get("metadata") or {}
-    return _Entry(
-        key=(str(obj.get("kind")), str(meta.get("name"))),
-        namespace=str(meta.get("namespace")),
-        owner=kube.controller_uid(obj),
-        version=kube.resource_version(obj),
-        body=_encode(obj),
-    )
-
-
-def _decode(uid: str, entry: _Entry) -> dict[str, Any]:
-    """The stored child as a pass reads it: the projection with its identity back in its metadata."""
-    obj: dict[str, Any] = json.loads(entry.body)
-    kind, name = entry.key
-    obj["apiVersion"] = kube.api_version(kind)
-    obj["metadata"] |= {"name": name, "namespace": entry.namespace, "uid": uid}
-    if entry.version is not None:
-        obj["metadata"]["resourceVersion"] = str(entry.version)
-    return obj
 
 
 class ChildIndex:
@@ -84,7 +63,29 @@ class ChildIndex:
         # Every object of the child kinds, Maestro's or not, by name -> uid: a name nobody holds needs no GET
         # before a child is created under it (the name-conflict check, reconcile.py).
         self._names: dict[Name, str] = {}
+        self._packer = packing.Packer()
         self._guard = threading.Lock()
+
+    def _entry(self, obj: Mapping[str, Any]) -> _Entry:
+        meta = obj.get("metadata") or {}
+        kind = sys.intern(str(obj.get("kind")))  # interned: thousands of entries share a few strings
+        return _Entry(
+            key=(kind, str(meta.get("name"))),
+            namespace=sys.intern(str(meta.get("namespace"))),
+            owner=kube.controller_uid(obj),
+            version=kube.resource_version(obj),
+            body=self._packer.pack(kind, _projection_json(obj)),
+        )
+
+    def _decode(self, uid: str, entry: _Entry) -> dict[str, Any]:
+        """The stored child as a pass reads it: the projection with its identity back in its metadata."""
+        kind, name = entry.key
+        obj: dict[str, Any] = json.loads(self._packer.unpack(kind, entry.body))
+        obj["apiVersion"] = kube.api_version(kind)
+        obj["metadata"] |= {"name": name, "namespace": entry.namespace, "uid": uid}
+        if entry.version is not None:
+            obj["metadata"]["resourceVersion"] = str(entry.version)
+        return obj
 
     def observe(self, event_type: str | None, obj: Mapping[str, Any]) -> bool:
         """Take in a watch event; True when it can change what a pass over the child's app does. The initial
@@ -99,7 +100,7 @@ class ChildIndex:
         if event_type == "DELETED":  # deleted by hand or by a prune: a pass puts back what is still wanted
             self.discard(obj)
             return True
-        changed = self._store(str(uid), _entry(obj))
+        changed = self._store(str(uid), self._entry(obj))
         return changed and event_type is not None
 
     def taken(self, namespace: str, kind: str, name: str) -> bool:
@@ -111,7 +112,7 @@ class ChildIndex:
         """Take in a child as an apply or a read by a pass returned it."""
         uid = (obj.get("metadata") or {}).get("uid")
         if uid:
-            self._store(str(uid), _entry(obj))
+            self._store(str(uid), self._entry(obj))
 
     def discard(self, obj: Mapping[str, Any]) -> None:
         """Forget this very object (by uid): deleted, or pruned by a pass."""
@@ -126,7 +127,7 @@ class ChildIndex:
         """The children controlled by the app with this uid, by (kind, name)."""
         with self._guard:
             entries = [(uid, self._entries[uid]) for uid in self._by_owner.get(owner, ())]
-        return {entry.key: _decode(uid, entry) for uid, entry in entries}
+        return {entry.key: self._decode(uid, entry) for uid, entry in entries}
 
     def replace(self, owner: str, observed: Iterable[Mapping[str, Any]]) -> None:
         """What the API server just listed as the app's children is all of them: forget the others. Safe
@@ -156,7 +157,8 @@ class ChildIndex:
             with self._guard:
                 kept = self._entries.get(uid)
             if kept is None or (
-                kept.body != _encode(obj) and not kube.older(kube.resource_version(obj), kept.version)
+                kept.body != self._entry(obj).body
+                and not kube.older(kube.resource_version(obj), kept.version)
             ):
                 stale.add(owner)
         with self._guard:
@@ -186,11 +188,15 @@ class ChildIndex:
     def note(self, namespace: str, kind: str, name: str, uid: str) -> None:
         """Know that an object holds this name (the listing at startup: handlers.py)."""
         with self._guard:
-            self._names[(namespace, kind, name)] = uid
+            self._names[(sys.intern(namespace), sys.intern(kind), name)] = uid
 
     def _note_foreign(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
-        name: Name = (str(meta.get("namespace")), str(obj.get("kind")), str(meta.get("name")))
+        name: Name = (
+            sys.intern(str(meta.get("namespace"))),
+            sys.intern(str(obj.get("kind"))),
+            str(meta.get("name")),
+        )
         uid = str(meta.get("uid"))
         with self._guard:
             if event_type == "DELETED":
