@@ -1,12 +1,13 @@
 """kopf registrations: every trigger ends in a pass of `reconcile.py` over the app concerned.
 
 - the app's watch events: a pass when its status lags its generation, and for every app at startup;
-- events of owned children (Deployments, Services, HPAs, PDBs labelled managed-by=maestro), mapped to
-  their app through the instance label: a child changed or deleted by hand is put back at once;
+- events of owned children (Deployments, Services, HPAs, PDBs labelled managed-by=maestro; watched by
+  childwatch.py, not kopf), mapped to their app through the instance label: a child changed or deleted by
+  hand is put back at once;
 - changes of ConfigMaps and Secrets, mapped to the apps whose configFrom names them (config rollouts);
 - a slow periodic pass over every app (a background task): the safety net for anything a watch missed.
 
-Who calls it: kopf, after `maestro run` imports this module.
+Who calls it: kopf, after `maestro run` imports this module; childwatch.py's threads call `on_child`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from maestro import (
     api,
     appcache,
     children,
+    childwatch,
     confighash,
     kube,
     leadership,
@@ -125,29 +127,25 @@ async def _safety_loop() -> None:
             log.warning("safety pass failed: %s", error)
 
 
-def know_taken_names() -> None:
-    """Every name held by an object of the child kinds, into the child index, before the watches start: a pass
-    that runs before a watch has delivered its listing must not take a name for free (children.py). A kopf
-    index on those kinds would hold the handlers until they are listed, but costs a handler call per event."""
-    scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
-    for kind in kube.CHILD_KINDS:
-        for namespace in scopes:
-            for item in kube.list_pages(kind, namespace, metadata_only=True):
-                meta = item.get("metadata") or {}
-                children.INDEX.note(
-                    str(meta.get("namespace")), kind, str(meta.get("name")), str(meta.get("uid"))
-                )
+_child_watches: childwatch.ChildWatches | None = None
 
 
 @kopf.on.startup()
-async def start_safety_pass(**_: Any) -> None:
-    global _safety_task
-    await asyncio.get_running_loop().run_in_executor(None, know_taken_names)
+async def start_background_work(**_: Any) -> None:
+    """List every object of the child kinds, then watch them (childwatch.py), before kopf's own watches start:
+    a pass must never take a name held by an object it does not know of yet (children.py). Then the safety
+    pass's loop."""
+    global _child_watches, _safety_task
+    scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
+    _child_watches = childwatch.ChildWatches(kube.CHILD_KINDS, scopes, on_child)
+    await asyncio.get_running_loop().run_in_executor(None, _child_watches.start)
     _safety_task = asyncio.create_task(_safety_loop())
 
 
 @kopf.on.cleanup()
-async def stop_safety_pass(**_: Any) -> None:
+async def stop_background_work(**_: Any) -> None:
+    if _child_watches is not None:
+        _child_watches.stop()
     if _safety_task is not None:
         _safety_task.cancel()
 
@@ -157,21 +155,18 @@ def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")}}
 
 
-@kopf.on.event("apps", "v1", "deployments")
-@kopf.on.event("", "v1", "services")
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
-@kopf.on.event("policy", "v1", "poddisruptionbudgets")
-async def on_child(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """An event of the child kinds updates the child index (of other objects, only their names: children.py).
-    A Maestro child's event starts a pass over its app (found by the instance label) only when it can change
-    what that pass does: a status-only update by a controller, or the echo of Maestro's own apply, does not."""
-    if not children.INDEX.observe(event.get("type"), body):
+def on_child(event_type: str | None, obj: Mapping[str, Any]) -> None:
+    """An event of the child kinds (from childwatch.py's threads) updates the child index (of other objects,
+    only their names: children.py). A Maestro child's event starts a pass over its app (found by the instance
+    label) only when it can change what that pass does: a status-only update by a controller, or the echo of
+    Maestro's own apply, does not. A standby replica keeps its index current, and starts no pass."""
+    if not children.INDEX.observe(event_type, obj) or not leadership.known_acting():
         return
-    meta = body.get("metadata") or {}
+    meta = obj.get("metadata") or {}
     name = (meta.get("labels") or {}).get(render.LABEL_INSTANCE)
     namespace = meta.get("namespace")
     if name and namespace:
-        request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(body)}})
+        request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(obj)}})
 
 
 @kopf.on.event("", "v1", "configmaps")

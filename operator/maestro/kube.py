@@ -97,6 +97,11 @@ def _call(
         headers={"Accept": accept, "Content-Type": content_type},
         timeout=REQUEST_TIMEOUT,
     )
+    _raise_for_status(response)
+    return response.json()
+
+
+def _raise_for_status(response: requests.Response) -> None:
     if response.status_code >= 400:
         try:
             payload = response.json()
@@ -105,7 +110,6 @@ def _call(
         except ValueError:
             message, reason = response.text, str(response.reason)
         raise ApiError(response.status_code, reason, message)
-    return response.json()
 
 
 def api_version(kind: str) -> str:
@@ -154,26 +158,92 @@ def list_pages(
     *,
     metadata_only: bool = False,
     page: int = 100,
-) -> Iterator[dict[str, Any]]:
+) -> Listing:
     """Every object of one kind in a namespace or (None) the whole cluster, fetched `page` at a time so that
     a large listing never sits in memory whole (a page of 500 Deployments is ~15 MiB of parsed JSON for a
     moment, and the process keeps the high-water mark)."""
+    return Listing(kind, namespace, selector, metadata_only=metadata_only, page=page)
+
+
+class Listing:
+    """An iterable listing (see `list_pages`). Once iterated, `resource_version` is the list's own: a watch
+    from it sees every change made after the list (childwatch.py)."""
+
+    def __init__(
+        self,
+        kind: str,
+        namespace: str | None,
+        selector: Mapping[str, str] | None,
+        *,
+        metadata_only: bool,
+        page: int,
+    ) -> None:
+        self.kind, self.namespace, self.selector = kind, namespace, selector
+        self.metadata_only, self.page = metadata_only, page
+        self.resource_version = ""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        token = ""
+        while True:
+            query = [("limit", str(self.page))] + ([("continue", token)] if token else [])
+            if self.selector:
+                query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in self.selector.items())))
+            accept = _METADATA_ONLY if self.metadata_only else "application/json"
+            result = _call("GET", _collection(self.kind, self.namespace), query=query, accept=accept)
+            for item in result.get("items") or []:
+                item.setdefault("kind", self.kind)  # the items of a list carry no kind
+                yield item
+            # Every page of one listing is a snapshot at the first page's version.
+            self.resource_version = (result.get("metadata") or {}).get("resourceVersion") or ""
+            token = (result.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+
+class Gone(Exception):
+    """The resourceVersion to watch from is too old (410 Gone): the caller lists again."""
+
+
+# Seconds a watch stream stays open before the API server ends it (the caller reopens it): a stuck stream
+# cannot go unnoticed for longer. The read timeout adds a margin, for a stream the server never ends.
+WATCH_SECONDS = 300
+
+
+def watch(kind: str, namespace: str | None, resource_version: str) -> Iterator[dict[str, Any]]:
+    """The watch events of one kind (in a namespace, or None: the whole cluster) after `resource_version`,
+    bookmarks included, until the API server ends the stream. Raises Gone when the version is too old."""
+    query = [
+        ("watch", "1"),
+        ("resourceVersion", resource_version),
+        ("allowWatchBookmarks", "true"),
+        ("timeoutSeconds", str(WATCH_SECONDS)),
+    ]
+    http = client()
+    url = http.url.rstrip("/") + _collection(kind, namespace)
+    with http.session.get(
+        url, params=query, stream=True, timeout=(REQUEST_TIMEOUT, WATCH_SECONDS + 30)
+    ) as response:
+        if response.status_code == 410:
+            raise Gone(response.text)
+        _raise_for_status(response)
+        # A watch response is chunked, one event per chunk: a large chunk size does not hold events back.
+        for line in response.iter_lines(chunk_size=65536):
+            if not line:
+                continue
+            event: dict[str, Any] = json.loads(line)
+            if event.get("type") == "ERROR":  # the stream's end, with a Status
+                status = event.get("object") or {}
+                if status.get("code") == 410:
+                    raise Gone(str(status.get("message")))
+                raise ApiError(
+                    int(status.get("code") or 500), str(status.get("reason")), str(status.get("message"))
+                )
+            yield event
+
+
+def _collection(kind: str, namespace: str | None) -> str:
     prefix, plural = KINDS[kind]
-    path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
-    token = ""
-    while True:
-        query = [("limit", str(page))] + ([("continue", token)] if token else [])
-        if selector:
-            query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())))
-        result = _call(
-            "GET", path, query=query, accept=_METADATA_ONLY if metadata_only else "application/json"
-        )
-        for item in result.get("items") or []:
-            item.setdefault("kind", kind)  # the items of a list carry no kind
-            yield item
-        token = (result.get("metadata") or {}).get("continue") or ""
-        if not token:
-            return
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
 def owned_children(app: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -182,6 +182,13 @@ def acting() -> bool:
     return not standing_by_for(_peering)
 
 
+def known_acting() -> bool:
+    """Whether this replica acted when its role was last checked (no request: for every watch event that
+    kopf does not pause, childwatch.py's). A replica that has just taken over starts acting with kopf's
+    listing of the apps, which brings a pass over each."""
+    return _peering is None or _acting is True
+
+
 def role() -> str:
     """`active`, `standby`, or `starting` (not known yet) for the readiness answer."""
     if _acting is None:

@@ -295,7 +295,7 @@ def test_name_taken_by_a_foreign_object_is_reported_not_overwritten(
 def test_a_name_taken_before_the_operator_started_is_not_overwritten(
     kubectl: Kubectl, op: OperatorProcess
 ) -> None:
-    """The names held when the operator starts are listed before its watches run (handlers.know_taken_names):
+    """The names held when the operator starts are listed before its watches run (childwatch.py, before kopf's watches):
     an app created right after the start still finds the name taken."""
     op.stop()
     kubectl("create", "service", "clusterip", "shop-web", "--tcp=80:8080")

@@ -74,7 +74,7 @@ def _group(prefix: str) -> str:
 def operator_needs(clusterwide: bool = False) -> set[Rule]:
     """Every (group, resource, verb) the operator's code calls in a watched namespace (or cluster-wide).
 
-    - kube.py: the kinds in KINDS and the calls made on them (children: get/list/apply/delete; config sources:
+    - kube.py: the kinds in KINDS and the calls made on them (children: get/list/watch/apply/delete; config sources:
       get; the app: get/list, status patched through the subresource; events: created);
     - kopf: every resource a handler is registered for is listed and watched; resources with change handlers
       (create/update/resume) are patched by kopf (progress storage);
@@ -86,13 +86,14 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
 
     from maestro import api, handlers, kube
 
-    assert handlers.on_child  # imported for its registrations
+    assert handlers.on_app  # imported for its registrations
     needs: set[Rule] = set()
     for kind, (prefix, plural) in kube.KINDS.items():
         group = _group(prefix)
         if kind in kube.CHILD_KINDS:
             # SSA creates an object it does not find: the API server authorizes `create` as well as `patch`.
-            verbs = {"get", "list", "create", "patch", "delete"}
+            # childwatch.py lists and watches them.
+            verbs = {"get", "list", "watch", "create", "patch", "delete"}
         elif kind == api.KIND:
             verbs = {"get", "list"}
             needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status

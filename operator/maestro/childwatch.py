@@ -1,0 +1,121 @@
+"""The watches of the child kinds (Deployments, Services, HPAs, PDBs) that feed the child index: a plain list
+and watch per kind and namespace, each followed by a thread, instead of kopf's event handlers.
+
+Why not kopf: kopf runs every watch event through its per-object machinery (a worker task, a queue and a
+memory per object, kept for seconds after its last event). Child events are most of the events the operator
+receives (a rollout alone makes a dozen), and all one needs is a call: index it (children.py), and queue a
+pass when it can change one. Through kopf that machinery was about half the operator's CPU while apps
+converged, and its high-water mark stayed in the process (docs/benchmarks.md). The apps, ConfigMaps and
+Secrets stay kopf's: few events, and kopf's peering pauses them on a standby.
+
+How the index stays complete (what client-go's reflector does):
+- list first (a page at a time), then watch from the list's resourceVersion: no change in between is missed;
+- bookmarks keep the version fresh on a quiet stream, so reopening one rarely needs a new list;
+- a stream the API server ends (every kube.WATCH_SECONDS) is reopened from the last version seen, a broken one
+  after a back-off; a version too old to watch from (410 Gone) lists again. An object deleted while no stream
+  was open sends no event: the safety pass's listing finds it (children.py, `disagreeing`).
+
+Who calls it: handlers.py (starts them at startup, after the first listing; stops them at cleanup).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from maestro import kube
+
+log = logging.getLogger(__name__)
+
+# (event type, object): None for an object of the first listing, else ADDED, MODIFIED or DELETED.
+OnEvent = Callable[[str | None, Mapping[str, Any]], None]
+# Seconds to wait before reopening a stream that broke, by failures in a row (the last one repeats).
+BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class KindWatch:
+    """One kind in one namespace (None: the whole cluster): `list` once, then `follow` in a thread."""
+
+    def __init__(
+        self, kind: str, namespace: str | None, on_event: OnEvent, stopping: threading.Event
+    ) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        self.on_event = on_event
+        self.stopping = stopping
+        self.version: str | None = None  # the last resourceVersion seen; None: list (again) first
+        self.listed = False
+
+    def list(self) -> None:
+        """The first listing reports its objects as a listing (None: the apps' own listing starts their passes);
+        a listing again after a gap reports them as ADDED, so that one changed meanwhile starts a pass."""
+        event_type = "ADDED" if self.listed else None
+        listing = kube.list_pages(self.kind, self.namespace)
+        for obj in listing:
+            self.on_event(event_type, obj)
+        self.version = listing.resource_version
+        self.listed = True
+
+    def follow(self) -> None:
+        """Watch until `stopping` is set, listing again whenever the version is too old."""
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                if self.version is None:
+                    self.list()
+                for event in kube.watch(self.kind, self.namespace, self.version or ""):
+                    self._take(event)
+                    failures = 0
+                    if self.stopping.is_set():
+                        return
+            except kube.Gone:
+                log.info("watch of %s: its version is too old; listing again", self._scope())
+                self.version = None
+            except Exception as error:  # the thread must survive anything, as the API server's outages
+                delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
+                failures += 1
+                expected = isinstance(error, kube.ApiError | OSError | ValueError)  # requests' are OSErrors
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "watch of %s broke (%s); reopening in %.1fs",
+                    self._scope(),
+                    error,
+                    delay,
+                    exc_info=not expected,
+                )
+                self.stopping.wait(delay)
+
+    def _take(self, event: Mapping[str, Any]) -> None:
+        obj = event.get("object") or {}
+        self.version = (obj.get("metadata") or {}).get("resourceVersion") or self.version
+        if event.get("type") != "BOOKMARK":
+            self.on_event(str(event.get("type")), obj)
+
+    def _scope(self) -> str:
+        return f"{self.kind} in {self.namespace or 'all namespaces'}"
+
+
+class ChildWatches:
+    """Every child kind in every watched namespace: `start` lists them all, then follows each in a thread."""
+
+    def __init__(self, kinds: Sequence[str], namespaces: Sequence[str | None], on_event: OnEvent) -> None:
+        self.stopping = threading.Event()
+        self.watches = [KindWatch(kind, ns, on_event, self.stopping) for kind in kinds for ns in namespaces]
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """List every kind first (blocking: the caller knows every child and name held when this returns),
+        then follow each in a daemon thread (a stream blocked in a read never holds the process up)."""
+        for kind_watch in self.watches:
+            kind_watch.list()
+        for kind_watch in self.watches:
+            name = f"watch-{kind_watch.kind}-{kind_watch.namespace or 'all'}"
+            thread = threading.Thread(target=kind_watch.follow, name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        """Ask every thread to stop: at its next event, or when its stream ends."""
+        self.stopping.set()
