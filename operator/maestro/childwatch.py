@@ -12,7 +12,9 @@ How the index stays complete (what client-go's reflector does):
 - list first (a page at a time), then watch from the list's resourceVersion: no change in between is missed;
 - bookmarks keep the version fresh on a quiet stream, so reopening one rarely needs a new list;
 - a stream the API server ends (every kube.WATCH_SECONDS) is reopened from the last version seen, a broken one
-  after a back-off; a version too old to watch from (410 Gone) lists again. An object deleted while no stream
+  after a back-off; a version too old to watch from (410 Gone) lists again. A stream that opens again after a
+  failure calls `on_reconnect`: the passes that failed in an API server outage are retried then, not after
+  their back-off (up to a minute). An object deleted while no stream
   was open sends no event: the safety pass's listing finds it (children.py, `disagreeing`).
 
 Who calls it: handlers.py (starts them at startup, after the first listing; stops them at cleanup).
@@ -39,12 +41,19 @@ class KindWatch:
     """One kind in one namespace (None: the whole cluster): `list` once, then `follow` in a thread."""
 
     def __init__(
-        self, kind: str, namespace: str | None, on_event: OnEvent, stopping: threading.Event
+        self,
+        kind: str,
+        namespace: str | None,
+        on_event: OnEvent,
+        stopping: threading.Event,
+        on_reconnect: Callable[[], None] = lambda: None,
     ) -> None:
         self.kind = kind
         self.namespace = namespace
         self.on_event = on_event
         self.stopping = stopping
+        self.on_reconnect = on_reconnect  # called when a stream opens again after a failure
+        self.failures = 0  # in a row
         self.version: str | None = None  # the last resourceVersion seen; None: list (again) first
         self.listed = False
 
@@ -60,22 +69,20 @@ class KindWatch:
 
     def follow(self) -> None:
         """Watch until `stopping` is set, listing again whenever the version is too old."""
-        failures = 0
         while not self.stopping.is_set():
             try:
                 if self.version is None:
                     self.list()
-                for event in kube.watch(self.kind, self.namespace, self.version or ""):
+                for event in kube.watch(self.kind, self.namespace, self.version or "", self._opened):
                     self._take(event)
-                    failures = 0
                     if self.stopping.is_set():
                         return
             except kube.Gone:
                 log.info("watch of %s: its version is too old; listing again", self._scope())
                 self.version = None
             except Exception as error:  # the thread must survive anything, as the API server's outages
-                delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
-                failures += 1
+                delay = BACKOFF[min(self.failures, len(BACKOFF) - 1)]
+                self.failures += 1
                 expected = isinstance(error, kube.ApiError | OSError | ValueError)  # requests' are OSErrors
                 log.log(
                     logging.WARNING if expected else logging.ERROR,
@@ -86,6 +93,12 @@ class KindWatch:
                     exc_info=not expected,
                 )
                 self.stopping.wait(delay)
+
+    def _opened(self) -> None:
+        if self.failures:
+            log.info("watch of %s: open again", self._scope())
+            self.failures = 0
+            self.on_reconnect()
 
     def _take(self, event: Mapping[str, Any]) -> None:
         obj = event.get("object") or {}
@@ -100,9 +113,17 @@ class KindWatch:
 class ChildWatches:
     """Every child kind in every watched namespace: `start` lists them all, then follows each in a thread."""
 
-    def __init__(self, kinds: Sequence[str], namespaces: Sequence[str | None], on_event: OnEvent) -> None:
+    def __init__(
+        self,
+        kinds: Sequence[str],
+        namespaces: Sequence[str | None],
+        on_event: OnEvent,
+        on_reconnect: Callable[[], None] = lambda: None,
+    ) -> None:
         self.stopping = threading.Event()
-        self.watches = [KindWatch(kind, ns, on_event, self.stopping) for kind in kinds for ns in namespaces]
+        self.watches = [
+            KindWatch(kind, ns, on_event, self.stopping, on_reconnect) for kind in kinds for ns in namespaces
+        ]
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:

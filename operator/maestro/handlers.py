@@ -130,6 +130,14 @@ async def _safety_loop() -> None:
 _child_watches: childwatch.ChildWatches | None = None
 
 
+def retry_failed_passes() -> None:
+    """A child watch is open again after failing: the API server is back, so the passes that failed while it
+    was away run now rather than after their back-off."""
+    retried = PASSES.retry_now()
+    if retried:
+        log.info("the API server is reachable again: retrying %d failed passes now", retried)
+
+
 @kopf.on.startup()
 async def start_background_work(**_: Any) -> None:
     """List every object of the child kinds, then watch them (childwatch.py), before kopf's own watches start:
@@ -137,7 +145,7 @@ async def start_background_work(**_: Any) -> None:
     pass's loop."""
     global _child_watches, _safety_task
     scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
-    _child_watches = childwatch.ChildWatches(kube.CHILD_KINDS, scopes, on_child)
+    _child_watches = childwatch.ChildWatches(kube.CHILD_KINDS, scopes, on_child, retry_failed_passes)
     await asyncio.get_running_loop().run_in_executor(None, _child_watches.start)
     _safety_task = asyncio.create_task(_safety_loop())
 

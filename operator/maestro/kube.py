@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pykube
@@ -209,9 +209,12 @@ class Gone(Exception):
 WATCH_SECONDS = 300
 
 
-def watch(kind: str, namespace: str | None, resource_version: str) -> Iterator[dict[str, Any]]:
+def watch(
+    kind: str, namespace: str | None, resource_version: str, opened: Callable[[], None] = lambda: None
+) -> Iterator[dict[str, Any]]:
     """The watch events of one kind (in a namespace, or None: the whole cluster) after `resource_version`,
-    bookmarks included, until the API server ends the stream. Raises Gone when the version is too old."""
+    bookmarks included, until the API server ends the stream. Raises Gone when the version is too old.
+    `opened` is called once the API server has accepted the watch."""
     query = [
         ("watch", "1"),
         ("resourceVersion", resource_version),
@@ -226,6 +229,7 @@ def watch(kind: str, namespace: str | None, resource_version: str) -> Iterator[d
         if response.status_code == 410:
             raise Gone(response.text)
         _raise_for_status(response)
+        opened()
         # A watch response is chunked, one event per chunk: a large chunk size does not hold events back.
         for line in response.iter_lines(chunk_size=65536):
             if not line:

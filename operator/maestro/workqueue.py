@@ -98,6 +98,16 @@ class WorkQueue(Generic[Item]):
                 self._cond.notify()
             self._start()
 
+    def retry_now(self) -> int:
+        """Run every key waiting for a retry now: the API server is reachable again, so the failures were its
+        outage's (their count stays: a key that fails again waits longer). Returns how many keys."""
+        with self._cond:
+            keys = list(self._waiting)
+            self._waiting.clear()  # their entries in `_later` are stale now: `_next` skips them
+            for key in keys:
+                self._enqueue(key)
+            return len(keys)
+
     def _enqueue(self, key: Hashable, urgent: bool = False) -> None:
         if key in self._active:
             self._again[key] = self._again.get(key, False) or urgent

@@ -204,3 +204,27 @@ def test_a_run_before_the_retry_is_due_cancels_the_retry() -> None:
     queue._work = lambda item: third.set()
     queue.add("shop", "v3")
     wait(third)
+
+
+def test_retry_now_runs_the_failed_keys_before_their_back_off_ends() -> None:
+    # The API server is back (a watch reopened): the passes that failed in its outage need not wait.
+    attempts: list[str] = []
+    failed, retried = threading.Event(), threading.Event()
+
+    def work(item: str) -> None:
+        attempts.append(item)
+        if len(attempts) == 1:
+            failed.set()
+            raise ConnectionRefusedError("the API server is restarting")
+        retried.set()
+
+    # A clock that stands still: the back-off never ends by itself.
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str, clock=lambda: 0.0)
+    queue.add("shop", "shop")
+    wait(failed)
+    threading.Event().wait(0.3)
+    assert attempts == ["shop"] and queue.failures("shop") == 1
+    assert queue.retry_now() == 1
+    wait(retried)
+    assert attempts == ["shop", "shop"]
+    assert queue.retry_now() == 0, "nothing waits for a retry any more"
