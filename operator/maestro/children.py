@@ -168,6 +168,26 @@ class ChildIndex:
                     stale.add(owner)
         return stale
 
+    def absent(self, kind: str, namespace: str | None, listed: set[str]) -> list[dict[str, Any]]:
+        """The objects of this kind in the namespace (None: all) known here but not among the `listed` uids: deleted
+        while no watch stream was open (childwatch.py reports them as DELETED after listing again). A child
+        comes back as a pass reads it (with its labels, so its app is found); another object as its name."""
+        with self._guard:
+            gone = [
+                (name, uid)
+                for name, uid in self._names.items()
+                if name[1] == kind and namespace in (None, name[0]) and uid not in listed
+            ]
+            entries = {uid: self._entries.get(uid) for _, uid in gone}
+        result = []
+        for (ns, _, name), uid in gone:
+            entry = entries[uid]
+            if entry is not None:
+                result.append(self._decode(uid, entry))
+            else:
+                result.append({"kind": kind, "metadata": {"name": name, "namespace": ns, "uid": uid}})
+        return result
+
     def __len__(self) -> int:
         return len(self._entries)
 

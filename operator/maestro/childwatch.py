@@ -14,8 +14,10 @@ How the index stays complete (what client-go's reflector does):
 - a stream the API server ends (every kube.WATCH_SECONDS) is reopened from the last version seen, a broken one
   after a back-off; a version too old to watch from (410 Gone) lists again. A stream that opens again after a
   failure calls `on_reconnect`: the passes that failed in an API server outage are retried then, not after
-  their back-off (up to a minute). An object deleted while no stream
-  was open sends no event: the safety pass's listing finds it (children.py, `disagreeing`).
+  their back-off (up to a minute);
+- an object deleted while no stream was open sends no event: after listing again, `on_relist` gets the uids
+  listed, and the caller reports what it knew and is no longer there as deleted (children.py, `absent`), as
+  client-go's informers do. The safety pass's listing is the last resort (children.py, `disagreeing`).
 
 Who calls it: handlers.py (starts them at startup, after the first listing; stops them at cleanup).
 """
@@ -33,8 +35,11 @@ log = logging.getLogger(__name__)
 
 # (event type, object): None for an object of the first listing, else ADDED, MODIFIED or DELETED.
 OnEvent = Callable[[str | None, Mapping[str, Any]], None]
-# Seconds to wait before reopening a stream that broke, by failures in a row (the last one repeats).
-BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
+# (kind, namespace or None, uids listed): after listing again, what was listed (the rest was deleted meanwhile).
+OnRelist = Callable[[str, str | None, set[str]], None]
+# Seconds to wait before reopening a stream that broke, by failures in a row (the last one repeats): at most
+# 5 s, so that the operator notices an API server that is back within 5 s (four small requests per namespace).
+BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 
 class KindWatch:
@@ -47,12 +52,14 @@ class KindWatch:
         on_event: OnEvent,
         stopping: threading.Event,
         on_reconnect: Callable[[], None] = lambda: None,
+        on_relist: OnRelist = lambda kind, namespace, uids: None,
     ) -> None:
         self.kind = kind
         self.namespace = namespace
         self.on_event = on_event
         self.stopping = stopping
         self.on_reconnect = on_reconnect  # called when a stream opens again after a failure
+        self.on_relist = on_relist  # called after listing again (not after the first listing)
         self.failures = 0  # in a row
         self.version: str | None = None  # the last resourceVersion seen; None: list (again) first
         self.listed = False
@@ -62,9 +69,13 @@ class KindWatch:
         a listing again after a gap reports them as ADDED, so that one changed meanwhile starts a pass."""
         event_type = "ADDED" if self.listed else None
         listing = kube.list_pages(self.kind, self.namespace)
+        uids: set[str] = set()
         for obj in listing:
             self.on_event(event_type, obj)
+            uids.add(str((obj.get("metadata") or {}).get("uid")))
         self.version = listing.resource_version
+        if self.listed:
+            self.on_relist(self.kind, self.namespace, uids)
         self.listed = True
 
     def follow(self) -> None:
@@ -119,10 +130,13 @@ class ChildWatches:
         namespaces: Sequence[str | None],
         on_event: OnEvent,
         on_reconnect: Callable[[], None] = lambda: None,
+        on_relist: OnRelist = lambda kind, namespace, uids: None,
     ) -> None:
         self.stopping = threading.Event()
         self.watches = [
-            KindWatch(kind, ns, on_event, self.stopping, on_reconnect) for kind in kinds for ns in namespaces
+            KindWatch(kind, ns, on_event, self.stopping, on_reconnect, on_relist)
+            for kind in kinds
+            for ns in namespaces
         ]
         self.threads: list[threading.Thread] = []
 

@@ -130,6 +130,13 @@ async def _safety_loop() -> None:
 _child_watches: childwatch.ChildWatches | None = None
 
 
+def report_deleted_meanwhile(kind: str, namespace: str | None, listed: set[str]) -> None:
+    """A child watch listed again after a gap: what the index knew of that kind and is no longer listed was
+    deleted during the gap (a child deleted while the API server restarted, say): put it back now."""
+    for obj in children.INDEX.absent(kind, namespace, listed):
+        on_child("DELETED", obj)
+
+
 def retry_failed_passes() -> None:
     """A child watch is open again after failing: the API server is back, so the passes that failed while it
     was away run now rather than after their back-off."""
@@ -145,7 +152,9 @@ async def start_background_work(**_: Any) -> None:
     pass's loop."""
     global _child_watches, _safety_task
     scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
-    _child_watches = childwatch.ChildWatches(kube.CHILD_KINDS, scopes, on_child, retry_failed_passes)
+    _child_watches = childwatch.ChildWatches(
+        kube.CHILD_KINDS, scopes, on_child, retry_failed_passes, report_deleted_meanwhile
+    )
     await asyncio.get_running_loop().run_in_executor(None, _child_watches.start)
     _safety_task = asyncio.create_task(_safety_loop())
 

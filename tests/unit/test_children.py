@@ -245,3 +245,31 @@ def test_the_safety_listing_finds_the_apps_whose_children_disagree() -> None:
     index.record(unknown)
     index.discard(lost)
     assert index.disagreeing("ns", iter([deployment(), edited, unknown])) == set()
+
+
+def test_what_a_listing_again_misses_comes_back_as_deleted_and_frees_its_name() -> None:
+    # A child and a foreign object deleted while no watch stream was open (an API server restart, say).
+    index = children.ChildIndex()
+    child = deployment(uid="child")
+    kept = copy.deepcopy(child)
+    kept["metadata"] |= {"name": "shop-api", "uid": "kept"}
+    foreign = {"kind": "Deployment", "metadata": {"name": "db", "namespace": "ns", "uid": "f-1"}, "spec": {}}
+    elsewhere = copy.deepcopy(foreign)
+    elsewhere["metadata"] |= {"namespace": "other", "uid": "f-2"}
+    service = {"kind": "Service", "metadata": {"name": "db", "namespace": "ns", "uid": "s-1"}, "spec": {}}
+    for obj in (child, kept, foreign, elsewhere, service):
+        index.observe(None, obj)
+
+    absent = index.absent("Deployment", "ns", {"kept"})
+
+    by_uid = {obj["metadata"]["uid"]: obj for obj in absent}
+    assert set(by_uid) == {"child", "f-1"}, "only Deployments in ns that the listing lacks"
+    # The child comes back as a pass reads it: its labels find its app, its owner is known.
+    assert by_uid["child"]["metadata"]["labels"] == MANAGED
+    assert children.kube.controller_uid(by_uid["child"]) == APP_UID
+    for obj in absent:  # reported as deleted: the child starts a pass, the foreign name is free again
+        assert index.observe("DELETED", obj) is (obj is by_uid["child"])
+    assert not index.taken("ns", "Deployment", "shop-web") and not index.taken("ns", "Deployment", "db")
+    assert index.taken("ns", "Deployment", "shop-api") and index.taken("other", "Deployment", "db")
+    # Cluster-wide (None): every namespace.
+    assert sorted(o["metadata"]["uid"] for o in index.absent("Deployment", None, set())) == ["f-2", "kept"]
