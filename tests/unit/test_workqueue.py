@@ -177,19 +177,26 @@ def test_no_memory_is_kept_for_an_idle_key() -> None:
     assert queue._items == {} and queue._failures == {}
 
 
+class FailsFirst:
+    """Work that records its items; its first run fails as in an API server outage, the others succeed."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.failed, self.succeeded = threading.Event(), threading.Event()
+
+    def __call__(self, item: str) -> None:
+        self.runs.append(item)
+        if len(self.runs) == 1:
+            self.failed.set()
+            raise ConnectionRefusedError("the API server is restarting")
+        self.succeeded.set()
+
+
 def test_a_run_before_the_retry_is_due_cancels_the_retry() -> None:
     # The API server restart case: a pass fails (retry due in 1 s), an event runs the key at once and it
     # succeeds; when the retry came due the queue had forgotten the idle key, and the worker thread died on it.
-    attempts: list[str] = []
-    first_failed, second_done = threading.Event(), threading.Event()
-
-    def work(item: str) -> None:
-        attempts.append(item)
-        if len(attempts) == 1:
-            first_failed.set()
-            raise ConnectionRefusedError("the API server is restarting")
-        second_done.set()
-
+    work = FailsFirst()
+    attempts, first_failed, second_done = work.runs, work.failed, work.succeeded
     queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str)
     queue.add("shop", "v1")
     wait(first_failed)
@@ -208,16 +215,8 @@ def test_a_run_before_the_retry_is_due_cancels_the_retry() -> None:
 
 def test_retry_now_runs_the_failed_keys_before_their_back_off_ends() -> None:
     # The API server is back (a watch reopened): the passes that failed in its outage need not wait.
-    attempts: list[str] = []
-    failed, retried = threading.Event(), threading.Event()
-
-    def work(item: str) -> None:
-        attempts.append(item)
-        if len(attempts) == 1:
-            failed.set()
-            raise ConnectionRefusedError("the API server is restarting")
-        retried.set()
-
+    work = FailsFirst()
+    attempts, failed, retried = work.runs, work.failed, work.succeeded
     # A clock that stands still: the back-off never ends by itself.
     queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str, clock=lambda: 0.0)
     queue.add("shop", "shop")
