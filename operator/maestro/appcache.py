@@ -4,7 +4,11 @@ pass, about a fifth of the operator's requests while 100 apps converged (docs/be
 
 Kept as compact JSON without `metadata.managedFields`, packed (packing.py): a few hundred bytes per app. A version never replaces a newer
 one (resourceVersions compared as numbers), so a late watch event does not undo what a status write returned.
-The safety and resume passes still GET the app: whatever a watch gap lost is corrected there.
+The safety and resume passes still GET the app: whatever a watch gap lost is corrected there. An app deleted
+during a watch gap sends no DELETED event, and its cached copy must not outlive it (a pass would apply children
+for it, the garbage collector would delete them, and their deletion would start the next such pass: a loop
+found by the API server restart case, docs/reliability.md bug 11). So a pass started by a child's deletion, and
+the retry of a failed pass, read the app from the API server, and the safety pass keeps only the apps it lists.
 
 Who calls it: handlers.py (app events), reconcile.py (reads, records its status writes).
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from maestro import kube, packing
@@ -62,6 +66,19 @@ class AppCache:
         with self._guard:
             kept = self._apps.get((namespace, name))
         return None if kept is None else dict(json.loads(self._packer.unpack(_KIND, kept[1])))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is kept of one app: its next pass reads it from the API server."""
+        with self._guard:
+            self._apps.pop((namespace, name), None)
+
+    def retain(self, listed: Iterable[AppKey]) -> None:
+        """Keep only the apps a full listing returned: one deleted while no watch stream was open sent no
+        DELETED event (the safety pass lists every app)."""
+        keep = set(listed)
+        with self._guard:
+            for key in [key for key in self._apps if key not in keep]:
+                del self._apps[key]
 
     def __len__(self) -> int:
         return len(self._apps)

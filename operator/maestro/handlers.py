@@ -45,7 +45,13 @@ SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 
 def run_pass(app: Mapping[str, Any]) -> None:
     """One pass (the work queue's work); a status held back (statushold.py) brings the app back when due."""
-    outcome = reconcile.reconcile(app)
+    try:
+        outcome = reconcile.reconcile(app)
+    except Exception:
+        # Its retry reads the app from the API server: the failure may be the app's absence (a 404 on its status).
+        meta = app["metadata"]
+        appcache.APPS.forget(meta["namespace"], meta["name"])
+        raise
     if outcome.recheck_after is not None:
         meta = app["metadata"]
         PASSES.add_after((meta["namespace"], meta["name"]), {**app, "live": False}, outcome.recheck_after)
@@ -100,7 +106,9 @@ def safety_pass() -> None:
         if namespaces is not None
         else kube.list_all_apps()
     )
-    metrics.forget_missing((a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps)
+    present = [(a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps]
+    metrics.forget_missing(present)
+    appcache.APPS.retain(present)
     # One listing of the namespace's children, compared with the child index: only an app whose children
     # disagree (a deletion a watch gap lost, say) gets a live pass. A live pass for every app listed each
     # app's children, four LISTs that each scan the namespace: with 500 apps in one namespace they slowed
@@ -183,6 +191,10 @@ def on_child(event_type: str | None, obj: Mapping[str, Any]) -> None:
     name = (meta.get("labels") or {}).get(render.LABEL_INSTANCE)
     namespace = meta.get("namespace")
     if name and namespace:
+        if event_type == "DELETED":
+            # Deleted by hand, or by the garbage collector because the app is gone: the pass reads the app
+            # from the API server, not from a cached copy that a watch gap may have left behind (appcache.py).
+            appcache.APPS.forget(namespace, name)
         request({"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(obj)}})
 
 

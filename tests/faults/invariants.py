@@ -203,3 +203,13 @@ def wait_converged(client: Client, namespace: str, *, timeout: float, what: str 
                 f"{what}: not converged after {timeout:.0f}s; {len(last)} problems:\n  {shown}"
             )
         time.sleep(1.0)
+
+
+def hold_converged(client: Client, namespace: str, *, seconds: float, what: str = "all apps") -> None:
+    """Converged, and still so at every check for `seconds`: a loop that keeps making and losing objects (an
+    app's children applied after the app was deleted, then collected: bug 11) can pass a single check."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = problems(client, namespace)
+        assert not found, f"{what}: converged, then not: " + "; ".join(found[:10])
+        time.sleep(0.5)

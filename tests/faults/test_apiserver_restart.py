@@ -61,6 +61,7 @@ def test_operator_recovers_from_an_api_server_restart(
                 failures += 1
                 raise
             recoveries.append(time.monotonic() - back)
+            invariants.hold_converged(client, namespace, seconds=10, what=f"after restart {trial + 1}")
     finally:
         figures.record(
             "apiserver-restart",

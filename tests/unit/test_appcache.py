@@ -40,3 +40,17 @@ def test_deleted_apps_are_forgotten_and_managed_fields_never_kept() -> None:
     assert "managedFields" not in cache.get("ns", "shop")["metadata"]  # type: ignore[index]
     cache.observe("DELETED", app(4))
     assert cache.get("ns", "shop") is None and len(cache) == 0
+
+
+def test_an_app_forgotten_or_not_listed_is_read_again() -> None:
+    # An app deleted while no watch stream was open sends no DELETED event (docs/reliability.md bug 11).
+    cache = appcache.AppCache()
+    other = app(3)
+    other["metadata"]["name"] = "cart"
+    cache.observe(None, app(3))
+    cache.observe(None, other)
+    cache.retain([("ns", "cart"), ("ns", "listed-but-never-seen")])
+    assert cache.get("ns", "shop") is None and cache.get("ns", "cart") is not None and len(cache) == 1
+    cache.forget("ns", "cart")
+    cache.forget("ns", "never-kept")  # harmless
+    assert len(cache) == 0
