@@ -91,7 +91,7 @@ class KindWatch:
             except kube.Gone:
                 log.info("watch of %s: its version is too old; listing again", self._scope())
                 self.version = None
-            except Exception as error:  # the thread must survive anything, as the API server's outages
+            except Exception as error:  # the thread must survive anything, an API server outage above all
                 delay = BACKOFF[min(self.failures, len(BACKOFF) - 1)]
                 self.failures += 1
                 expected = isinstance(error, kube.ApiError | OSError | ValueError)  # requests' are OSErrors
