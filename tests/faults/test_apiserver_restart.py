@@ -57,11 +57,11 @@ def test_operator_recovers_from_an_api_server_restart(
                 invariants.wait_converged(
                     client, namespace, timeout=scale.CONVERGE_TIMEOUT, what=f"after restart {trial + 1}"
                 )
+                recoveries.append(time.monotonic() - back)
+                invariants.hold_converged(client, namespace, seconds=10, what=f"after restart {trial + 1}")
             except AssertionError:
                 failures += 1
                 raise
-            recoveries.append(time.monotonic() - back)
-            invariants.hold_converged(client, namespace, seconds=10, what=f"after restart {trial + 1}")
     finally:
         figures.record(
             "apiserver-restart",
