@@ -15,14 +15,14 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
 - it also knows the name of every other object of the child kinds (the watches deliver them all): a pass
   creates a child under a name nobody holds without asking the API server first, and asks (a GET) when the
   name is held, so that a foreign object is never taken over (reconcile.py's name-conflict check);
-- the names are listed at startup, before kopf's watches start (handlers.py), so that a pass that runs before
-  a watch has delivered its listing still knows every name taken (a name freed since is looked up: harmless);
+- the child kinds are listed at startup, before kopf's watches start (childwatch.py, handlers.py), so that no
+  pass runs before every name taken is known (a name freed since is looked up: harmless);
 - the safety pass lists every managed child of each namespace (a page at a time) and compares the listing
   with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
   down) gets a live pass, which reads its children from the API server and replaces what is kept for it
   (`replace`), as the resume pass after a restart does. So a watch gap is corrected within a safety interval.
 
-Who calls it: handlers.py (watch events), reconcile.py (reads, its applies and prunes, live reads).
+Who calls it: handlers.py (childwatch.py's events), reconcile.py (reads, its applies and prunes, live reads).
 """
 
 from __future__ import annotations
@@ -204,11 +204,6 @@ class ChildIndex:
             if entry.owner is not None:
                 self._by_owner.setdefault(entry.owner, set()).add(uid)
             return old is None or old.body != entry.body
-
-    def note(self, namespace: str, kind: str, name: str, uid: str) -> None:
-        """Know that an object holds this name (the listing at startup: handlers.py)."""
-        with self._guard:
-            self._names[(sys.intern(namespace), sys.intern(kind), name)] = uid
 
     def _note_foreign(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}

@@ -45,15 +45,14 @@ SAFETY_INTERVAL = float(os.environ.get("MAESTRO_SAFETY_INTERVAL", "60"))
 
 def run_pass(app: Mapping[str, Any]) -> None:
     """One pass (the work queue's work); a status held back (statushold.py) brings the app back when due."""
+    meta = app["metadata"]
     try:
         outcome = reconcile.reconcile(app)
     except Exception:
         # Its retry reads the app from the API server: the failure may be the app's absence (a 404 on its status).
-        meta = app["metadata"]
         appcache.APPS.forget(meta["namespace"], meta["name"])
         raise
     if outcome.recheck_after is not None:
-        meta = app["metadata"]
         PASSES.add_after((meta["namespace"], meta["name"]), {**app, "live": False}, outcome.recheck_after)
 
 

@@ -70,8 +70,7 @@ def client() -> pykube.HTTPClient:
 
 
 def _path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-    prefix, plural = KINDS[kind]
-    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    path = _collection(kind, namespace)
     if name:
         path += f"/{name}"
     if subresource:
@@ -136,10 +135,7 @@ def list_objects(
     kind: str, namespace: str, selector: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Objects of one kind in a namespace, optionally by label selector."""
-    query = []
-    if selector:
-        query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())))
-    result = _call("GET", _path(kind, namespace), query=query)
+    result = _call("GET", _path(kind, namespace), query=_selector_query(selector))
     items: list[dict[str, Any]] = result.get("items") or []
     for item in items:  # the items of a list carry neither; a single GET does
         item.setdefault("apiVersion", api_version(kind))
@@ -147,8 +143,8 @@ def list_objects(
     return items
 
 
-# Only the metadata of each object (a PartialObjectMetadataList): a fraction of the bytes of a full LIST.
-_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+def _selector_query(selector: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    return [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))] if selector else []
 
 
 def list_pages(
@@ -156,13 +152,12 @@ def list_pages(
     namespace: str | None = None,
     selector: Mapping[str, str] | None = None,
     *,
-    metadata_only: bool = False,
     page: int = 100,
 ) -> Listing:
     """Every object of one kind in a namespace or (None) the whole cluster, fetched `page` at a time so that
     a large listing never sits in memory whole (a page of 500 Deployments is ~15 MiB of parsed JSON for a
     moment, and the process keeps the high-water mark)."""
-    return Listing(kind, namespace, selector, metadata_only=metadata_only, page=page)
+    return Listing(kind, namespace, selector, page=page)
 
 
 class Listing:
@@ -175,21 +170,18 @@ class Listing:
         namespace: str | None,
         selector: Mapping[str, str] | None,
         *,
-        metadata_only: bool,
         page: int,
     ) -> None:
-        self.kind, self.namespace, self.selector = kind, namespace, selector
-        self.metadata_only, self.page = metadata_only, page
+        self.kind, self.namespace, self.selector, self.page = kind, namespace, selector, page
         self.resource_version = ""
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         token = ""
         while True:
             query = [("limit", str(self.page))] + ([("continue", token)] if token else [])
-            if self.selector:
-                query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in self.selector.items())))
-            accept = _METADATA_ONLY if self.metadata_only else "application/json"
-            result = _call("GET", _collection(self.kind, self.namespace), query=query, accept=accept)
+            result = _call(
+                "GET", _collection(self.kind, self.namespace), query=query + _selector_query(self.selector)
+            )
             for item in result.get("items") or []:
                 item.setdefault("kind", self.kind)  # the items of a list carry no kind
                 yield item
