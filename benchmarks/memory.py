@@ -56,7 +56,7 @@ def main() -> int:
             for n in (n1, n2):
                 common.create_apps([f"app-{i:05d}" for i in range(have, n)], ns)
                 have = n
-                took = common.wait_converged(ns, n, timeout=3600, interval=max(0.5, n / 500))
+                took = common.wait_converged(ns, n, timeout=3600)
                 time.sleep(args.settle)
                 readings.append((n, op.rss_mib()))
                 log(f"{n} apps (in sync after {took:.0f}s): {readings[-1][1]:.1f} MiB")

@@ -99,12 +99,10 @@ def safety_pass() -> None:
     """Reconcile every app in the watched namespaces once; a failing app does not stop the others."""
     if not leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
         return
-    namespaces = WATCHED_NAMESPACES
-    apps = (
-        [app for ns in namespaces for app in kube.list_apps(ns)]
-        if namespaces is not None
-        else kube.list_all_apps()
-    )
+    # A page at a time, keeping only each app's name and uid: with thousands of apps one listing is tens of
+    # MiB of parsed JSON, and the process would keep that high-water mark.
+    scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES is not None else [None]
+    apps = [_ref(app) for scope in scopes for app in kube.list_pages(api.KIND, scope)]
     present = [(a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps]
     metrics.forget_missing(present)
     appcache.APPS.retain(present)

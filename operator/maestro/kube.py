@@ -343,13 +343,6 @@ def list_apps(namespace: str) -> list[dict[str, Any]]:
     return list_objects(api.KIND, namespace)
 
 
-def list_all_apps() -> list[dict[str, Any]]:
-    prefix, plural = KINDS[api.KIND]
-    result = _call("GET", f"{prefix}/{plural}")
-    items: list[dict[str, Any]] = result.get("items") or []
-    return items
-
-
 def post_event(app: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Post a core/v1 Event about the app (used where kopf's own posting is unavailable)."""
     meta = app["metadata"]

@@ -4,6 +4,7 @@ the safety pass of a standby does nothing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.structs import references
 from kopf._core.engines import peering as kopf_peering
 
-from maestro import handlers, leadership
+from maestro import api, handlers, leadership
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 ME, MY_PRIORITY = "me", -100
@@ -133,9 +134,12 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
     leadership.configure(peering)
     monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: ["old"])
     one_app = [{"metadata": {"name": "shop", "namespace": "prod", "uid": "u"}}]
-    monkeypatch.setattr(handlers.kube, "list_all_apps", lambda: calls.append("list") or one_app)
-    monkeypatch.setattr(handlers.kube, "list_apps", lambda ns: calls.append("list") or one_app)
-    monkeypatch.setattr(handlers.kube, "list_pages", lambda *_a, **_k: calls.append("children") or iter(()))
+
+    def list_pages(kind: str, *_a: object, **_k: object) -> Iterator[dict[str, Any]]:
+        calls.append("list" if kind == api.KIND else "children")
+        return iter(one_app if kind == api.KIND else ())
+
+    monkeypatch.setattr(handlers.kube, "list_pages", list_pages)
     monkeypatch.setattr(handlers, "request", lambda app, live=False: calls.append("pass"))
     try:
         handlers.safety_pass()
