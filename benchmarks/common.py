@@ -87,6 +87,11 @@ class Cluster:
             return
         subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=False, cwd=ROOT)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each process of the control plane (etcd, kube-apiserver, ...)."""
+        pids = Path(self.env["KUBECONFIG"]).parent / "pids"
+        return {path.name: cpu_seconds(int(path.read_text())) for path in sorted(pids.iterdir())}
+
     def kubectl(self, *args: str) -> str:
         env = dict(os.environ, **self.env)
         return subprocess.run(["kubectl", *args], check=True, capture_output=True, text=True, env=env).stdout
@@ -95,6 +100,25 @@ class Cluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.kubectl("create", "namespace", name)
         return name
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far, from /proc (fields 14 and 15 of its stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time so far (the raw client's work, and the waits' watch)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
+    """Each process's CPU seconds between two readings, largest first, and their total."""
+    used = sorted(((after[name] - before.get(name, 0.0), name) for name in after), reverse=True)
+    parts = ", ".join(f"{name} {seconds:.0f}" for seconds, name in used)
+    return f"{sum(seconds for seconds, _ in used):.0f} CPU s ({parts})"
 
 
 @contextlib.contextmanager
@@ -176,6 +200,10 @@ class Operator:
         match = re.search(r"VmRSS:\s+(\d+) kB", text)
         assert match
         return int(match.group(1)) / 1024
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
 
     def trace(self) -> str:
         """The live allocations by line, largest first (only when started with `trace_out`)."""

@@ -58,7 +58,9 @@ def main() -> int:
         op_ns = cluster.namespace(f"conv-op-{int(time.time())}")
         log(f"baseline: {n} apps, raw SSA of pre-rendered children, {common.CONCURRENCY} threads")
         before = common.request_counts()
+        cpu_before = {**cluster.cpu_seconds(), "client": common.own_cpu_seconds()}
         base_time, base_requests = baseline(n, base_ns)
+        base_cpu = common.cpu_used(cpu_before, {**cluster.cpu_seconds(), "client": common.own_cpu_seconds()})
         base_delta = common.operator_requests(common.diff(before, common.request_counts()))
         log(f"baseline done in {base_time:.1f}s ({base_requests} requests); letting its pods settle")
         common.wait_until(
@@ -68,11 +70,21 @@ def main() -> int:
         with common.operator(op_ns, workdir / "operator.log") as op:
             log(f"operator: {n} apps created with {common.CONCURRENCY} threads, waiting for convergence")
             before = common.request_counts()
+
+            def cpu_now() -> dict[str, float]:
+                return {
+                    **cluster.cpu_seconds(),
+                    "operator": op.cpu_seconds(),
+                    "client": common.own_cpu_seconds(),
+                }
+
+            cpu_before = cpu_now()
             started = time.monotonic()
             common.create_apps([f"app-{i:05d}" for i in range(n)], op_ns)
             created = time.monotonic() - started
             common.wait_converged(op_ns, n, timeout=1800)
             op_time = time.monotonic() - started
+            op_cpu = common.cpu_used(cpu_before, cpu_now())
             op_delta = common.operator_requests(common.diff(before, common.request_counts()))
             log(
                 f"operator converged in {op_time:.1f}s (apps created after {created:.1f}s); waiting for Ready"
@@ -87,6 +99,8 @@ def main() -> int:
         print(f"  baseline (raw SSA)        {base_time:8.1f} s   {base_delta}")
         print(f"  operator (in sync)        {op_time:8.1f} s   {op_delta}")
         print(f"  operator (all Ready)      {ready:8.1f} s   {ready_delta}")
+        print(f"  CPU, baseline:  {base_cpu}")
+        print(f"  CPU, operator until in sync:  {op_cpu}")
         print(f"  ratio operator/baseline   {op_time / base_time:8.2f}     (goal <= 1.3)")
         print(
             f"  per app: baseline {base_time / n * 1000:.0f} ms, operator {op_time / n * 1000:.0f} ms;"

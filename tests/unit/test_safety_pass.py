@@ -1,0 +1,16 @@
+"""When the periodic safety pass runs: on time when no pass is queued, else after the queue drains, but never
+later than one more interval."""
+
+from __future__ import annotations
+
+from maestro import handlers
+
+
+def test_an_idle_queue_runs_the_safety_pass_on_time() -> None:
+    assert handlers.safety_pass_due(queued=0, waited=0.0)
+
+
+def test_a_busy_queue_defers_it_for_at_most_one_more_interval() -> None:
+    assert not handlers.safety_pass_due(queued=40, waited=0.0)
+    assert not handlers.safety_pass_due(queued=1, waited=handlers.SAFETY_INTERVAL - 1)
+    assert handlers.safety_pass_due(queued=40, waited=handlers.SAFETY_INTERVAL)
