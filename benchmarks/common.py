@@ -87,6 +87,11 @@ class Cluster:
             return
         subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=False, cwd=ROOT)
 
+    def restart(self) -> None:
+        """Down and up again: a fresh, empty control plane (also with --keep-cluster)."""
+        subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=True, cwd=ROOT)
+        self.up()
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each process of the control plane (etcd, kube-apiserver, ...)."""
         pids = Path(self.env["KUBECONFIG"]).parent / "pids"

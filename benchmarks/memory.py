@@ -39,6 +39,13 @@ def main() -> int:
         help="run the operator under tracemalloc and print where its live memory is at each reading "
         "(slower; its RSS is not the untraced figure)",
     )
+    parser.add_argument(
+        "--idle-window",
+        type=float,
+        default=0,
+        help="after the last reading, the operator's CPU seconds and RSS over this many idle seconds "
+        "(e.g. 130: two safety passes; default 0: not measured)",
+    )
     args = parser.parse_args()
     n1, n2 = args.apps
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
@@ -62,6 +69,11 @@ def main() -> int:
                 log(f"{n} apps (in sync after {took:.0f}s): {readings[-1][1]:.1f} MiB")
                 if args.trace:
                     report_trace(op, n, workdir)
+            if args.idle_window:
+                log(f"idle for {args.idle_window:.0f}s with {n2} apps in sync")
+                cpu_before = op.cpu_seconds()
+                time.sleep(args.idle_window)
+                idle_cpu, idle_rss = op.cpu_seconds() - cpu_before, op.rss_mib()
     print()
     print("operator memory (VmRSS)")
     for n, rss in readings:
@@ -71,6 +83,11 @@ def main() -> int:
         f"  per 1000 apps: 0->{n1}: {(r1 - r0) / n1 * 1000:.1f} MiB, {n1}->{n2}: "
         f"{(r2 - r1) / (n2 - n1) * 1000:.1f} MiB, 0->{n2}: {(r2 - r0) / n2 * 1000:.1f} MiB  (goal <= 50)"
     )
+    if args.idle_window:
+        print(
+            f"  idle with {n2} apps: {idle_cpu:.1f} CPU s in {args.idle_window:.0f} s "
+            f"({idle_cpu / args.idle_window * 100:.0f}% of a core), RSS after it {idle_rss:.1f} MiB"
+        )
     return 0
 
 

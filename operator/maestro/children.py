@@ -30,14 +30,23 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from maestro import kube, packing, relevance, render
 
 Key = tuple[str, str]  # (kind, name)
 Name = tuple[str, str, str]  # (namespace, kind, name)
+
+
+class KindListing(Protocol):
+    """A listing of one kind (kube.Listing): its objects, then, once iterated, the version listed at."""
+
+    kind: str
+    resource_version: str
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,29 +151,39 @@ class ChildIndex:
                 self._unlink(uid, entry.owner)
                 self._unname((entry.namespace, *entry.key), uid)
 
-    def disagreeing(self, namespace: str, listed: Iterable[Mapping[str, Any]]) -> set[str]:
+    def disagreeing(self, namespace: str, listings: Iterable[KindListing]) -> set[str]:
         """The uids of the apps whose children, as the API server just listed them (every managed child in
-        the namespace, consumed one at a time), differ from what is kept: an object missing on either side,
-        or kept at an older version than listed with other content. A child written after the listing
-        makes its app look stale: harmless, it only costs that app a live pass."""
+        the namespace, one listing per kind, consumed one object at a time), differ from what is kept: an
+        object missing on either side, or kept at an older version than listed with other content. A child
+        created after its kind's listing is no disagreement (its version is newer than the listing's): while
+        apps converge, counting those made a live pass (four LISTs) for dozens of apps at every safety pass.
+        A child written in between otherwise makes its app look stale: harmless, it costs a live pass."""
         listed_by_owner: dict[str, set[str]] = {}
+        listed_at: dict[str, int | None] = {}
         stale: set[str] = set()
-        for obj in listed:
-            owner, uid = kube.controller_uid(obj), str((obj.get("metadata") or {}).get("uid"))
-            if owner is None:
-                continue
-            listed_by_owner.setdefault(owner, set()).add(uid)
-            with self._guard:
-                kept = self._entries.get(uid)
-            if kept is None or (
-                kept.body != self._entry(obj).body
-                and not kube.older(kube.resource_version(obj), kept.version)
-            ):
-                stale.add(owner)
+        for listing in listings:
+            for obj in listing:
+                owner, uid = kube.controller_uid(obj), str((obj.get("metadata") or {}).get("uid"))
+                if owner is None:
+                    continue
+                listed_by_owner.setdefault(owner, set()).add(uid)
+                with self._guard:
+                    kept = self._entries.get(uid)
+                if kept is None or (
+                    kept.body != self._entry(obj).body
+                    and not kube.older(kube.resource_version(obj), kept.version)
+                ):
+                    stale.add(owner)
+            listed_at[listing.kind] = kube.version_number(listing.resource_version)
         with self._guard:
             for owner, uids in self._by_owner.items():
-                in_namespace = {uid for uid in uids if self._entries[uid].namespace == namespace}
-                if in_namespace and in_namespace != listed_by_owner.get(owner, set()):
+                expected = {
+                    uid
+                    for uid in uids
+                    if self._entries[uid].namespace == namespace
+                    and not kube.older(listed_at.get(self._entries[uid].key[0]), self._entries[uid].version)
+                }
+                if expected - listed_by_owner.get(owner, set()):
                     stale.add(owner)
         return stale
 

@@ -112,12 +112,11 @@ def safety_pass() -> None:
     # convergence by half (benchmarks/convergence.py).
     stale: set[str] = set()
     for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
-        listed = (
-            child
+        listings = (
+            kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
             for kind in kube.CHILD_KINDS
-            for child in kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
         )
-        stale |= children.INDEX.disagreeing(namespace, listed)
+        stale |= children.INDEX.disagreeing(namespace, listings)
     for app in apps:
         request(app, live=app["metadata"].get("uid") in stale)
 

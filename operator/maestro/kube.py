@@ -257,7 +257,12 @@ def owned_children(app: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, An
 
 def resource_version(obj: Mapping[str, Any]) -> int | None:
     """metadata.resourceVersion as a number (an etcd revision: versions of one object grow), None if not one."""
-    value = str((obj.get("metadata") or {}).get("resourceVersion"))
+    return version_number(str((obj.get("metadata") or {}).get("resourceVersion")))
+
+
+def version_number(value: str) -> int | None:
+    """A resourceVersion (an object's or a listing's) as a number, None if not one. The API server's versions
+    are etcd revisions, one counter for every write: an object written after a listing has a larger one."""
     return int(value) if value.isdigit() else None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,15 @@ def by_kind(children: list[dict[str, Any]], kind: str, name: str) -> dict[str, A
         f"expected one {kind} {name}, got {[(c['kind'], c['metadata']['name']) for c in children]}"
     )
     return matches[0]
+
+
+@dataclass
+class Listed:
+    """One kind's listing as kube.Listing gives it: its objects, and the version it was listed at."""
+
+    kind: str
+    items: list[dict[str, Any]]
+    resource_version: str = "100"
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.items)

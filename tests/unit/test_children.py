@@ -7,6 +7,8 @@ from typing import Any
 
 from maestro import children, reconcile
 
+from .helpers import Listed
+
 APP_UID = "app-1"
 MANAGED = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/managed-by": "maestro"}
 
@@ -239,12 +241,23 @@ def test_the_safety_listing_finds_the_apps_whose_children_disagree() -> None:
     elsewhere["metadata"].update(namespace="other", ownerReferences=[{"uid": "app-5", "controller": True}])
     index.record(elsewhere)
     listed = [deployment(), newer, unknown]
-    assert index.disagreeing("ns", iter(listed)) == {"app-2", "app-3", "app-4"}
+    assert index.disagreeing("ns", [Listed("Deployment", listed)]) == {"app-2", "app-3", "app-4"}
     # A child the index holds at a newer version than listed (a pass applied it since) is no disagreement.
     index.record(newer)
     index.record(unknown)
     index.discard(lost)
-    assert index.disagreeing("ns", iter([deployment(), edited, unknown])) == set()
+    assert index.disagreeing("ns", [Listed("Deployment", [deployment(), edited, unknown])]) == set()
+
+
+def test_a_child_created_after_its_listing_is_no_disagreement() -> None:
+    index = children.ChildIndex()
+    index.record(deployment(version=10))
+    created_later = deployment(uid="later", version=31)  # applied by a pass after the listing (at 30)
+    created_later["metadata"]["ownerReferences"] = [{"uid": "app-2", "controller": True}]
+    index.record(created_later)
+    assert index.disagreeing("ns", [Listed("Deployment", [deployment(version=10)], "30")]) == set()
+    # Listed at a later version, its absence means it is gone (deleted, the event missed).
+    assert index.disagreeing("ns", [Listed("Deployment", [deployment(version=10)], "40")]) == {"app-2"}
 
 
 def test_what_a_listing_again_misses_comes_back_as_deleted_and_frees_its_name() -> None:

@@ -4,7 +4,6 @@ the safety pass of a standby does nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,8 @@ from kopf._cogs.structs import references
 from kopf._core.engines import peering as kopf_peering
 
 from maestro import api, handlers, leadership
+
+from .helpers import Listed
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 ME, MY_PRIORITY = "me", -100
@@ -135,9 +136,9 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
     monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: ["old"])
     one_app = [{"metadata": {"name": "shop", "namespace": "prod", "uid": "u"}}]
 
-    def list_pages(kind: str, *_a: object, **_k: object) -> Iterator[dict[str, Any]]:
+    def list_pages(kind: str, *_a: object, **_k: object) -> Listed:
         calls.append("list" if kind == api.KIND else "children")
-        return iter(one_app if kind == api.KIND else ())
+        return Listed(kind, one_app if kind == api.KIND else [])
 
     monkeypatch.setattr(handlers.kube, "list_pages", list_pages)
     monkeypatch.setattr(handlers, "request", lambda app, live=False: calls.append("pass"))
