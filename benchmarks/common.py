@@ -80,6 +80,18 @@ class Cluster:
         self.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s", "crd/microserviceapps.maestro.dev"
         )
+        # Established is not yet served: a new API server answers 429 "storage is (re)initializing" to lists
+        # of the apps for some seconds. An operator started then lists its apps late (kopf retries), and
+        # takes the apps created meanwhile for apps found at startup (a live pass each: four LISTs).
+        wait_until("the apps' storage to serve lists", self._apps_listable, timeout=120, interval=0.5)
+
+    @staticmethod
+    def _apps_listable() -> bool:
+        try:
+            kube.list_apps("default")
+        except kube.ApiError:
+            return False
+        return True
 
     def down(self) -> None:
         if self.keep:
