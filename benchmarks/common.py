@@ -93,21 +93,25 @@ class Cluster:
             return False
         return True
 
-    def down(self) -> None:
-        if self.keep:
+    def down(self, *, even_if_kept: bool = False) -> None:
+        if self.keep and not even_if_kept:
             log(f"keeping cluster {CLUSTER_NAME} (--keep-cluster)")
             return
-        subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=False, cwd=ROOT)
+        subprocess.run(
+            [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=even_if_kept, cwd=ROOT
+        )
 
     def restart(self) -> None:
         """Down and up again: a fresh, empty control plane (also with --keep-cluster)."""
-        subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=True, cwd=ROOT)
+        self.down(even_if_kept=True)
         self.up()
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by each process of the control plane (etcd, kube-apiserver, ...)."""
+    def cpu_seconds(self, **others: float) -> dict[str, float]:
+        """CPU time used so far by each process of the control plane (etcd, kube-apiserver, ...) and by
+        this benchmark ("client"), with `others` (the operator's, say)."""
         pids = Path(self.env["KUBECONFIG"]).parent / "pids"
-        return {path.name: cpu_seconds(int(path.read_text())) for path in sorted(pids.iterdir())}
+        used = {path.name: cpu_seconds(int(path.read_text())) for path in sorted(pids.iterdir())}
+        return {**used, "client": own_cpu_seconds(), **others}
 
     def kubectl(self, *args: str) -> str:
         env = dict(os.environ, **self.env)
@@ -312,9 +316,9 @@ def count_children(namespace: str) -> int:
 class AppWatch:
     """The apps of one namespace, followed by one list+watch in a thread (the operator's own `KindWatch`).
 
-    The convergence waits read this copy. They used to list every app twice a second: with 500 apps, about
-    400 listings of 1.5 MiB each during one run, a load on the API server (and on this process, which shares
-    the cores) that grew with N and fell on the operator's run only, as the baseline times its own requests."""
+    The convergence waits read this copy instead of listing every app twice a second (with 500 apps, about
+    400 listings of 1.5 MiB each per run). That polling turned out not to move the convergence figure (1.38
+    polling, 1.39 watching, docs/benchmarks.md), but its cost grew with N and fell on the operator's run only."""
 
     def __init__(self, namespace: str) -> None:
         self.apps: dict[str, dict[str, Any]] = {}

@@ -64,9 +64,9 @@ def main() -> int:
         base_ns = cluster.namespace(f"conv-base-{int(time.time())}")
         log(f"baseline: {n} apps, raw SSA of pre-rendered children, {common.CONCURRENCY} threads")
         before = common.request_counts()
-        cpu_before = {**cluster.cpu_seconds(), "client": common.own_cpu_seconds()}
+        cpu_before = cluster.cpu_seconds()
         base_time, base_requests = baseline(n, base_ns)
-        base_cpu = common.cpu_used(cpu_before, {**cluster.cpu_seconds(), "client": common.own_cpu_seconds()})
+        base_cpu = common.cpu_used(cpu_before, cluster.cpu_seconds())
         base_delta = common.operator_requests(common.diff(before, common.request_counts()))
         log(f"baseline done in {base_time:.1f}s ({base_requests} requests)")
         if args.same_cluster:
@@ -87,21 +87,13 @@ def main() -> int:
         with common.operator(op_ns, workdir / "operator.log") as op:
             log(f"operator: {n} apps created with {common.CONCURRENCY} threads, waiting for convergence")
             before = common.request_counts()
-
-            def cpu_now() -> dict[str, float]:
-                return {
-                    **cluster.cpu_seconds(),
-                    "operator": op.cpu_seconds(),
-                    "client": common.own_cpu_seconds(),
-                }
-
-            cpu_before = cpu_now()
+            cpu_before = cluster.cpu_seconds(operator=op.cpu_seconds())
             started = time.monotonic()
             common.create_apps([f"app-{i:05d}" for i in range(n)], op_ns)
             created = time.monotonic() - started
             common.wait_converged(op_ns, n, timeout=1800)
             op_time = time.monotonic() - started
-            op_cpu = common.cpu_used(cpu_before, cpu_now())
+            op_cpu = common.cpu_used(cpu_before, cluster.cpu_seconds(operator=op.cpu_seconds()))
             op_delta = common.operator_requests(common.diff(before, common.request_counts()))
             log(
                 f"operator converged in {op_time:.1f}s (apps created after {created:.1f}s); waiting for Ready"
