@@ -2,7 +2,7 @@
 waits with timeouts, and counting API requests from the API server's own metrics.
 
 The scripts are plain Python (not tests): `.venv/bin/python benchmarks/<name>.py --help`. They talk to the API
-through `maestro.kube` (the operator's own thin REST layer over pykube's session), so the raw-client baselines
+through `maestro.kube.client` (the operator's own thin REST layer over pykube's session), so the raw-client baselines
 use the same HTTP stack as the operator.
 
 Attribution of requests: `apiserver_request_total` has no user-agent label, so the operator's requests are told
@@ -42,7 +42,11 @@ STARTED_MARKER = "configure' succeeded"
 
 sys.path.insert(0, str(ROOT / "operator"))
 
-from maestro import api, childwatch, kube, render  # noqa: E402
+from maestro import render  # noqa: E402
+from maestro.api import models as api  # noqa: E402
+from maestro.kube import client as kube  # noqa: E402
+from maestro.render import kinds  # noqa: E402
+from maestro.runtime import childwatch  # noqa: E402
 
 WRITE_VERBS = {"APPLY", "PATCH", "CREATE", "UPDATE", "DELETE", "DELETECOLLECTION", "POST", "PUT"}
 CHILD_RESOURCES = {"deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
@@ -309,7 +313,7 @@ def in_sync(app: dict[str, Any]) -> bool:
 def count_children(namespace: str) -> int:
     return sum(
         len(kube.list_objects(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY}))
-        for kind in kube.CHILD_KINDS
+        for kind in kinds.KIND_NAMES
     )
 
 

@@ -64,6 +64,6 @@ def dump(_signum: int, _frame: FrameType | None) -> None:
 if __name__ == "__main__":
     tracemalloc.start(FRAMES)
     signal.signal(signal.SIGUSR1, dump)
-    from maestro import cli
+    from maestro.cli import main as cli
 
     sys.exit(cli.main(sys.argv[1:]))

@@ -2,6 +2,6 @@
 
 import sys
 
-from maestro import cli
+from maestro.cli import main as cli
 
 sys.exit(cli.main())

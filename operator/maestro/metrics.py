@@ -15,12 +15,12 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, TypeVar, get_args
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, get_args
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 import maestro
-from maestro import api
+from maestro.api import models as api
 
 # A pass's result: ok (the app's children and status are as desired, whatever its phase), invalid (the spec
 # or a name conflict stops it: phase Invalid), error (an exception, e.g. an API error: retried), skipped (the
@@ -68,6 +68,7 @@ class _Outcome(Protocol):
     def phase(self) -> str | None: ...
 
 
+P = ParamSpec("P")
 OutcomeT = TypeVar("OutcomeT", bound=_Outcome)
 
 
@@ -115,16 +116,18 @@ def forget_all() -> None:
         _publish()
 
 
-def instrumented(pass_: Callable[[Mapping[str, Any]], OutcomeT]) -> Callable[[Mapping[str, Any]], OutcomeT]:
+def instrumented(
+    pass_: Callable[Concatenate[Mapping[str, Any], P], OutcomeT],
+) -> Callable[Concatenate[Mapping[str, Any], P], OutcomeT]:
     """Count, time and track one reconcile pass, and keep `maestro_apps` up to date with its phase."""
 
     @functools.wraps(pass_)
-    def wrapper(app: Mapping[str, Any]) -> OutcomeT:
+    def wrapper(app: Mapping[str, Any], /, *args: P.args, **kwargs: P.kwargs) -> OutcomeT:
         meta = app["metadata"]
         started = time.perf_counter()
         IN_FLIGHT.inc()
         try:
-            outcome = pass_(app)
+            outcome = pass_(app, *args, **kwargs)
         except BaseException:
             RECONCILES.labels(result="error").inc()
             raise

@@ -7,7 +7,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from maestro import childwatch, kube
+from maestro.kube import client as kube
+from maestro.runtime import childwatch
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.waits import wait_until
 

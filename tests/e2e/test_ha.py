@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from maestro import leadership
+from maestro.runtime import leadership
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_install import Installed, helm, installed, service_account_kubeconfig

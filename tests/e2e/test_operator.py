@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from maestro.render import kinds
 from tests.e2e import operator_process
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
@@ -21,7 +22,7 @@ from tests.e2e.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-CHILD_KINDS = "deployments,services,horizontalpodautoscalers,poddisruptionbudgets"
+CHILD_KINDS = ",".join(kind.plural for kind in kinds.CHILD_KINDS)
 MANAGED = "app.kubernetes.io/managed-by=maestro"
 
 

@@ -11,7 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maestro import api, kube, precheck, render
+from maestro import render
+from maestro.api import models as api
+from maestro.controller import precheck
+from maestro.kube import client as kube
 from tests.unit.test_properties import autoscaling
 
 dns_label = st.from_regex(r"\A[a-z]([a-z0-9]{0,5}|-[a-z0-9]{1,4})\Z")

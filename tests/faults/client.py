@@ -12,10 +12,11 @@ from typing import Any
 
 import pykube
 
-from maestro import kube
+from maestro.kube import client as kube
+from maestro.render import kinds
 
 KINDS = kube.KINDS  # the operator's own table of paths (MicroserviceApp, children, ConfigMap, Secret)
-CHILD_KINDS = kube.CHILD_KINDS
+CHILD_KINDS = kinds.KIND_NAMES
 USER = "faults-user"  # the field manager of the tests' own writes
 
 

@@ -18,7 +18,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from maestro import api, confighash, reconcile, render
+from maestro import render
+from maestro.api import models as api
+from maestro.controller import reconcile
+from maestro.render import confighash
 from tests.faults.client import CHILD_KINDS, Client
 
 MANAGED = f"{render.LABEL_MANAGED_BY}={render.MANAGED_BY}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from maestro import api
+from maestro.api import models as api
 from tests.e2e.operator_process import OperatorProcess
 from tests.faults import figures, fuzz_specs, invariants, scale
 from tests.faults.client import ApiFailure, Client

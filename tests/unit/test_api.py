@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from maestro import api
+from maestro.api import models as api
 
 from .helpers import svc
 

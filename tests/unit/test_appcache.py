@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro import appcache
+from maestro.runtime import appcache
 
 
 def app(version: int, generation: int = 1, **status: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 
-from maestro import crd
+from maestro.api import crd
 
 from .helpers import EXAMPLES
 from .test_invalid_apps import INVALID_APPS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from maestro import children, reconcile
+from maestro.controller import reconcile
+from maestro.runtime import children
 
 from .helpers import Listed
 

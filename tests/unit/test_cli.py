@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maestro import cli, crd
+from maestro.api import crd
+from maestro.cli import main as cli
 
 from .helpers import EXAMPLES, app, svc
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maestro import confighash
+from maestro.render import confighash
 
 
 def test_stable_and_order_independent() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from maestro import crd
+from maestro.api import crd
 
 from .helpers import ROOT
 

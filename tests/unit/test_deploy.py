@@ -84,16 +84,17 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
     """
     import kopf
 
-    from maestro import api, handlers, kube
+    from maestro.api import models as api
+    from maestro.kube import client as kube
+    from maestro.render import kinds
+    from maestro.runtime import handlers
 
     assert handlers.on_app  # imported for its registrations
     needs: set[Rule] = set()
     for kind, (prefix, plural) in kube.KINDS.items():
         group = _group(prefix)
-        if kind in kube.CHILD_KINDS:
-            # SSA creates an object it does not find: the API server authorizes `create` as well as `patch`.
-            # childwatch.py lists and watches them.
-            verbs = {"get", "list", "watch", "create", "patch", "delete"}
+        if kind in kinds.BY_KIND:
+            verbs = set(kinds.BY_KIND[kind].verbs)
         elif kind == api.KIND:
             verbs = {"get", "list"}
             needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status
@@ -113,7 +114,7 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
 def peering_needs(clusterwide: bool) -> set[Rule]:
     from kopf._cogs.structs import references
 
-    from maestro import leadership
+    from maestro.runtime import leadership
 
     selector = references.CLUSTER_PEERINGS_K if clusterwide else references.NAMESPACED_PEERINGS_K
     plural = leadership.CLUSTER_PLURAL if clusterwide else leadership.NAMESPACED_PLURAL
@@ -129,7 +130,7 @@ def _resource(selector: Any) -> tuple[str, str]:
 
 
 def test_operator_needs_cover_every_kind_in_kube() -> None:
-    from maestro import kube
+    from maestro.kube import client as kube
 
     resources = {resource for _, resource, _ in operator_needs()}
     assert {plural for _, plural in kube.KINDS.values()} <= resources
@@ -181,7 +182,8 @@ def test_values_schema_rejects_unknown_and_bad_values(helm: Path) -> None:
 
 def _ha_args() -> list[str]:
     """The chart's defaults are the operator's own (runner.py, leadership.py)."""
-    from maestro import leadership, runner
+    from maestro.cli import run as runner
+    from maestro.runtime import leadership
 
     return [
         f"--metrics-port={runner.DEFAULT_METRICS_PORT}",
@@ -310,7 +312,7 @@ def test_probes_and_metrics_port(helm: Path) -> None:
     assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-    from maestro import serving
+    from maestro.runtime import serving
 
     assert (serving.HEALTH_PATH, serving.READY_PATH) == ("/healthz", "/readyz")
     (service,) = find(docs, "Service")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maestro import graph
+from maestro.api import graph
 
 
 def test_unknown_dependencies_in_declaration_order() -> None:

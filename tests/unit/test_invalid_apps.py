@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from maestro import api, crd
+from maestro.api import crd
+from maestro.api import models as api
 from tests.scripts import load_script
 
 

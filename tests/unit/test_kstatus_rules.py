@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from maestro import api, status
+from maestro.api import models as api
+from maestro.controller import status
 from tests import argocd_health
 
 from .helpers import app, svc

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maestro import kube
+from maestro.kube import client as kube
 
 
 @given(st.text())

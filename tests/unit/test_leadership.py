@@ -13,7 +13,8 @@ from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.structs import references
 from kopf._core.engines import peering as kopf_peering
 
-from maestro import api, handlers, leadership
+from maestro.api import models as api
+from maestro.runtime import handlers, leadership
 
 from .helpers import Listed
 
@@ -147,7 +148,7 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
         assert calls == []
         monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: [])
         handlers.safety_pass()
-        assert calls == ["list", *["children"] * len(handlers.kube.CHILD_KINDS), "pass"]
+        assert calls == ["list", *["children"] * len(handlers.kinds.WATCHED), "pass"]
     finally:
         leadership.configure(None)
 

@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
-from maestro import metrics, serving
+from maestro import metrics
+from maestro.runtime import serving
 
 
 @dataclass

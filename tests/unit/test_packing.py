@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from maestro import packing
+from maestro.runtime import packing
 
 
 def rendered(name: str, image: str = "registry.example.com/shop/web:1.0.0") -> bytes:

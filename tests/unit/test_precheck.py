@@ -3,7 +3,8 @@ by the models is held against a real API server in tests/e2e/test_precheck.py.""
 
 from __future__ import annotations
 
-from maestro import api, precheck
+from maestro.api import models as api
+from maestro.controller import precheck
 
 
 def test_fields_the_models_do_not_check_are_left_to_the_api_server() -> None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from maestro import api, render
+from maestro import render
+from maestro.api import models as api
 
 from . import k8s_schema
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro import relevance
+from maestro.runtime import relevance
 
 
 def app(generation: int, observed: int | None, **meta: Any) -> dict[str, Any]:

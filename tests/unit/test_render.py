@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from maestro import api, render
+from maestro import render
+from maestro.api import models as api
+from maestro.render.hpa import render as render_hpa
+from maestro.render.target import Target
 
 from .helpers import EXAMPLES, app, by_kind, svc
 
@@ -140,7 +143,9 @@ def test_autoscaling_removes_replicas_and_renders_hpa() -> None:
 
 
 def test_hpa_defaults_to_cpu_80_and_adds_memory_and_behavior() -> None:
-    hpa = render.hpa(app(), api.ServiceSpec.model_validate(svc("web", autoscaling={"maxReplicas": 3})))
+    hpa = render_hpa(
+        Target(app(), api.ServiceSpec.model_validate(svc("web", autoscaling={"maxReplicas": 3})))
+    )
     assert hpa is not None
     assert hpa["spec"]["minReplicas"] == 1
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 80
@@ -149,7 +154,7 @@ def test_hpa_defaults_to_cpu_80_and_adds_memory_and_behavior() -> None:
         "targetMemoryUtilizationPercentage": 75,
         "behavior": {"scaleDown": {"selectPolicy": "Min"}},
     }
-    hpa = render.hpa(app(), api.ServiceSpec.model_validate(svc("web", autoscaling=scaling)))
+    hpa = render_hpa(Target(app(), api.ServiceSpec.model_validate(svc("web", autoscaling=scaling))))
     assert hpa is not None
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["memory"]
     assert hpa["spec"]["behavior"] == {"scaleDown": {"selectPolicy": "Min"}}

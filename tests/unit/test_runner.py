@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from maestro import cli, runner
+from maestro.cli import main as cli
+from maestro.cli import run as runner
 
 
 def test_run_flags() -> None:

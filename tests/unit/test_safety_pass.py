@@ -3,7 +3,7 @@ later than one more interval."""
 
 from __future__ import annotations
 
-from maestro import handlers
+from maestro.runtime import handlers
 
 
 def test_an_idle_queue_runs_the_safety_pass_on_time() -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from maestro import api, kube, reconcile, render, status
+from maestro import render
+from maestro.api import models as api
+from maestro.controller import reconcile, status
+from maestro.kube import client as kube
 
 from .helpers import app, svc
 

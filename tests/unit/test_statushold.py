@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maestro import statushold
+from maestro.controller import statushold
 
 READY = {"phase": "Ready", "observedGeneration": 1}
 PROGRESSING = {"phase": "Progressing", "observedGeneration": 2}

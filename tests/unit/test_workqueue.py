@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from maestro import workqueue
+from maestro.runtime import workqueue
 
 
 def wait(event: threading.Event) -> None:

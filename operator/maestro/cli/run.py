@@ -29,7 +29,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from maestro import handlers, kube, leadership, metrics  # handlers: registers them and the settings
+    from maestro import metrics  # handlers: registers them and the settings
+    from maestro.kube import client as kube
+    from maestro.runtime import handlers, leadership
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
@@ -74,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def _operate(args: argparse.Namespace, namespaces: list[str], peering: Any, settings: Any) -> None:
     import kopf
 
-    from maestro import leadership, serving
+    from maestro.runtime import leadership, serving
 
     started = asyncio.Event()  # set by kopf once its startup handlers have run
     server = None
@@ -106,7 +108,7 @@ async def _operate(args: argparse.Namespace, namespaces: list[str], peering: Any
 
 
 def add_run(subparsers: Any) -> None:
-    from maestro import leadership
+    from maestro.runtime import leadership
 
     parser = subparsers.add_parser(
         "run",

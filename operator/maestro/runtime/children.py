@@ -34,7 +34,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from maestro import kube, packing, relevance, render
+from maestro import render
+from maestro.kube import client as kube
+from maestro.runtime import packing, relevance
 
 Key = tuple[str, str]  # (kind, name)
 Name = tuple[str, str, str]  # (namespace, kind, name)

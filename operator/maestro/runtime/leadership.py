@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from maestro import kube, metrics
+from maestro import metrics
+from maestro.kube import client as kube
 
 log = logging.getLogger(__name__)
 

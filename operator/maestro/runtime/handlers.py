@@ -20,22 +20,14 @@ from typing import Any
 
 import kopf
 
-from maestro import (
-    api,
-    appcache,
-    children,
-    childwatch,
-    confighash,
-    kube,
-    leadership,
-    metrics,
-    reconcile,
-    relevance,
-    render,
-    statushold,
-    workqueue,
-)
-from maestro import settings as _settings  # also registers the startup handler
+from maestro import metrics, render
+from maestro.api import models as api
+from maestro.controller import reconcile, statushold
+from maestro.controller.stores import Stores
+from maestro.kube import client as kube
+from maestro.render import confighash, kinds
+from maestro.runtime import appcache, children, childwatch, leadership, relevance, workqueue
+from maestro.runtime import settings as _settings  # also registers the startup handler
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +39,7 @@ def run_pass(app: Mapping[str, Any]) -> None:
     """One pass (the work queue's work); a status held back (statushold.py) brings the app back when due."""
     meta = app["metadata"]
     try:
-        outcome = reconcile.reconcile(app)
+        outcome = reconcile.reconcile(app, STORES)
     except Exception:
         # Its retry reads the app from the API server: the failure may be the app's absence (a 404 on its status).
         appcache.APPS.forget(meta["namespace"], meta["name"])
@@ -55,6 +47,9 @@ def run_pass(app: Mapping[str, Any]) -> None:
     if outcome.recheck_after is not None:
         PASSES.add_after((meta["namespace"], meta["name"]), {**app, "live": False}, outcome.recheck_after)
 
+
+# What the passes read and keep: the runtime's caches.
+STORES = Stores(apps=appcache.APPS, children=children.INDEX, held=statushold.HELD)
 
 # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
 PASSES: workqueue.WorkQueue[dict[str, Any]] = workqueue.WorkQueue(
@@ -114,7 +109,7 @@ def safety_pass() -> None:
     for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
         listings = (
             kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
-            for kind in kube.CHILD_KINDS
+            for kind in kinds.WATCHED
         )
         stale |= children.INDEX.disagreeing(namespace, listings)
     for app in apps:
@@ -168,7 +163,7 @@ async def start_background_work(**_: Any) -> None:
     global _child_watches, _safety_task
     scopes: list[str | None] = [*WATCHED_NAMESPACES] if WATCHED_NAMESPACES else [None]  # None: all
     _child_watches = childwatch.ChildWatches(
-        kube.CHILD_KINDS, scopes, on_child, retry_failed_passes, report_deleted_meanwhile
+        kinds.WATCHED, scopes, on_child, retry_failed_passes, report_deleted_meanwhile
     )
     await asyncio.get_running_loop().run_in_executor(None, _child_watches.start)
     _safety_task = asyncio.create_task(_safety_loop())

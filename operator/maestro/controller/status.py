@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from maestro import api, render
+from maestro import render
+from maestro.api import models as api
 
 READY = "Ready"
 PROGRESSING = "Progressing"

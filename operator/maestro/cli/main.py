@@ -17,7 +17,10 @@ from typing import Any
 import yaml
 
 import maestro
-from maestro import api, crd, render, runner
+from maestro import render
+from maestro.api import crd
+from maestro.api import models as api
+from maestro.cli import run as runner
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -20,7 +20,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from maestro import kube, packing
+from maestro.kube import client as kube
+from maestro.runtime import packing
 
 AppKey = tuple[str, str]  # (namespace, name)
 _KIND = "MicroserviceApp"  # the packer's one dictionary

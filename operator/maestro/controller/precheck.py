@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from maestro import api
+from maestro.api import models as api
 
 # ServiceSpec fields whose values the models check as the API server does (given the checks below).
 _MODELLED = frozenset(

@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from maestro import graph
+from maestro.api import graph
 
 GROUP = "maestro.dev"
 VERSION = "v1alpha1"

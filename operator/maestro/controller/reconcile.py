@@ -28,19 +28,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import (
-    api,
-    appcache,
-    children,
-    confighash,
-    graph,
-    kube,
-    metrics,
-    precheck,
-    render,
-    status,
-    statushold,
-)
+from maestro import metrics, render
+from maestro.api import graph
+from maestro.api import models as api
+from maestro.controller import precheck, status
+from maestro.controller.stores import Stores
+from maestro.kube import client as kube
+from maestro.render import confighash
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +205,7 @@ def describe_failure(error: BaseException) -> str | None:
 
 
 @metrics.instrumented
-def reconcile(app: Mapping[str, Any]) -> Outcome:
+def reconcile(app: Mapping[str, Any], stores: Stores) -> Outcome:
     """One full pass over the app. Never two at once for one app: the work queue (workqueue.py) runs them.
 
     `app` needs only metadata.name and namespace (and uid, to skip a pass for an app deleted and created
@@ -223,16 +217,16 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
     live = bool(app.get("live"))
     # The latest version seen (appcache.py): the event that queued this pass may be older, and the last pass
     # may have written the status since. The safety and resume passes read it from the API server.
-    fresh = None if live else appcache.APPS.get(meta["namespace"], meta["name"])
+    fresh = None if live else stores.apps.get(meta["namespace"], meta["name"])
     if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
         fresh = kube.get(api.KIND, meta["namespace"], meta["name"])
         if fresh is not None:
-            appcache.APPS.record(fresh)
+            stores.apps.record(fresh)
     if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
         return Outcome()
     if fresh["metadata"].get("deletionTimestamp"):
         return Outcome()  # the garbage collector removes the children
-    outcome = _reconcile(fresh, live=live)
+    outcome = _reconcile(fresh, stores, live=live)
     log.debug(
         "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s",
         meta["namespace"],
@@ -246,7 +240,7 @@ def reconcile(app: Mapping[str, Any]) -> Outcome:
     return outcome
 
 
-def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
+def _reconcile(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
     meta = app["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta.get("uid")
     previous = dict(app.get("status") or {})
@@ -255,7 +249,7 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     try:
         spec = api.validate_app(name, app.get("spec"))
     except api.SpecError as error:
-        return _invalid(app, previous, error.errors, "InvalidSpec")
+        return _invalid(app, stores, previous, error.errors, "InvalidSpec")
 
     # 2. desired
     merged = {service.name: service for service in render.effective_services(spec)}
@@ -274,21 +268,21 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     # 3. observe, and refuse to take over objects the app does not own
     if live:
         owned = kube.owned_children(app)
-        children.INDEX.replace(str(uid), owned.values())
+        stores.children.replace(str(uid), owned.values())
     else:
-        owned = children.INDEX.children(str(uid))
+        owned = stores.children.children(str(uid))
     conflicts: list[tuple[str, str]] = []
     for service in order:
         for child in desired[service]:
             key = (child["kind"], child["metadata"]["name"])
             if key in owned:
                 continue
-            if not live and not children.INDEX.taken(namespace, *key):
+            if not live and not stores.children.taken(namespace, *key):
                 continue  # nobody holds the name: the watches have listed every object of the child kinds
             existing = kube.get(child["kind"], namespace, child["metadata"]["name"])
             if existing is not None and kube.controller_uid(existing) == uid:
                 owned[key] = existing  # ours, but not yet in the index: its watch event is on its way
-                children.INDEX.record(existing)
+                stores.children.record(existing)
             elif existing is not None:
                 conflicts.append(
                     (
@@ -298,7 +292,7 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
                     )
                 )
     if conflicts:
-        return _invalid(app, previous, conflicts, "NameConflict")
+        return _invalid(app, stores, previous, conflicts, "NameConflict")
 
     # 4a. a child the API server would reject makes the app Invalid before anything is written: free-form
     # fields (probes, tolerations, podSpecPatch) are only validated there. Only new renderings of services
@@ -313,7 +307,7 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
             try:
                 _apply_child(child, f"spec.services[{index[service]}]", dry_run=True)
             except ChildRejected as rejected:
-                return _invalid(app, previous, [(rejected.field, rejected.message)], "ChildRejected")
+                return _invalid(app, stores, previous, [(rejected.field, rejected.message)], "ChildRejected")
 
     # 4. gate and apply, dependencies first
     outcome = Outcome()
@@ -340,9 +334,9 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
             try:
                 result = _apply_child(child, f"spec.services[{index[service]}]")
             except ChildRejected as rejected:
-                return _invalid(app, previous, [(rejected.field, rejected.message)], "ChildRejected")
+                return _invalid(app, stores, previous, [(rejected.field, rejected.message)], "ChildRejected")
             owned[key] = result
-            children.INDEX.record(result)  # its watch event, the echo of this apply, starts no pass
+            stores.children.record(result)  # its watch event, the echo of this apply, starts no pass
             if before is None:
                 created.append(_label(child))
             elif not up_to_date(child, before) or _generation(before) != _generation(result):
@@ -358,7 +352,7 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     for key, obj in list(owned.items()):
         if key not in wanted:
             kube.delete(key[0], namespace, key[1], obj["metadata"].get("uid"))
-            children.INDEX.discard(obj)  # so that the next pass does not prune it again
+            stores.children.discard(obj)  # so that the next pass does not prune it again
             outcome.pruned.append(f"{key[0]}/{key[1]}")
             del owned[key]
 
@@ -376,7 +370,7 @@ def _reconcile(app: Mapping[str, Any], *, live: bool) -> Outcome:
     outcome.phase = new.phase
 
     # 7. write, and tell
-    _write(app, previous, new, outcome)
+    _write(app, stores, previous, new, outcome)
     if created:
         _event(app, "Normal", "Created", "created " + ", ".join(created))
     if updated:
@@ -403,11 +397,15 @@ def _generation(obj: Mapping[str, Any]) -> Any:
 
 
 def _invalid(
-    app: Mapping[str, Any], previous: Mapping[str, Any], errors: list[tuple[str, str]], reason: str
+    app: Mapping[str, Any],
+    stores: Stores,
+    previous: Mapping[str, Any],
+    errors: list[tuple[str, str]],
+    reason: str,
 ) -> Outcome:
     new = status.invalid_status(app, errors, reason=reason, previous=previous)
     outcome = Outcome(phase="Invalid", errors=list(errors))
-    _write(app, previous, new, outcome)
+    _write(app, stores, previous, new, outcome)
     message = "; ".join(f"{path}: {msg}" for path, msg in errors)
     old_message = next(
         (c.get("message") for c in previous.get("conditions") or [] if c.get("type") == status.READY), None
@@ -418,18 +416,22 @@ def _invalid(
 
 
 def _write(
-    app: Mapping[str, Any], previous: Mapping[str, Any], new: api.MicroserviceAppStatus, outcome: Outcome
+    app: Mapping[str, Any],
+    stores: Stores,
+    previous: Mapping[str, Any],
+    new: api.MicroserviceAppStatus,
+    outcome: Outcome,
 ) -> None:
     body = status.to_dict(new)
     key = (app["metadata"]["namespace"], app["metadata"]["name"])
     if not status.changed(previous, body):
-        statushold.HELD.settled(key)
+        stores.held.settled(key)
         return
-    wait = statushold.HELD.delay(key, previous, body)
+    wait = stores.held.delay(key, previous, body)
     if wait > 0:
         outcome.recheck_after = wait
         return
-    appcache.APPS.record(kube.patch_status(app, status.status_patch(previous, body)))
+    stores.apps.record(kube.patch_status(app, status.status_patch(previous, body)))
     outcome.status_written = True
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from maestro import kube
+from maestro.kube import client as kube
 
 # Threads that run passes (handlers.PASSES) and kopf's handler threads (the sync handlers: config sources): a pass
 # is a handful of blocking API calls; more threads than this only queue at the API server.

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from maestro import kube
+from maestro.kube import client as kube
 
 log = logging.getLogger(__name__)
 

@@ -19,22 +19,26 @@ from typing import Any
 import pykube
 import requests
 
-from maestro import api, metrics, render
+from maestro import metrics, render
+from maestro.api import models as api
+from maestro.render import kinds
 
 FIELD_MANAGER = "maestro"
 REQUEST_TIMEOUT = 30  # seconds; a hung request is retried by the next pass rather than blocking a worker
 
-# kind -> (API path prefix, plural) of everything Maestro reads or writes.
+
+def _prefix(api_version: str) -> str:
+    return f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+
+
+# kind -> (API path prefix, plural) of everything Maestro reads or writes: the child kinds (render/kinds.py),
+# the config sources a pass hashes, and the app itself.
 KINDS: dict[str, tuple[str, str]] = {
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "Service": ("/api/v1", "services"),
-    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    **{child.kind: (_prefix(child.api_version), child.plural) for child in kinds.CHILD_KINDS},
     "ConfigMap": ("/api/v1", "configmaps"),
     "Secret": ("/api/v1", "secrets"),
     api.KIND: (f"/apis/{api.API_VERSION}", api.PLURAL),
 }
-CHILD_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
 
 _client: pykube.HTTPClient | None = None
 _lock = threading.Lock()
@@ -248,7 +252,7 @@ def owned_children(app: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, An
     meta = app["metadata"]
     uid = meta.get("uid")
     children: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind in CHILD_KINDS:
+    for kind in kinds.KIND_NAMES:
         for obj in list_objects(kind, meta["namespace"], render.owned_labels(meta["name"])):
             if controller_uid(obj) == uid:
                 children[(kind, obj["metadata"]["name"])] = obj

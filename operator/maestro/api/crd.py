@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from maestro import api
+from maestro.api import models as api
 
 CRD_PATH = "crds/maestro.dev_microserviceapps.yaml"
 REGENERATE = "maestro crd > crds/maestro.dev_microserviceapps.yaml"

@@ -1,0 +1,1 @@
+"""The `maestro` command: offline subcommands (validate, render, crd) in `main`, the operator (`run`) in `run`."""

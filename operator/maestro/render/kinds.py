@@ -1,0 +1,47 @@
+"""The child kinds: the one table that rendering, the API client, the child watches, the RBAC check, the tests
+and the benchmarks read. Adding a kind is a renderer module (a `render(Target) -> dict | None`) and one entry
+here; then `make manifests` (the chart's RBAC is checked against this table by tests/unit/test_deploy.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from maestro.render import deployment, hpa, pdb, service
+from maestro.render.target import Target
+
+Renderer = Callable[[Target], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class ChildKind:
+    """One kind of object an app owns. `render` returns the service's object of this kind, or None when the
+    service has none (an HPA without autoscaling). `watched`: the operator lists and watches the kind (its
+    child index, childwatch.py), so a child changed or deleted by hand is put back at once."""
+
+    kind: str
+    api_version: str
+    plural: str
+    render: Renderer
+    watched: bool = True
+    # What the operator does with it: server-side apply creates (create + patch), the watches list and watch,
+    # a pass reads a name it does not know (get) and prunes (delete).
+    verbs: frozenset[str] = frozenset({"get", "list", "watch", "create", "patch", "delete"})
+
+    @property
+    def group(self) -> str:
+        """The API group ("" for the core group)."""
+        return self.api_version.rpartition("/")[0]
+
+
+# In the order a service's children are applied: the Deployment first.
+CHILD_KINDS: tuple[ChildKind, ...] = (
+    ChildKind("Deployment", "apps/v1", "deployments", deployment.render),
+    ChildKind("Service", "v1", "services", service.render),
+    ChildKind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", hpa.render),
+    ChildKind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", pdb.render),
+)
+BY_KIND: dict[str, ChildKind] = {child.kind: child for child in CHILD_KINDS}
+KIND_NAMES: tuple[str, ...] = tuple(child.kind for child in CHILD_KINDS)
+WATCHED: tuple[str, ...] = tuple(child.kind for child in CHILD_KINDS if child.watched)

@@ -1,0 +1,100 @@
+"""Names and labels every child of a service carries, and the metadata they share. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from maestro.api import models as api
+
+MANAGED_BY = "maestro"
+CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_VERSION = "app.kubernetes.io/version"
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def child_name(app_name: str, service_name: str) -> str:
+    """The name of every child of one service: `<app>-<service>` (checked by api.validate_app)."""
+    return f"{app_name}-{service_name}"
+
+
+def selector_labels(app_name: str, service_name: str) -> dict[str, str]:
+    """The labels that select a service's pods. Only stable labels: a Deployment's selector is immutable."""
+    return {LABEL_INSTANCE: app_name, LABEL_COMPONENT: service_name}
+
+
+def owned_labels(app_name: str) -> dict[str, str]:
+    """The labels every child of an app carries, to list them (add the component label for one service)."""
+    return {LABEL_INSTANCE: app_name, LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def image_version(image: str) -> str | None:
+    """The image tag when it can be a label value (no digest, at most 63 characters), else None."""
+    if "@" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return None
+    tag = last.rsplit(":", 1)[1]
+    return tag if len(tag) <= api.DNS_LABEL_MAX and _LABEL_VALUE.match(tag) else None
+
+
+def labels(app_name: str, service: api.ServiceSpec) -> dict[str, str]:
+    """The recommended app.kubernetes.io labels of a service's children and pods."""
+    result = {
+        LABEL_NAME: service.name,
+        LABEL_INSTANCE: app_name,
+        LABEL_COMPONENT: service.name,
+        LABEL_PART_OF: app_name,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+    version = image_version(service.image)
+    if version is not None:
+        result[LABEL_VERSION] = version
+    return result
+
+
+def env_prefix(service_name: str) -> str:
+    """The prefix of a dependency's variables: `catalog-db` -> `CATALOG_DB` (CATALOG_DB_URL, ...)."""
+    return service_name.upper().replace("-", "_")
+
+
+def has_service(service: api.ServiceSpec) -> bool:
+    """Whether a Kubernetes Service is rendered for the service: it has ports and is not exposed as None."""
+    return bool(service.ports) and (service.expose is None or service.expose.type != "None")
+
+
+def endpoint(app_name: str, service: api.ServiceSpec, namespace: str | None = None) -> str | None:
+    """The in-cluster URL of the service's first port (http://<app>-<svc>[.<ns>.svc]:<port>), or None."""
+    if not has_service(service) or not service.ports:
+        return None
+    host = child_name(app_name, service.name) + (f".{namespace}.svc" if namespace else "")
+    return f"http://{host}:{service.ports[0].port}"
+
+
+def child_metadata(app: Mapping[str, Any], name: str, child_labels: Mapping[str, str]) -> dict[str, Any]:
+    meta = app.get("metadata") or {}
+    result: dict[str, Any] = {"name": name}
+    if meta.get("namespace"):
+        result["namespace"] = meta["namespace"]
+    result["labels"] = dict(child_labels)
+    if meta.get("uid"):
+        # Without a uid (an app rendered offline) no ownerReference can be right, so none is written.
+        result["ownerReferences"] = [
+            {
+                "apiVersion": api.API_VERSION,
+                "kind": api.KIND,
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return result
