@@ -57,8 +57,10 @@ cluster-down: setup
 crd: setup
 	$(BIN)/maestro crd > crds/maestro.dev_microserviceapps.yaml
 
-# deploy/manifests/ is the Helm chart rendered with its defaults; a unit test fails when it drifts.
+# The chart's list of child kinds (its RBAC) from render/kinds.py, then deploy/manifests/: the Helm chart rendered
+# with its defaults. Unit tests fail when either drifts.
 manifests: setup
+	$(BIN)/python hack/child_kinds.py
 	$(BIN)/python hack/helm/helm.py manifests
 
 # deploy/argocd/argocd-cm.yaml and argo-cd-values.yaml embed the Argo CD health check; a unit test fails on drift.

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests import helm_script as helm_script_module
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "maestro"
@@ -389,6 +390,15 @@ def test_plain_manifests_match_the_chart(helm: Path) -> None:
     committed = (ROOT / "deploy" / "manifests" / helm_script.GENERATED).read_text()
     assert committed == helm_script.render_manifests(), (
         "deploy/manifests/ drifted from the chart: run `python hack/helm/helm.py manifests`"
+    )
+
+
+def test_chart_child_kinds_match_the_table() -> None:
+    """The chart's RBAC reads its child kinds from a file generated from render/kinds.py: adding a kind there and
+    running `make manifests` is all the chart needs."""
+    script = load_script("hack/child_kinds.py")
+    assert script.PATH.read_text() == script.render(), (
+        "the chart's child-kinds.yaml drifted: run `make manifests`"
     )
 
 

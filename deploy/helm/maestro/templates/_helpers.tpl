@@ -41,20 +41,14 @@ tests/unit/test_deploy.py checks that it matches what the operator's code calls.
 - apiGroups: [maestro.dev]
   resources: [microserviceapps/status]
   verbs: [patch]
-# The children: watched (events of owned children trigger a pass), server-side applied (patch; create when an
-# apply creates one), pruned (delete).
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
-- apiGroups: [""]
-  resources: [services]
-  verbs: [get, list, watch, create, patch, delete]
-- apiGroups: [autoscaling]
-  resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, create, patch, delete]
-- apiGroups: [policy]
-  resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch, delete]
+# The children, one rule per kind of operator/maestro/render/kinds.py (files/child-kinds.yaml, written by `make
+# manifests`): watched (events of owned children trigger a pass), server-side applied (patch; create when an apply
+# creates one), pruned (delete).
+{{- range (.Files.Get "files/child-kinds.yaml" | fromYaml).kinds }}
+- apiGroups: [{{ .group | quote }}]
+  resources: [{{ .plural }}]
+  verbs: [{{ join ", " .verbs }}]
+{{- end }}
 # Config sources: read to hash them (config rollouts) and watched so that a change rolls the pods. Never written.
 - apiGroups: [""]
   resources: [configmaps, secrets]
