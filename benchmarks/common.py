@@ -35,9 +35,8 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
 CRD_FILE = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
 CLUSTER_NAME = "maestro-bench"
-CONCURRENCY = (
-    8  # = the operator's handler threads (settings.MAX_WORKERS): baselines run at the same concurrency
-)
+# = the operator's pass threads (runtime/settings.py, Settings.workers): baselines run at the same concurrency
+CONCURRENCY = 8
 STARTED_MARKER = "configure' succeeded"
 
 sys.path.insert(0, str(ROOT / "operator"))
@@ -287,7 +286,7 @@ def app_body(name: str, namespace: str, tag: str = "1.0.0") -> dict[str, Any]:
 def create_app(name: str, namespace: str) -> dict[str, Any]:
     body = app_body(name, namespace)
     path = kube._path(api.KIND, namespace)
-    created: dict[str, Any] = kube._call("POST", path, body=body)
+    created: dict[str, Any] = kube.request("POST", path, body=body)
     return created
 
 
@@ -302,7 +301,7 @@ def expected_children(namespace: str) -> int:
 
 def delete_apps(namespace: str) -> None:
     prefix, plural = kube.KINDS[api.KIND]
-    kube._call("DELETE", f"{prefix}/namespaces/{namespace}/{plural}")
+    kube.request("DELETE", f"{prefix}/namespaces/{namespace}/{plural}")
 
 
 def in_sync(app: dict[str, Any]) -> bool:

@@ -31,7 +31,7 @@ def versions(namespace: str) -> dict[tuple[str, str], str]:
 
 def set_image(namespace: str, app: str, service_index: int, image: str) -> None:
     patch = [{"op": "replace", "path": f"/spec/services/{service_index}/image", "value": image}]
-    kube._call(
+    kube.request(
         "PATCH", kube._path(api.KIND, namespace, app), body=patch, content_type="application/json-patch+json"
     )
 

@@ -4,6 +4,7 @@ the safety pass of a standby does nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,10 @@ from kopf._cogs.structs import references
 from kopf._core.engines import peering as kopf_peering
 
 from maestro.api import models as api
-from maestro.runtime import handlers, leadership
+from maestro.render import kinds
+from maestro.runtime import leadership
+from maestro.runtime.operator import Operator
+from maestro.runtime.settings import Settings
 
 from .helpers import Listed
 
@@ -125,15 +129,15 @@ def test_peering_objects() -> None:
 
 
 def test_standalone_always_acts() -> None:
-    leadership.configure(None)
-    assert leadership.acting()
-    assert leadership.role() == "active"
+    standalone = leadership.Leadership()
+    assert standalone.acting() and standalone.known_acting()
+    assert standalone.role() == "active"
 
 
 def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     peering = leadership.Peering("maestro", ME, MY_PRIORITY, 15, None)
-    leadership.configure(peering)
+    operator = Operator(Settings(), leadership.Leadership(peering))
     monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: ["old"])
     one_app = [{"metadata": {"name": "shop", "namespace": "prod", "uid": "u"}}]
 
@@ -141,32 +145,29 @@ def test_standby_safety_pass_lists_and_reconciles_nothing(monkeypatch: pytest.Mo
         calls.append("list" if kind == api.KIND else "children")
         return Listed(kind, one_app if kind == api.KIND else [])
 
-    monkeypatch.setattr(handlers.kube, "list_pages", list_pages)
-    monkeypatch.setattr(handlers, "request", lambda app, live=False: calls.append("pass"))
-    try:
-        handlers.safety_pass()
-        assert calls == []
-        monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: [])
-        handlers.safety_pass()
-        assert calls == ["list", *["children"] * len(handlers.kinds.WATCHED), "pass"]
-    finally:
-        leadership.configure(None)
+    monkeypatch.setattr(leadership.kube, "list_pages", list_pages)
+    monkeypatch.setattr(operator, "request", lambda app, live=False: calls.append("pass"))
+    operator.safety_pass()
+    assert calls == []
+    monkeypatch.setattr(leadership, "standing_by_for", lambda _p, now=None: [])
+    operator.safety_pass()
+    assert calls == ["list", *["children"] * len(kinds.WATCHED), "pass"]
 
 
 def test_role_changes_publish_the_leader_gauge() -> None:
     from maestro import metrics
 
-    leadership.configure(leadership.Peering("maestro", ME, MY_PRIORITY, 15, None))
-    try:
-        assert leadership.role() == "starting" and metrics.LEADER._value.get() == 0
-        leadership._set_role(True, [])
-        assert leadership.role() == "active" and metrics.LEADER._value.get() == 1
-        metrics.record_phase("ns", "app", "Ready")
-        leadership._set_role(False, ["old"])
-        assert leadership.role() == "standby" and metrics.LEADER._value.get() == 0
-        assert metrics.APPS.labels(phase="Ready")._value.get() == 0  # a standby reports no apps
-    finally:
-        leadership.configure(None)
+    peer = leadership.Leadership(leadership.Peering("maestro", ME, MY_PRIORITY, 15, None))
+    assert peer.role() == "starting" and metrics.LEADER._value.get() == 0
+    assert not peer.known_acting()
+    peer.set_role(True, [])
+    assert peer.role() == "active" and metrics.LEADER._value.get() == 1 and peer.known_acting()
+    metrics.record_phase("ns", "app", "Ready")
+    peer.set_role(False, ["old"])
+    assert peer.role() == "standby" and metrics.LEADER._value.get() == 0 and not peer.known_acting()
+    assert metrics.APPS.labels(phase="Ready")._value.get() == 0  # a standby reports no apps
+    leadership.Leadership()  # standalone again: the gauge says it acts
+    assert metrics.LEADER._value.get() == 1
 
 
 class FakeResponse:
@@ -182,8 +183,8 @@ class FakeSession:
         self.answers = list(answers)
         self.calls: list[tuple[str, str, Any]] = []
 
-    def request(self, method: str, url: str, json: Any = None, **_: Any) -> FakeResponse:
-        self.calls.append((method, url, json))
+    def request(self, method: str, url: str, data: Any = None, **_: Any) -> FakeResponse:
+        self.calls.append((method, url, None if data is None else json.loads(data)))
         return self.answers.pop(0)
 
 

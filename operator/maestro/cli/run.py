@@ -4,7 +4,6 @@ HTTP endpoint for metrics and probes (serving.py) and, with --peering, kopf peer
 standalone (one process; what the e2e tests and a local `maestro run` use).
 
 kopf is imported only here, when the subcommand runs, so the offline subcommands stay fast.
-Who calls it: cli.py registers `add_run`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,12 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import kopf
+
+    from maestro.runtime.operator import Operator
 
 DEFAULT_METRICS_PORT = 8080
 
@@ -29,9 +33,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from maestro import metrics  # handlers: registers them and the settings
+    import maestro.runtime.handlers  # noqa: F401  (registers the kopf handlers)
+    from maestro import metrics
     from maestro.kube import client as kube
-    from maestro.runtime import handlers, leadership
+    from maestro.runtime import leadership
+    from maestro.runtime.operator import Operator
+    from maestro.runtime.settings import Settings
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
@@ -39,8 +46,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         # kopf logs "Handler ... succeeded" for every watch event handled: thousands a minute while apps
         # converge, drowning Maestro's own lines (maestro.*). Its warnings and errors still show.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    handlers.WATCHED_NAMESPACES = namespaces or None
-    metrics.QUEUE_DEPTH.set_function(handlers.PASSES.depth)
 
     peering: leadership.Peering | None = None
     if args.peering:
@@ -63,43 +68,50 @@ def cmd_run(args: argparse.Namespace) -> int:
             peering.priority,
             peering.lifetime,
         )
-    leadership.configure(peering)
+    operator = Operator(Settings.from_env(namespaces), leadership.Leadership(peering))
+    metrics.QUEUE_DEPTH.set_function(operator.passes.depth)
 
     settings = kopf.OperatorSettings()
     if peering is not None:
         settings.peering.lifetime = peering.lifetime
         settings.peering.stealth = True  # no log line per keep-alive; pauses and resumes are still logged
-    asyncio.run(_operate(args, namespaces, peering, settings))
+    asyncio.run(_operate(args, operator, settings))
     return 0
 
 
-async def _operate(args: argparse.Namespace, namespaces: list[str], peering: Any, settings: Any) -> None:
+async def _operate(args: argparse.Namespace, operator: Operator, settings: kopf.OperatorSettings) -> None:
+    """kopf's operator, handed `operator` as every handler's memo, beside the HTTP endpoint and the role's
+    monitor."""
     import kopf
 
-    from maestro.runtime import leadership, serving
+    from maestro.runtime import serving
 
+    peering = operator.leadership.peering
+    namespaces = list(operator.settings.namespaces)
+    identity: Any = peering.identity if peering else None  # a str; kopf's type for it is private
     started = asyncio.Event()  # set by kopf once its startup handlers have run
     server = None
     if args.metrics_port:
         try:
             server = await serving.start(
-                args.metrics_bind_address, args.metrics_port, started, leadership.role
+                args.metrics_bind_address, args.metrics_port, started, operator.leadership.role
             )
         except OSError as error:  # the port is taken: say so rather than print a traceback
             address = f"{args.metrics_bind_address}:{args.metrics_port}"
             raise SystemExit(f"maestro run: cannot serve on {address}: {error.strerror or error}") from None
     # The role is checked a few times per lifetime: `maestro_leader` and /readyz follow a takeover quickly.
-    monitor = asyncio.create_task(leadership.monitor(max(1.0, args.peering_lifetime / 5)))
+    monitor = asyncio.create_task(operator.leadership.monitor(max(1.0, args.peering_lifetime / 5)))
     try:
         await kopf.operator(
             standalone=peering is None,
             peering_name=peering.name if peering else None,
             priority=peering.priority if peering else None,
-            identity=peering.identity if peering else None,
+            identity=identity,
             clusterwide=not namespaces,
             namespaces=namespaces,
             settings=settings,
             ready_flag=started,
+            memo=operator,
         )
     finally:
         monitor.cancel()

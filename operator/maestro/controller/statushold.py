@@ -8,19 +8,16 @@ counts, Ready), and writing each one cost three app writes per image change wher
 shows Progressing and its counts, at most once per hold. Nothing is hidden from kstatus, Argo CD or `kubectl
 wait`: until the write, `status.observedGeneration` lags the generation, which they read as "in progress".
 A new app's first status is not held, so that it is seen at once.
-
-Who calls it: reconcile.py (decides), handlers.py (runs the pass again when the hold ends).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-HOLD_SECONDS = float(os.environ.get("MAESTRO_STATUS_HOLD", "2"))
+HOLD_SECONDS = 2.0  # the default; `maestro run` reads MAESTRO_STATUS_HOLD (runtime/settings.py)
 SETTLED_PHASES = frozenset({"Ready", "Degraded", "Invalid"})
 
 
@@ -63,7 +60,3 @@ class HeldStatuses:
 
     def __len__(self) -> int:
         return len(self._since)
-
-
-# One per operator process.
-HELD = HeldStatuses()

@@ -82,7 +82,7 @@ def _path(kind: str, namespace: str, name: str | None = None, subresource: str |
     return path
 
 
-def _call(
+def request(
     method: str,
     path: str,
     *,
@@ -91,6 +91,8 @@ def _call(
     content_type: str = "application/json",
     accept: str = "application/json",
 ) -> Any:
+    """One call to the API server at `path` (e.g. "/api/v1/namespaces/ns/pods"): `body` sent as JSON (as given
+    when str or bytes), the answer's JSON returned. An error status raises ApiError (404 included)."""
     http = client()
     response = http.session.request(
         method,
@@ -102,6 +104,9 @@ def _call(
     )
     _raise_for_status(response)
     return response.json()
+
+
+_call = request  # the name this module's own calls use
 
 
 def _raise_for_status(response: requests.Response) -> None:

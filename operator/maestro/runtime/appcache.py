@@ -1,16 +1,14 @@
 """The latest version seen of every app: from its watch events (handlers.py) and from what the operator's own
 status writes return (reconcile.py). A pass starts from it instead of a GET of the app: one request fewer per
-pass, about a fifth of the operator's requests while 100 apps converged (docs/benchmarks.md).
+pass.
 
-Kept as compact JSON without `metadata.managedFields`, packed (packing.py): a few hundred bytes per app. A version never replaces a newer
-one (resourceVersions compared as numbers), so a late watch event does not undo what a status write returned.
-The safety and resume passes still GET the app: whatever a watch gap lost is corrected there. An app deleted
-during a watch gap sends no DELETED event, and its cached copy must not outlive it (a pass would apply children
-for it, the garbage collector would delete them, and their deletion would start the next such pass: a loop
-found by the API server restart case, docs/reliability.md bug 11). So a pass started by a child's deletion, and
-the retry of a failed pass, read the app from the API server, and the safety pass keeps only the apps it lists.
-
-Who calls it: handlers.py (app events), reconcile.py (reads, records its status writes).
+Kept as compact JSON without `metadata.managedFields`, packed (packing.py). A version never replaces a newer one
+(resourceVersions compared as numbers), so a late watch event does not undo what a status write returned. The
+safety and resume passes still GET the app: whatever a watch gap lost is corrected there. An app deleted during
+a watch gap sends no DELETED event, and its cached copy must not outlive it: a pass would apply children for it,
+the garbage collector would delete them, and their deletion would start the next such pass (docs/reliability.md,
+bug 11). So a pass started by a child's deletion, and the retry of a failed pass, read the app from the API
+server, and the safety pass keeps only the apps it lists.
 """
 
 from __future__ import annotations
@@ -83,7 +81,3 @@ class AppCache:
 
     def __len__(self) -> int:
         return len(self._apps)
-
-
-# One per operator process.
-APPS = AppCache()

@@ -1,12 +1,11 @@
 """What the operator knows of every child it manages, kept from the watch events kopf already receives (an
 informer's cache, in client-go's terms), so that a pass reads its app's children from memory instead of
-listing them: four label-selected LISTs per pass were the operator's largest cost against the API server, and
-each scans every object of its kind in the namespace, so they grew with the square of the apps in one
-namespace (docs/benchmarks.md).
+listing them: each of a pass's four label-selected LISTs would scan every object of its kind in the namespace,
+a cost that grows with the square of the apps in one namespace (docs/benchmarks.md).
 
 Only what a pass reads is kept (relevance.projection: metadata, spec, a Deployment's status fields), as compact
-JSON, packed (packing.py): about 100 to 300 bytes per child, against 700 bytes to 2 KiB of JSON. The same bytes
-tell whether an event can change a pass: a version whose projection equals the stored one cannot.
+JSON, packed (packing.py). The same bytes tell whether an event can change a pass: a version whose projection
+equals the stored one cannot.
 
 How it stays right (each rule covers a way an informer's cache goes wrong):
 - versions never go back: an event older than what a pass's own apply returned does not replace it (the
@@ -15,14 +14,12 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
 - it also knows the name of every other object of the child kinds (the watches deliver them all): a pass
   creates a child under a name nobody holds without asking the API server first, and asks (a GET) when the
   name is held, so that a foreign object is never taken over (reconcile.py's name-conflict check);
-- the child kinds are listed at startup, before kopf's watches start (childwatch.py, handlers.py), so that no
+- the child kinds are listed at startup, before kopf's watches start (childwatch.py, operator.py), so that no
   pass runs before every name taken is known (a name freed since is looked up: harmless);
 - the safety pass lists every managed child of each namespace (a page at a time) and compares the listing
   with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
   down) gets a live pass, which reads its children from the API server and replaces what is kept for it
   (`replace`), as the resume pass after a restart does. So a watch gap is corrected within a safety interval.
-
-Who calls it: handlers.py (childwatch.py's events), reconcile.py (reads, its applies and prunes, live reads).
 """
 
 from __future__ import annotations
@@ -158,8 +155,8 @@ class ChildIndex:
         the namespace, one listing per kind, consumed one object at a time), differ from what is kept: an
         object missing on either side, or kept at an older version than listed with other content. A child
         created after its kind's listing is no disagreement (its version is newer than the listing's): while
-        apps converge, counting those made a live pass (four LISTs) for dozens of apps at every safety pass.
-        A child written in between otherwise makes its app look stale: harmless, it costs a live pass."""
+        apps converge there are many, and each would cost a live pass (four LISTs). A child written in between
+        otherwise makes its app look stale: harmless, it costs a live pass."""
         listed_by_owner: dict[str, set[str]] = {}
         listed_at: dict[str, int | None] = {}
         stale: set[str] = set()
@@ -252,7 +249,3 @@ class ChildIndex:
             uids.discard(uid)
             if not uids:
                 del self._by_owner[owner]
-
-
-# One per operator process.
-INDEX = ChildIndex()

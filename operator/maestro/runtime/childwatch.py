@@ -4,9 +4,9 @@ and watch per kind and namespace, each followed by a thread, instead of kopf's e
 Why not kopf: kopf runs every watch event through its per-object machinery (a worker task, a queue and a
 memory per object, kept for seconds after its last event). Child events are most of the events the operator
 receives (a rollout alone makes a dozen), and all one needs is a call: index it (children.py), and queue a
-pass when it can change one. Through kopf that machinery was about half the operator's CPU while apps
-converged, and its high-water mark stayed in the process (docs/benchmarks.md). The apps, ConfigMaps and
-Secrets stay kopf's: few events, and kopf's peering pauses them on a standby.
+pass when it can change one. Through kopf that machinery was a large share of the operator's CPU and memory
+(docs/benchmarks.md). The apps, ConfigMaps and Secrets stay kopf's: few events, and kopf's peering pauses them
+on a standby.
 
 How the index stays complete (what client-go's reflector does):
 - list first (a page at a time), then watch from the list's resourceVersion: no change in between is missed;
@@ -18,8 +18,6 @@ How the index stays complete (what client-go's reflector does):
 - an object deleted while no stream was open sends no event: after listing again, `on_relist` gets the uids
   listed, and the caller reports what it knew and is no longer there as deleted (children.py, `absent`), as
   client-go's informers do. The safety pass's listing is the last resort (children.py, `disagreeing`).
-
-Who calls it: handlers.py (starts them at startup, after the first listing; stops them at cleanup).
 """
 
 from __future__ import annotations

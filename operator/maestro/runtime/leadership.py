@@ -10,10 +10,7 @@ peer has a higher priority, or the same (then kopf freezes every peer). So Maest
   paused forever, so a missing CRD or namespace fails the startup instead);
 - answers "may this replica act now?" for the work kopf does not pause, the safety pass (a plain asyncio
   task), by the same rule kopf applies (`blockers`, checked against kopf's own code in the unit tests);
-- publishes the role as `maestro_leader` and logs every change of it.
-
-Who calls it: runner.py (`configure`, `ensure_objects`, `monitor`), handlers.py (`acting` before a safety pass),
-serving.py (`role`).
+- publishes the role as `maestro_leader` and logs every change of it (`Leadership`, one per operator).
 """
 
 from __future__ import annotations
@@ -65,17 +62,6 @@ class Peering:
         return [(ns, f"{base}/namespaces/{ns}/{NAMESPACED_PLURAL}/{self.name}") for ns in self.namespaces]
 
 
-_peering: Peering | None = None  # None: standalone, this replica always acts
-_acting: bool | None = None  # the role last seen by `monitor`; None until known
-
-
-def configure(peering: Peering | None) -> None:
-    global _peering, _acting
-    _peering = peering
-    _acting = True if peering is None else None
-    metrics.LEADER.set(1 if peering is None else 0)
-
-
 def identity() -> str:
     """This replica's record key: the pod name (its hostname in a pod), the process, and a random suffix."""
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(2)}"
@@ -110,30 +96,15 @@ def blockers(status: Mapping[str, Any], own_identity: str, priority: int, now: d
     return found
 
 
-def _request(method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """One API call; None for 404. Errors are `kube.ApiError`, like everything else the operator calls."""
-    http = kube.client()
-    response = http.session.request(
-        method,
-        http.url.rstrip("/") + path,
-        json=body,
-        headers={"Accept": "application/json"},
-        timeout=kube.REQUEST_TIMEOUT,
-    )
-    if response.status_code == 404:
-        return None
-    if response.status_code >= 400:
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {}
-        raise kube.ApiError(
-            response.status_code,
-            str(payload.get("reason", response.reason)),
-            str(payload.get("message", response.text)),
-        )
-    result: dict[str, Any] = response.json()
-    return result
+def _read(path: str) -> dict[str, Any] | None:
+    """The object at `path`, or None when there is none."""
+    try:
+        found: dict[str, Any] = kube.request("GET", path)
+    except kube.ApiError as error:
+        if kube.is_not_found(error):
+            return None
+        raise
+    return found
 
 
 def ensure_objects(peering: Peering) -> None:
@@ -147,19 +118,19 @@ def ensure_objects(peering: Peering) -> None:
         kind = CLUSTER_KIND if namespace is None else NAMESPACED_KIND
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": meta}
         try:
-            created = _request("POST", collection, body)
+            kube.request("POST", collection, body=body)
         except kube.ApiError as error:
             if error.status == 409:  # AlreadyExists: another replica or an earlier run made it
                 continue
-            raise
-        if created is None:
+            if not kube.is_not_found(error):
+                raise
             where = f"namespace {namespace}" if namespace else "the cluster"
             raise kube.ApiError(
                 404,
                 "NotFound",
                 f"cannot create {kind} {peering.name} in {where}: install the {GROUP} peering CRDs "
                 "(the Helm chart's crds/) and create the namespace, or run without --peering",
-            )
+            ) from None
 
 
 def standing_by_for(peering: Peering, now: datetime | None = None) -> list[str]:
@@ -168,7 +139,7 @@ def standing_by_for(peering: Peering, now: datetime | None = None) -> list[str]:
     now = now or datetime.now(UTC)
     found: list[str] = []
     for namespace, path in peering.objects():
-        obj = _request("GET", path)
+        obj = _read(path)
         if obj is None:
             found.append(f"<no {peering.name} peering object in {namespace or 'the cluster'}>")
             continue
@@ -176,53 +147,54 @@ def standing_by_for(peering: Peering, now: datetime | None = None) -> list[str]:
     return sorted(set(found))
 
 
-def acting() -> bool:
-    """Whether this replica may reconcile now (always, standalone). Blocking: one GET per peering object."""
-    if _peering is None:
-        return True
-    return not standing_by_for(_peering)
+class Leadership:
+    """This replica's role: standalone (no peering: it always acts), or one of the peers of `peering`."""
 
+    def __init__(self, peering: Peering | None = None) -> None:
+        self.peering = peering
+        self._acting: bool | None = True if peering is None else None  # the role last seen by `monitor`
+        metrics.LEADER.set(1 if peering is None else 0)
 
-def known_acting() -> bool:
-    """Whether this replica acted when its role was last checked (no request: for every watch event that
-    kopf does not pause, childwatch.py's). A replica that has just taken over starts acting with kopf's
-    listing of the apps, which brings a pass over each."""
-    return _peering is None or _acting is True
+    def acting(self) -> bool:
+        """Whether this replica may reconcile now (always, standalone). Blocking: one GET per peering object."""
+        if self.peering is None:
+            return True
+        return not standing_by_for(self.peering)
 
+    def known_acting(self) -> bool:
+        """Whether this replica acted when its role was last checked (no request: for every watch event that
+        kopf does not pause, childwatch.py's). A replica that has just taken over starts acting with kopf's
+        listing of the apps, which brings a pass over each."""
+        return self.peering is None or self._acting is True
 
-def role() -> str:
-    """`active`, `standby`, or `starting` (not known yet) for the readiness answer."""
-    if _acting is None:
-        return "starting"
-    return "active" if _acting else "standby"
+    def role(self) -> str:
+        """`active`, `standby`, or `starting` (not known yet) for the readiness answer."""
+        if self._acting is None:
+            return "starting"
+        return "active" if self._acting else "standby"
 
+    def set_role(self, now_acting: bool, peers: list[str]) -> None:
+        """Take in the role just read: log a change, publish it as `maestro_leader`."""
+        priority = self.peering.priority if self.peering else None
+        if now_acting != self._acting:
+            if now_acting:
+                log.info("acting: no live peer with a higher priority (own priority %s)", priority)
+            else:
+                log.info("standing by for %s (own priority %s)", ", ".join(peers), priority)
+                metrics.forget_all()
+        self._acting = now_acting
+        metrics.LEADER.set(1 if now_acting else 0)
 
-def _set_role(now_acting: bool, peers: list[str]) -> None:
-    global _acting
-    if now_acting != _acting:
-        if now_acting:
-            log.info("acting: no live peer with a higher priority (own priority %s)", _priority())
-        else:
-            log.info("standing by for %s (own priority %s)", ", ".join(peers), _priority())
-            metrics.forget_all()
-    _acting = now_acting
-    metrics.LEADER.set(1 if now_acting else 0)
-
-
-def _priority() -> int | None:
-    return _peering.priority if _peering else None
-
-
-async def monitor(interval: float) -> None:
-    """Follow this replica's role (for `maestro_leader`, the readiness answer and the log) until cancelled."""
-    peering = _peering
-    if peering is None:
-        return
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            peers = await loop.run_in_executor(None, standing_by_for, peering)
-            _set_role(not peers, peers)
-        except (kube.ApiError, OSError) as error:
-            log.warning("cannot read the peering object: %s", error)
-        await asyncio.sleep(interval)
+    async def monitor(self, interval: float) -> None:
+        """Follow this replica's role (for `maestro_leader`, the readiness answer and the log) until cancelled."""
+        peering = self.peering
+        if peering is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                peers = await loop.run_in_executor(None, standing_by_for, peering)
+                self.set_role(not peers, peers)
+            except (kube.ApiError, OSError) as error:
+                log.warning("cannot read the peering object: %s", error)
+            await asyncio.sleep(interval)

@@ -1,8 +1,8 @@
 """Compact bytes for what the operator keeps in memory of every object (children.py, appcache.py).
 
 The kept objects are JSON, and objects of one kind differ in little but their names, uids and hashes: zlib
-with a preset dictionary (the first object of that kind packed) stores a 2 KiB Deployment in a few hundred
-bytes. The JSON alone of 1000 apps' children was about 10 MiB (docs/benchmarks.md, Memory).
+with a preset dictionary (the first object of that kind packed) stores each in a fraction of its JSON's size
+(docs/benchmarks.md, Memory).
 
 The dictionary of a kind never changes once set, and zlib is deterministic for the same input, settings and
 dictionary: equal JSON always packs to equal bytes, so the callers compare packed bytes to tell whether an
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import zlib
 
-# Level 1: most of the gain comes from the dictionary, and it packs in about a third of level 6's time.
+# Level 1: most of the gain comes from the dictionary, and it packs much faster than the default level.
 _LEVEL = 1
 _WBITS = -15  # a raw deflate stream: no header or checksum to store; a 32 KiB window holds any dictionary
 

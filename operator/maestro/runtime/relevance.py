@@ -2,8 +2,8 @@
 
 Most events the operator receives cannot change anything a pass would do: the controller manager rewrites a
 Deployment's status at every step of a rollout (timestamps, ready counts of old ReplicaSets), the HPA and PDB
-controllers rewrite their own status, and every write Maestro makes comes back to it as an event. Before this
-filter, about 90% of passes wrote nothing (docs/benchmarks.md).
+controllers rewrite their own status, and every write Maestro makes comes back to it as an event: without this
+filter most passes would write nothing (docs/benchmarks.md).
 
 A pass reads from a child only its metadata (ownership, the applied-hash annotation), its spec (whether a desired
 field was edited by hand) and, for a Deployment, the status fields that status.py uses. The `projection` keeps
@@ -13,8 +13,6 @@ projection is the one kept cannot change the outcome of a pass.
 For the app itself the test is level-triggered and needs no memory: a pass is due while
 `status.observedGeneration` lags `metadata.generation` (a spec change not yet handled); Maestro's own status
 writes leave the generation alone and so start nothing.
-
-Who calls it: handlers.py (app events), children.py (child events).
 """
 
 from __future__ import annotations

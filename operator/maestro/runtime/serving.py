@@ -11,8 +11,6 @@ liveness, on one port, so it serves its own.)
   A NotReady standby would make a 2-replica Deployment never Available and stall every rolling update (the new
   pod is always the standby: older replicas have the higher priority, see leadership.py). Which replica acts
   is in the `maestro_leader` metric and in the body of /readyz.
-
-Who calls it: runner.py.
 """
 
 from __future__ import annotations

@@ -1,38 +1,38 @@
-"""kopf settings, chosen in one startup handler; each with the reason for it.
-
-Who calls it: kopf, at operator startup (registered by importing handlers.py).
-"""
+"""The settings of one operator, each with the reason for its default. `maestro run` builds them once, from its
+flags and the environment (`from_env`); the tests build their own."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import kopf
-
-from maestro.kube import client as kube
-
-# Threads that run passes (handlers.PASSES) and kopf's handler threads (the sync handlers: config sources): a pass
-# is a handful of blocking API calls; more threads than this only queue at the API server.
-MAX_WORKERS = 8
+from maestro.controller import statushold
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # The client used by kube.py: in-cluster service account, else the current kubeconfig (KUBECONFIG).
-    kube.load_config()
-    # Post Kubernetes Events from kopf's own logs only for warnings and errors: Maestro posts the meaningful
-    # Normal events itself (created, ready, ...), and one event per handler run would flood `kubectl describe`.
-    settings.posting.level = logging.WARNING
-    # Only watch handlers are registered (handlers.py): kopf stores no handler progress and no last-handled
-    # spec on the apps, so it writes nothing to them, and no kopf annotation appears on users' objects.
-    # No finalizers: no on.delete handler is registered, so kopf adds none, and children are removed by the
-    # garbage collector through their ownerReferences, also while the operator is down.
-    # The work queue's threads bound the load on the API server. No per-kind worker limit (kopf's default): a kopf
-    # worker keeps its slot for seconds after an object's last event, so a limit of 16 capped each kind at ~3
-    # objects/s (benchmarks/convergence.py: 2.39x the raw client with it, 1.38x without; restart 31.8 s -> 3.0 s).
-    settings.execution.max_workers = MAX_WORKERS
-    # Watch streams end server-side after this long and are reopened: a stuck watch cannot go unnoticed.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    # Peering (pausing all replicas but one) is on with `maestro run --peering`: runner.py and leadership.py.
+@dataclass(frozen=True)
+class Settings:
+    # The namespaces watched (`--namespace`); empty: every namespace.
+    namespaces: tuple[str, ...] = ()
+    # Seconds between safety passes over every app (MAESTRO_SAFETY_INTERVAL; the e2e tests shorten it): a net
+    # for what a watch missed, not a trigger, so rare enough to cost little with thousands of apps.
+    safety_interval: float = 60.0
+    # Threads that run passes, and kopf's handler threads (the sync handlers: config sources): a pass is a
+    # handful of blocking API calls; more threads than this only queue at the API server.
+    workers: int = 8
+    # Seconds a rollout's intermediate status is held back before it is written (MAESTRO_STATUS_HOLD;
+    # controller/statushold.py): a rollout that ends within it costs one status write.
+    status_hold: float = statushold.HOLD_SECONDS
+
+    @classmethod
+    def from_env(cls, namespaces: Sequence[str] = (), environ: Mapping[str, str] = os.environ) -> Settings:
+        """The settings of `maestro run`: the defaults, but for what the environment sets."""
+        return cls(
+            namespaces=tuple(namespaces),
+            safety_interval=float(environ.get("MAESTRO_SAFETY_INTERVAL", cls.safety_interval)),
+            status_hold=float(environ.get("MAESTRO_STATUS_HOLD", cls.status_hold)),
+        )
+
+    def scopes(self) -> list[str | None]:
+        """Where to list and watch: each watched namespace, or None (the whole cluster)."""
+        return [*self.namespaces] or [None]

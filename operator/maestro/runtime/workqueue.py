@@ -1,18 +1,16 @@
 """The queue of passes to run: one entry per app however many events ask for it, a fixed set of worker
 threads, and retries with back-off.
 
-Why a queue of our own between kopf and the passes: a watch handler that ran the pass itself held kopf's event
-stream for the object until the pass was done, so during a burst (100 apps converging: thousands of child
-events) kopf queued every event with its full body, and the operator's memory grew with the backlog (about
-500 MiB per 1000 apps, docs/benchmarks.md). Now a handler only marks the app as due and returns: the backlog is
-at most one entry per app, and events that arrive while a pass is queued cost nothing.
+Why a queue of our own between the watches and the passes: a watch handler that ran the pass itself would hold
+kopf's event stream for the object until the pass was done, so during a burst kopf would queue every event with
+its full body, and memory would grow with the backlog (docs/benchmarks.md). A handler only marks the app as due
+and returns: the backlog is at most one entry per app, and events that arrive while a pass is queued cost
+nothing.
 
 The rules, as in client-go's workqueue: a key is queued at most once; a key being worked on is not handed to a
 second worker, and if it is added meanwhile it runs once more afterwards; a failed key is added again after
 1, 2, 4 ... MAX_DELAY seconds (the count resets on success, and a success cancels the retry: an event can
-run the key before its retry is due, found by tests/faults/test_apiserver_restart.py).
-
-Who calls it: handlers.py (adds), reconcile.py is the work.
+run the key before its retry is due).
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""One operator: what it keeps (the app cache, the child index, the statuses held back: the `Stores` a pass is
+handed), the work queue of passes, the child watches, the safety pass and this replica's role, all from one
+`Settings`. `maestro run` builds one and hands it to the kopf handlers as their `memo` (handlers.py); a test
+builds its own.
+
+What starts a pass, beside kopf's handlers:
+- events of owned children (childwatch.py's threads, `on_child`), mapped to their app through the instance
+  label: a child changed or deleted by hand is put back at once;
+- a slow periodic pass over every app (`safety_pass`, a background task): the safety net for anything a watch
+  missed. A plain asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or
+  daemon, and the app must stay deletable while the operator is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from maestro import metrics, render
+from maestro.api import models as api
+from maestro.controller import reconcile
+from maestro.controller.statushold import HeldStatuses
+from maestro.controller.stores import Stores
+from maestro.kube import client as kube
+from maestro.render import kinds
+from maestro.runtime.appcache import AppCache
+from maestro.runtime.children import ChildIndex
+from maestro.runtime.childwatch import ChildWatches
+from maestro.runtime.leadership import Leadership
+from maestro.runtime.settings import Settings
+from maestro.runtime.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Operator:
+    """One operator's state, and the work it does that is not a kopf handler."""
+
+    settings: Settings = field(default_factory=Settings)
+    leadership: Leadership = field(default_factory=Leadership)  # standalone unless given a peering
+    apps: AppCache = field(init=False, default_factory=AppCache)
+    children: ChildIndex = field(init=False, default_factory=ChildIndex)
+    held: HeldStatuses = field(init=False)
+    stores: Stores = field(init=False)  # what every pass is handed: the three above
+    # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
+    passes: WorkQueue[dict[str, Any]] = field(init=False)
+    _child_watches: ChildWatches | None = field(init=False, default=None)
+    _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.held = HeldStatuses(hold=self.settings.status_hold)
+        self.stores = Stores(apps=self.apps, children=self.children, held=self.held)
+        self.passes = WorkQueue(
+            self.run_pass,
+            workers=self.settings.workers,
+            describe=reconcile.describe_failure,
+            merge=_keep_live,
+        )
+
+    def __copy__(self) -> Operator:
+        # kopf gives every object it keeps in memory a copy of the memo: they all share this one operator.
+        return self
+
+    def run_pass(self, app: Mapping[str, Any]) -> None:
+        """One pass (the work queue's work); a status held back (statushold.py) brings the app back when due."""
+        meta = app["metadata"]
+        try:
+            outcome = reconcile.reconcile(app, self.stores)
+        except Exception:
+            # Its retry reads the app from the API server: the failure may be the app's absence (a 404 on its
+            # status).
+            self.apps.forget(meta["namespace"], meta["name"])
+            raise
+        if outcome.recheck_after is not None:
+            key = (meta["namespace"], meta["name"])
+            self.passes.add_after(key, {**app, "live": False}, outcome.recheck_after)
+
+    def request(self, app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
+        """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
+        children from the API server, not from the child index (the safety and resume passes: children.py).
+        `urgent`: a spec not yet acted on, run before status refreshes (workqueue.py)."""
+        meta = app["metadata"]
+        self.passes.add((meta["namespace"], meta["name"]), {**ref(app), "live": live}, urgent=urgent)
+
+    def on_child(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
+        """An event of the child kinds (from childwatch.py's threads) updates the child index (of other objects,
+        only their names: children.py). A Maestro child's event starts a pass over its app (found by the
+        instance label) only when it can change what that pass does: a status-only update by a controller, or
+        the echo of Maestro's own apply, does not. A standby replica keeps its index current, and starts no
+        pass."""
+        if not self.children.observe(event_type, obj) or not self.leadership.known_acting():
+            return
+        meta = obj.get("metadata") or {}
+        name = (meta.get("labels") or {}).get(render.LABEL_INSTANCE)
+        namespace = meta.get("namespace")
+        if name and namespace:
+            if event_type == "DELETED":
+                # Deleted by hand, or by the garbage collector because the app is gone: the pass reads the app
+                # from the API server, not from a cached copy that a watch gap may have left behind
+                # (appcache.py).
+                self.apps.forget(namespace, name)
+            self.request(
+                {"metadata": {"name": name, "namespace": namespace, "uid": kube.controller_uid(obj)}}
+            )
+
+    def report_deleted_meanwhile(self, kind: str, namespace: str | None, listed: set[str]) -> None:
+        """A child watch listed again after a gap: what the index knew of that kind and is no longer listed was
+        deleted during the gap (a child deleted while the API server restarted, say): put it back now."""
+        for obj in self.children.absent(kind, namespace, listed):
+            self.on_child("DELETED", obj)
+
+    def retry_failed_passes(self) -> None:
+        """A child watch is open again after failing: the API server is back, so the passes that failed while
+        it was away run now rather than after their back-off."""
+        retried = self.passes.retry_now()
+        if retried:
+            log.info("the API server is reachable again: retrying %d failed passes now", retried)
+
+    def safety_pass(self) -> None:
+        """Reconcile every app in the watched namespaces once; a failing app does not stop the others."""
+        if not self.leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
+            return
+        # A page at a time, keeping only each app's name and uid: a whole listing of thousands of apps would
+        # leave its parsing's high-water mark in the process.
+        apps = [ref(app) for scope in self.settings.scopes() for app in kube.list_pages(api.KIND, scope)]
+        present = [(a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps]
+        metrics.forget_missing(present)
+        self.apps.retain(present)
+        # One listing of the namespace's children, compared with the child index: only an app whose children
+        # disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (four LISTs,
+        # each scanning the namespace).
+        stale: set[str] = set()
+        for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
+            listings = (
+                kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
+                for kind in kinds.WATCHED
+            )
+            stale |= self.children.disagreeing(namespace, listings)
+        for app in apps:
+            self.request(app, live=app["metadata"].get("uid") in stale)
+
+    async def start(self) -> None:
+        """List every object of the child kinds, then watch them (childwatch.py): a pass must never take a name
+        held by an object it does not know of yet (children.py). Then the safety pass's loop."""
+        self._child_watches = ChildWatches(
+            kinds.WATCHED,
+            self.settings.scopes(),
+            self.on_child,
+            self.retry_failed_passes,
+            self.report_deleted_meanwhile,
+        )
+        await asyncio.get_running_loop().run_in_executor(None, self._child_watches.start)
+        self._safety_task = asyncio.create_task(self._safety_loop())
+
+    def stop(self) -> None:
+        """Stop the child watches and the safety pass's loop."""
+        if self._child_watches is not None:
+            self._child_watches.stop()
+        if self._safety_task is not None:
+            self._safety_task.cancel()
+
+    async def _safety_loop(self) -> None:
+        interval = self.settings.safety_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            due = loop.time()
+            while not safety_pass_due(self.passes.depth(), loop.time() - due, interval):
+                await asyncio.sleep(min(1.0, interval))
+            try:
+                await loop.run_in_executor(None, self.safety_pass)
+            except (kube.ApiError, OSError) as error:
+                log.warning("safety pass failed: %s", error)
+
+
+def safety_pass_due(queued: int, waited: float, interval: float) -> bool:
+    """Whether the safety pass runs now, `waited` seconds after it was due. It is a net for what a watch
+    missed, not urgent: while passes are queued (a burst of new apps, say), its listings and its pass over
+    every app would compete with them for the API server, so it waits for the queue to empty, for at most
+    one more `interval`."""
+    return queued == 0 or waited >= interval
+
+
+def ref(body: Mapping[str, Any]) -> dict[str, Any]:
+    """All a queued pass needs of an app: its name, namespace and uid."""
+    meta = body["metadata"]
+    return {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")}}
+
+
+def _keep_live(queued: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A live read asked for stays asked for when an event queues the same app before its pass has run."""
+    return {**new, "live": bool(queued.get("live") or new.get("live"))}
