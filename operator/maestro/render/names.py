@@ -79,12 +79,14 @@ def endpoint(app_name: str, service: api.ServiceSpec, namespace: str | None = No
     return f"http://{host}:{service.ports[0].port}"
 
 
-def child_metadata(app: Mapping[str, Any], name: str, child_labels: Mapping[str, str]) -> dict[str, Any]:
-    meta = app.get("metadata") or {}
-    result: dict[str, Any] = {"name": name}
+def child_metadata(app: Mapping[str, Any], service: api.ServiceSpec) -> dict[str, Any]:
+    """The metadata every child of a service has: its name, the app's namespace, the service's labels and a
+    controller ownerReference to the app."""
+    meta = app["metadata"]
+    result: dict[str, Any] = {"name": child_name(meta["name"], service.name)}
     if meta.get("namespace"):
         result["namespace"] = meta["namespace"]
-    result["labels"] = dict(child_labels)
+    result["labels"] = labels(meta["name"], service)
     if meta.get("uid"):
         # Without a uid (an app rendered offline) no ownerReference can be right, so none is written.
         result["ownerReferences"] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro.render.names import child_metadata, child_name, has_service, labels, selector_labels
+from maestro.render.names import child_metadata, has_service, selector_labels
 from maestro.render.target import Target
 
 
@@ -25,6 +25,6 @@ def render(target: Target) -> dict[str, Any] | None:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": child_metadata(app, child_name(app_name, service.name), labels(app_name, service)),
+        "metadata": child_metadata(app, service),
         "spec": spec,
     }
