@@ -13,9 +13,9 @@ from maestro.render.names import (
     child_metadata,
     child_name,
     env_prefix,
-    has_service,
     labels,
     selector_labels,
+    service_ports,
 )
 from maestro.render.target import Target
 
@@ -29,11 +29,12 @@ RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
 
 def dependency_env(app_name: str, dependency: api.ServiceSpec) -> list[dict[str, Any]]:
     """<DEP>_HOST, <DEP>_PORT and <DEP>_URL of a dependency that has a Service (short host name)."""
-    if not has_service(dependency) or not dependency.ports:
+    ports = service_ports(dependency)
+    if not ports:
         return []
     prefix = env_prefix(dependency.name)
     host = child_name(app_name, dependency.name)
-    port = dependency.ports[0].port
+    port = ports[0].port
     return [
         {"name": f"{prefix}_HOST", "value": host},
         {"name": f"{prefix}_PORT", "value": str(port)},
