@@ -1,4 +1,4 @@
-"""api.py: parsing with field paths, the Python mirror of the CRD's rules, name limits, defaults merging."""
+"""api/models.py: parsing with field paths, the Python mirror of the CRD's rules, name limits, defaults merging."""
 
 from __future__ import annotations
 

@@ -51,9 +51,3 @@ def test_rollout_allowed_lists_what_a_service_waits_for() -> None:
     assert graph.rollout_allowed(deps, "web", {"cart"}) == ["catalog"]
     assert graph.rollout_allowed(deps, "web", {"cart", "catalog"}) == []
     assert graph.rollout_allowed(deps, "catalog", set()) == []
-
-
-def test_dependents_are_transitive() -> None:
-    deps = {"web": ["catalog"], "catalog": ["db"], "db": [], "batch": []}
-    assert graph.dependents(deps, "db") == ["web", "catalog"]
-    assert graph.dependents(deps, "web") == []

@@ -60,7 +60,6 @@ def _written(result: api.MicroserviceAppStatus) -> dict[str, Any]:
         ({"web": "Progressing", "db": "Ready"}, "InProgress"),
         ({"web": "Waiting", "db": "Pending"}, "InProgress"),
         ({"web": "Waiting", "db": "Degraded"}, "Failed"),
-        ({"web": "Conflict", "db": "Ready"}, "Failed"),
     ],
 )
 def test_every_phase_reads_as_expected(phases: dict[str, str], expected: str) -> None:

@@ -1,4 +1,4 @@
-"""render.py: the children of an app, asserted as plain dicts."""
+"""render/: the children of an app, asserted as plain dicts."""
 
 from __future__ import annotations
 

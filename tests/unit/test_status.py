@@ -113,8 +113,6 @@ def test_service_phases() -> None:
     waiting = status.service_status(obj, web, None, waiting_for=["db"])
     assert (waiting.phase, waiting.waiting_for) == ("Waiting", ["db"])
     assert waiting.message == "waiting for db to be available"
-    conflict = status.service_status(obj, web, None, conflict="taken")
-    assert (conflict.phase, conflict.message) == ("Conflict", "taken")
     deadline = [
         {"type": "Available", "status": "True"},
         {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "slow"},
@@ -177,11 +175,12 @@ def test_failed_dependency_degrades_and_names_who_it_holds() -> None:
     assert degraded.message == "db: db is Degraded; holding web"
 
 
-def test_conflict_is_invalid() -> None:
+def test_name_conflict_is_invalid() -> None:
     obj = app(svc("web"))
-    result = status.app_status(obj, _services({"web": "Conflict"}), timestamp=T0)
+    errors = [("spec.services[0].name", "Deployment shop-web already exists")]
+    result = status.invalid_status(obj, errors, reason="NameConflict", timestamp=T0)
     assert result.phase == "Invalid"
-    assert conditions(result)["Ready"].reason == "NameConflict"
+    assert {c.reason for c in conditions(result).values()} == {"NameConflict"}
 
 
 def test_invalid_names_the_field() -> None:
@@ -210,7 +209,7 @@ def test_kstatus_conditions_follow_the_phase() -> None:
     failed = status.app_status(obj, _services({"db": "Degraded", "web": "Waiting"}), timestamp=T0)
     assert _kstatus(failed) == ("False", "True")
     assert conditions(failed)["Stalled"].message == "db: db is Degraded; holding web"
-    conflict = status.app_status(obj, _services({"db": "Ready", "web": "Conflict"}), timestamp=T0)
+    conflict = status.invalid_status(obj, [("spec.services[1].name", "taken")], reason="NameConflict")
     assert _kstatus(conflict) == ("False", "True")
     invalid = status.invalid_status(obj, [("spec.services", "bad")], timestamp=T0)
     assert _kstatus(invalid) == ("False", "True")

@@ -1,11 +1,9 @@
-"""The MicroserviceApp CustomResourceDefinition, generated from the pydantic models in api.py.
+"""The MicroserviceApp CustomResourceDefinition, generated from the pydantic models in models.py.
 
 pydantic's JSON schema is made structural (what apiextensions.k8s.io/v1 requires): `$defs` inlined,
 optional fields as plain non-required properties, `int | str` as x-kubernetes-int-or-string, free-form
 Kubernetes objects as x-kubernetes-preserve-unknown-fields. The models' CEL rules and list types are kept.
 `crds/maestro.dev_microserviceapps.yaml` is this module's output, committed; a unit test checks it is current.
-
-Who calls it: `maestro crd` (cli.py) and the tests.
 """
 
 from __future__ import annotations
@@ -181,6 +179,6 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def crd_yaml() -> str:
     """The CRD as the YAML committed in crds/ (and printed by `maestro crd`)."""
-    header = f"# Generated from operator/maestro/api.py by `{REGENERATE}`. Do not edit.\n"
+    header = f"# Generated from operator/maestro/api/models.py by `{REGENERATE}`. Do not edit.\n"
     body = yaml.dump(crd(), Dumper=_NoAliasDumper, sort_keys=False, width=110, allow_unicode=True)
     return header + body

@@ -1,7 +1,6 @@
 """The dependency graph of an app's services (`dependsOn`): unknown names, cycles, order and rollout gating.
 
-Pure functions over a plain mapping `service name -> names it depends on` (see `api.dependency_graph`).
-Who calls it: api.py (validation), render.py (dependency endpoints) and the operator (rollout gating).
+Pure functions over a plain mapping `service name -> names it depends on` (see `models.dependency_graph`).
 """
 
 from __future__ import annotations
@@ -77,16 +76,3 @@ def rollout_allowed(graph: Graph, service: str, available: Set[str]) -> list[str
     Only direct dependencies count: a dependency is itself held until its own dependencies are available.
     """
     return [dep for dep in graph.get(service, ()) if dep not in available]
-
-
-def dependents(graph: Graph, service: str) -> list[str]:
-    """Services that depend on `service`, directly or not, in declaration order (who a failure holds)."""
-    held: set[str] = {service}
-    changed = True
-    while changed:
-        changed = False
-        for name, deps in graph.items():
-            if name not in held and any(dep in held for dep in deps):
-                held.add(name)
-                changed = True
-    return [name for name in graph if name in held and name != service]

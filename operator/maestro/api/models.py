@@ -1,10 +1,8 @@
 """The MicroserviceApp API (maestro.dev/v1alpha1): pydantic models of spec and status, and their checks.
 
 The models are the single source of truth: `crd.py` generates the CRD's OpenAPI schema (and so
-`kubectl explain`) from them, the operator parses every app with `validate_app`, and `render.py` reads the
+`kubectl explain`) from them, the operator parses every app with `validate_app`, and `render/` reads the
 merged per-service settings from `effective_service`. Field descriptions are user documentation.
-
-Who calls it: crd.py, render.py, cli.py and the operator's handlers.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from maestro.api import graph
+from maestro.api.merge import deep_merge
 
 GROUP = "maestro.dev"
 VERSION = "v1alpha1"
@@ -47,7 +46,7 @@ PORT_NAME_PATTERN = r"^[a-z](-?[a-z0-9])*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Invalid"]
-ServicePhase = Literal["Pending", "Waiting", "Progressing", "Ready", "Degraded", "Conflict"]
+ServicePhase = Literal["Pending", "Waiting", "Progressing", "Ready", "Degraded"]
 ExposeType = Literal["ClusterIP", "NodePort", "LoadBalancer", "Headless", "None"]
 Protocol = Literal["TCP", "UDP", "SCTP"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
@@ -221,7 +220,10 @@ class DisruptionBudget(_Model):
         )
     )
 
-    enabled: bool | None = Field(default=None, description="false: no PodDisruptionBudget for this service.")
+    enabled: bool | None = Field(
+        default=None,
+        description="false: no PodDisruptionBudget for this service. true: one even below 2 replicas.",
+    )
     min_available: IntOrPercent | None = Field(
         default=None, description="Pods that must stay available during voluntary disruptions (number or %)."
     )
@@ -374,12 +376,14 @@ class ServiceSettings(_Model):
 
 class Defaults(ServiceSettings):
     """Settings merged under every service's own. The service wins; maps merge key by key; env and volumes
-    merge by name, volumeMounts by mountPath; other lists (ports, configFrom, tolerations, ...) and Kubernetes
-    objects (probes, affinity, behavior, disruptionBudget, podSpecPatch) are replaced as a whole."""
+    merge by name, volumeMounts by mountPath; other lists (envFrom, configFrom, tolerations, ...) and Kubernetes
+    objects (probes, affinity, behavior, disruptionBudget, podSpecPatch) are replaced as a whole. A service
+    that sets replicas or autoscaling drops the defaults' replicas (and, with replicas, their autoscaling)."""
 
 
 class ServiceSpec(ServiceSettings):
-    """One microservice: a Deployment, plus a Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
+    """One microservice: a Deployment, plus a Service, HorizontalPodAutoscaler and PodDisruptionBudget where
+    they apply."""
 
     model_config = ConfigDict(
         json_schema_extra=_cel(
@@ -397,7 +401,7 @@ class ServiceSpec(ServiceSettings):
     )
 
     name: str = Field(
-        description="Service name, a DNS label. Children are named <app>-<name>, which must fit in 63 "
+        description="Service name, a DNS-1035 label. Children are named <app>-<name>, which must fit in 63 "
         "characters.",
         min_length=1,
         max_length=DNS_LABEL_MAX,
@@ -420,8 +424,9 @@ class ServiceSpec(ServiceSettings):
     )
     depends_on: list[Annotated[str, Field(max_length=DNS_LABEL_MAX)]] | None = Field(
         default=None,
-        description="Services that must be Available (at their current generation) before this one rolls "
-        "out. Their endpoints are given to this service as <NAME>_HOST, <NAME>_PORT and <NAME>_URL.",
+        description="Services that must be Available (at their current generation) before this one is "
+        "created or updated. Each that has a Kubernetes Service gives this one <NAME>_HOST, <NAME>_PORT and "
+        "<NAME>_URL (its first port).",
         max_length=MAX_DEPENDENCIES,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
@@ -461,9 +466,13 @@ class MicroserviceAppSpec(_Model):
 
 
 class Condition(_Model):
-    """A metav1.Condition: Ready, Progressing or Degraded."""
+    """A metav1.Condition: Ready, Progressing, Degraded, or kstatus' Reconciling or Stalled."""
 
-    type: str = Field(description="Condition type: Ready, Progressing or Degraded.", max_length=316)
+    type: str = Field(
+        description="Condition type: Ready, Progressing, Degraded, Reconciling (kstatus: in progress) or "
+        "Stalled (kstatus: failed).",
+        max_length=316,
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason for the last transition.", max_length=1024)
     message: str = Field(default="", description="Human-readable details.", max_length=32768)
@@ -478,8 +487,8 @@ class ServiceStatus(_Model):
 
     name: str = Field(description="Service name.")
     phase: ServicePhase = Field(
-        description="Pending, Waiting (for dependencies), Progressing, Ready, Degraded, or Conflict (a child "
-        "of that name exists and is not owned by this app)."
+        description="Pending (no Deployment yet), Waiting (for dependencies), Progressing, Ready or Degraded "
+        "(the rollout failed)."
     )
     replicas: int = Field(default=0, description="Pods the Deployment has.")
     ready_replicas: int = Field(default=0, description="Pods that are ready.")
@@ -505,12 +514,13 @@ class MicroserviceAppStatus(_Model):
     ready_services: str | None = Field(default=None, description="Ready services of all services, e.g. 2/3.")
     conditions: list[Condition] | None = Field(
         default=None,
-        description="Ready, Progressing and Degraded conditions (kubectl wait --for=condition=Ready works).",
+        description="The Ready, Progressing, Degraded, Reconciling and Stalled conditions (kubectl wait "
+        "--for=condition=Ready works).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     services: list[ServiceStatus] | None = Field(
         default=None,
-        description="Per-service status, in the order of spec.services.",
+        description="Per-service status, in the order of spec.services; absent while the phase is Invalid.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
@@ -622,7 +632,7 @@ def _rule_errors(spec: MicroserviceAppSpec) -> list[tuple[str, str]]:
             if port.port in port_numbers:
                 errors.append((f"{base}.ports[{j}].port", f"duplicate port number {port.port}"))
             # The container's ports are keyed by (containerPort, protocol): the API server refuses the
-            # Deployment otherwise (found by tests/faults/test_fuzz.py once such services went undry-run).
+            # Deployment otherwise (docs/reliability.md, bug 10).
             container = (port.target_port or port.port, port.protocol)
             if container in container_ports:
                 errors.append(
@@ -684,7 +694,7 @@ def _settings_errors(settings: ServiceSettings, base: str) -> list[tuple[str, st
     if budget and budget.min_available is not None and budget.max_unavailable is not None:
         errors.append((f"{base}.disruptionBudget", "set minAvailable or maxUnavailable, not both"))
     # The Deployment and pod rules below are the API server's: caught here, the app is Invalid before any
-    # child is written, instead of failing half-way through its services (found by tests/faults fuzzing).
+    # child is written, instead of failing half-way through its services.
     rollout = settings.rollout
     if rollout and _is_zero(rollout.max_surge) and _is_zero(rollout.max_unavailable):
         errors.append((f"{base}.rollout", "maxSurge and maxUnavailable may not both be 0"))
@@ -797,26 +807,6 @@ _REPLACED = frozenset(
 _LIST_KEYS = {"env": "name", "volumes": "name", "volumeMounts": "mountPath"}
 
 
-def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        below = merged.get(key)
-        if key in _LIST_KEYS and isinstance(below, list) and isinstance(value, list):
-            merged[key] = merge_list_by_key(below, value, _LIST_KEYS[key])
-        elif key not in _REPLACED and isinstance(below, Mapping) and isinstance(value, Mapping):
-            merged[key] = _merge(below, value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def merge_list_by_key(base: Sequence[Any], top: Sequence[Any], key: str) -> list[Any]:
-    """Entries of `top` replace those of `base` with the same key; new ones are appended; order is kept."""
-    top_by_key = {item[key]: item for item in top}
-    result = [top_by_key.pop(item[key], item) for item in base]
-    return result + [item for item in top if item[key] in top_by_key]
-
-
 def effective_service(defaults: Defaults | None, service: ServiceSpec) -> ServiceSpec:
     """The service's settings with `spec.defaults` merged under them.
 
@@ -835,7 +825,7 @@ def effective_service(defaults: Defaults | None, service: ServiceSpec) -> Servic
         if "replicas" in top:
             base.pop("autoscaling", None)
     try:
-        return ServiceSpec.model_validate(_merge(base, top))
+        return ServiceSpec.model_validate(deep_merge(base, top, replaced=_REPLACED, list_keys=_LIST_KEYS))
     except pydantic.ValidationError as exc:
         raise SpecError(
             [(_loc_to_path("", e["loc"]), _message(e)) for e in exc.errors(include_url=False)]

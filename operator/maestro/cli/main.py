@@ -3,8 +3,6 @@
 Each subcommand is one `add_<name>` function that registers its subparser and sets `handler`, a function
 from the parsed arguments to an exit code; adding `maestro run` means adding one more such pair. Errors in
 the user's input are printed as one line each and exit 1: never a traceback.
-
-Who calls it: the `maestro` console script (pyproject.toml) and the tests (`main([...])` in-process).
 """
 
 from __future__ import annotations

@@ -1,16 +1,13 @@
 """Which services' children the API server must judge (a dry-run apply) before any child of the app is written.
 
 A pass writes nothing when any child of the app would be refused (reconcile.py, step 4a): a refusal half-way
-through the services would leave some of them applied (found by tests/faults/test_fuzz.py). Most fields are
-checked by the models (api.py) exactly as the API server checks them, so a child rendered only from those
-cannot be refused; a dry run of it would cost a request for nothing (700 dry runs for 100 new apps took the
-convergence ratio from 1.38 to 1.61: docs/benchmarks.md). Everything else, free-form Kubernetes objects passed
+through the services would leave some of them applied. Most fields are checked by the models (api/models.py)
+exactly as the API server checks them, so a child rendered only from those cannot be refused; a dry run of it
+would cost a request for nothing (docs/benchmarks.md). Everything else, free-form Kubernetes objects passed
 through (probes, tolerations, podSpecPatch, volumes, ...), maps the models do not check (nodeSelector, pod
 labels and annotations) and values of shapes they do not check (resource names other than cpu, memory and
 ephemeral-storage, quantities they cannot read, int-or-percent strings), leaves the service's children to the
 API server. tests/e2e/test_precheck.py holds the models to that claim against a real API server.
-
-Who calls it: reconcile.py.
 """
 
 from __future__ import annotations

@@ -7,18 +7,16 @@ Pure: plain dicts (the app, its observed Deployments) in, an `api.MicroserviceAp
 client. The status is rebuilt on every pass; `changed` tells whether it differs from what the app already
 shows, so the operator writes it only then. A condition keeps its lastTransitionTime while its status
 (True/False/Unknown) stays the same, as metav1.Condition semantics require.
-
-Who calls it: reconcile.py (and the unit tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from maestro import render
 from maestro.api import models as api
+from maestro.api.timestamps import now
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -32,11 +30,6 @@ CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, RECONCILING, STALLED)
 
 # Fields of .status that the operator does not compute (kopf's handler progress): left alone, never compared.
 FOREIGN_FIELDS = frozenset({"kopf"})
-
-
-def now() -> str:
-    """The current time as metav1.Time wants it (RFC 3339, seconds, Z)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
@@ -104,12 +97,11 @@ def service_status(
     deployment: Mapping[str, Any] | None,
     *,
     waiting_for: Sequence[str] = (),
-    conflict: str | None = None,
 ) -> api.ServiceStatus:
     """The status of one (merged) service from its observed Deployment.
 
     `waiting_for`: the dependencies that held this pass's rollout of the service (its Deployment, if any,
-    is not at the desired spec). `conflict`: why the service's children cannot be written (a name taken).
+    is not at the desired spec).
     """
     meta = app.get("metadata") or {}
     endpoint = render.endpoint(meta.get("name", ""), service, meta.get("namespace"))
@@ -122,8 +114,6 @@ def service_status(
             updated_replicas=status.get("updatedReplicas", 0),
             image=_image(deployment),
         )
-    if conflict is not None:
-        return api.ServiceStatus(phase="Conflict", message=conflict, **base)
     if waiting_for:
         names = ", ".join(waiting_for)
         return api.ServiceStatus(
@@ -151,30 +141,47 @@ def service_status(
     )
 
 
-def _previous_conditions(previous: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
-    return {item.get("type", ""): item for item in (previous or {}).get("conditions") or []}
+# (status, reason, message) of one condition.
+Row = tuple[api.ConditionStatus, str, str]
+_AS_EXPECTED: Row = ("False", "AsExpected", "")
 
 
-def _make_condition(
-    kind: str,
-    status: api.ConditionStatus,
-    reason: str,
-    message: str,
-    *,
-    generation: int | None,
-    previous: Mapping[str, Mapping[str, Any]],
+def _conditions(
+    app: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
     timestamp: str,
-) -> api.Condition:
-    before = previous.get(kind)
-    keep = before is not None and before.get("status") == status and before.get("lastTransitionTime")
-    return api.Condition(
-        type=kind,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=str(before["lastTransitionTime"]) if keep and before else timestamp,
-        observed_generation=generation,
-    )
+    *,
+    ready: Row,
+    progressing: Row,
+    degraded: Row,
+    stalled: Row,
+) -> list[api.Condition]:
+    """The five conditions, in CONDITION_TYPES order. kstatus' Reconciling says what Progressing says. A
+    condition keeps its previous lastTransitionTime while its status stays the same."""
+    rows = {
+        READY: ready,
+        PROGRESSING: progressing,
+        DEGRADED: degraded,
+        RECONCILING: progressing,
+        STALLED: stalled,
+    }
+    before = {item.get("type", ""): item for item in (previous or {}).get("conditions") or []}
+    conditions = []
+    for kind in CONDITION_TYPES:
+        status, reason, message = rows[kind]
+        old = before.get(kind)
+        keep = old is not None and old.get("status") == status and old.get("lastTransitionTime")
+        conditions.append(
+            api.Condition(
+                type=kind,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=str(old["lastTransitionTime"]) if keep and old else timestamp,
+                observed_generation=_generation(app),
+            )
+        )
+    return conditions
 
 
 def _generation(app: Mapping[str, Any]) -> int | None:
@@ -190,23 +197,23 @@ def invalid_status(
     previous: Mapping[str, Any] | None = None,
     timestamp: str | None = None,
 ) -> api.MicroserviceAppStatus:
-    """Phase Invalid: the spec cannot be carried out; every condition names the offending fields."""
-    stamp = timestamp or now()
-    generation = _generation(app)
+    """Phase Invalid: the spec cannot be carried out (`reason` InvalidSpec, NameConflict or ChildRejected);
+    every condition names the offending fields, and only Stalled is True."""
     message = "; ".join(f"{path}: {msg}" for path, msg in errors)
-    before = _previous_conditions(previous)
-    common = {"generation": generation, "previous": before, "timestamp": stamp}
+    failed: Row = ("False", reason, message)
     return api.MicroserviceAppStatus(
-        observed_generation=generation,
+        observed_generation=_generation(app),
         phase="Invalid",
         ready_services=(previous or {}).get("readyServices"),
-        conditions=[
-            _make_condition(READY, "False", reason, message, **common),  # type: ignore[arg-type]
-            _make_condition(PROGRESSING, "False", reason, message, **common),  # type: ignore[arg-type]
-            _make_condition(DEGRADED, "False", reason, message, **common),  # type: ignore[arg-type]
-            _make_condition(RECONCILING, "False", reason, message, **common),  # type: ignore[arg-type]
-            _make_condition(STALLED, "True", reason, message, **common),  # type: ignore[arg-type]
-        ],
+        conditions=_conditions(
+            app,
+            previous,
+            timestamp or now(),
+            ready=failed,
+            progressing=failed,
+            degraded=failed,
+            stalled=("True", reason, message),
+        ),
         services=None,
     )
 
@@ -220,74 +227,51 @@ def app_status(
 ) -> api.MicroserviceAppStatus:
     """The app's status from its services' statuses (in spec order).
 
-    Phase: Invalid when a child name is taken (Conflict), Degraded when a rollout failed, Ready when every
-    service is Ready, Pending when no service has a Deployment yet, else Progressing.
+    Phase: Degraded when a rollout failed, Ready when every service is Ready, Pending when every service is
+    Pending or Waiting, else Progressing.
     """
-    stamp = timestamp or now()
-    generation = _generation(app)
-    before = _previous_conditions(previous)
-    common: dict[str, Any] = {"generation": generation, "previous": before, "timestamp": stamp}
     ready = [s for s in services if s.phase == "Ready"]
-    total = len(services)
-    ready_services = f"{len(ready)}/{total}"
-    conflicts = [s for s in services if s.phase == "Conflict"]
+    ready_services = f"{len(ready)}/{len(services)}"
     failed = [s for s in services if s.phase == "Degraded"]
     waiting = [s for s in services if s.phase == "Waiting"]
     not_ready = [s for s in services if s.phase != "Ready"]
-    if conflicts:
-        message = "; ".join(s.message or s.name for s in conflicts)
-        return api.MicroserviceAppStatus(
-            observed_generation=generation,
-            phase="Invalid",
-            ready_services=ready_services,
-            conditions=[
-                _make_condition(READY, "False", "NameConflict", message, **common),
-                _make_condition(PROGRESSING, "False", "NameConflict", message, **common),
-                _make_condition(DEGRADED, "False", "NameConflict", message, **common),
-                _make_condition(RECONCILING, "False", "NameConflict", message, **common),
-                _make_condition(STALLED, "True", "NameConflict", message, **common),
-            ],
-            services=list(services),
-        )
     details = "; ".join(f"{s.name}: {s.message or s.phase}" for s in not_ready)
+    rows: dict[str, Row]
     if failed:
         held = [s.name for s in waiting if set(s.waiting_for or ()) & {f.name for f in failed}]
         message = "; ".join(f"{s.name}: {s.message}" for s in failed)
         if held:
             message += f"; holding {', '.join(held)}"
         phase: api.Phase = "Degraded"
-        conditions = [
-            _make_condition(READY, "False", "RolloutFailed", details, **common),
-            _make_condition(PROGRESSING, "False", "RolloutFailed", message, **common),
-            _make_condition(DEGRADED, "True", "RolloutFailed", message, **common),
-            _make_condition(RECONCILING, "False", "RolloutFailed", message, **common),
-            _make_condition(STALLED, "True", "RolloutFailed", message, **common),
-        ]
+        rows = {
+            "ready": ("False", "RolloutFailed", details),
+            "progressing": ("False", "RolloutFailed", message),
+            "degraded": ("True", "RolloutFailed", message),
+            "stalled": ("True", "RolloutFailed", message),
+        }
     elif not not_ready:
         phase = "Ready"
         message = f"{ready_services} services ready"
-        conditions = [
-            _make_condition(READY, "True", "AllServicesReady", message, **common),
-            _make_condition(PROGRESSING, "False", "RolloutComplete", message, **common),
-            _make_condition(DEGRADED, "False", "AsExpected", "", **common),
-            _make_condition(RECONCILING, "False", "RolloutComplete", message, **common),
-            _make_condition(STALLED, "False", "AsExpected", "", **common),
-        ]
+        rows = {
+            "ready": ("True", "AllServicesReady", message),
+            "progressing": ("False", "RolloutComplete", message),
+            "degraded": _AS_EXPECTED,
+            "stalled": _AS_EXPECTED,
+        }
     else:
         phase = "Pending" if all(s.phase in ("Pending", "Waiting") for s in services) else "Progressing"
         reason = "WaitingForDependencies" if waiting else "RollingOut"
-        conditions = [
-            _make_condition(READY, "False", "ServicesNotReady", details, **common),
-            _make_condition(PROGRESSING, "True", reason, details, **common),
-            _make_condition(DEGRADED, "False", "AsExpected", "", **common),
-            _make_condition(RECONCILING, "True", reason, details, **common),
-            _make_condition(STALLED, "False", "AsExpected", "", **common),
-        ]
+        rows = {
+            "ready": ("False", "ServicesNotReady", details),
+            "progressing": ("True", reason, details),
+            "degraded": _AS_EXPECTED,
+            "stalled": _AS_EXPECTED,
+        }
     return api.MicroserviceAppStatus(
-        observed_generation=generation,
+        observed_generation=_generation(app),
         phase=phase,
         ready_services=ready_services,
-        conditions=conditions,
+        conditions=_conditions(app, previous, timestamp or now(), **rows),
         services=list(services),
     )
 

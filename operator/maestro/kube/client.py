@@ -2,10 +2,8 @@
 patch the app's status. No decisions are made here (reconcile.py makes them).
 
 Plain REST calls through pykube-ng's authenticated HTTP session (KUBECONFIG or the in-cluster service
-account): the few kinds Maestro writes are known up
-front, so no discovery is needed. Errors surface as `ApiError`.
-
-Who calls it: reconcile.py and handlers.py.
+account): the few kinds Maestro writes are known up front, so no discovery is needed. Errors surface as
+`ApiError`.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import requests
 
 from maestro import metrics, render
 from maestro.api import models as api
+from maestro.api import timestamps
 from maestro.render import kinds
 
 FIELD_MANAGER = "maestro"
@@ -59,9 +58,9 @@ def load_config() -> None:
     global _client
     with _lock:
         _client = pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=REQUEST_TIMEOUT)
-        # requests looks for ~/.netrc and reads the proxy variables on every request: a fifth of the operator's
-        # CPU while 100 apps converged (py-spy, benchmarks/convergence.py). The kubeconfig authenticates, so
-        # .netrc is never wanted; the proxies (HTTPS_PROXY, NO_PROXY) are read once, here.
+        # requests looks for ~/.netrc and reads the proxy variables on every request (docs/benchmarks.md). The
+        # kubeconfig authenticates, so .netrc is never wanted; the proxies (HTTPS_PROXY, NO_PROXY) are read
+        # once, here.
         _client.session.proxies = requests.utils.get_environ_proxies(_client.url)
         _client.session.trust_env = False
 
@@ -125,10 +124,6 @@ def api_version(kind: str) -> str:
     return KINDS[kind][0].removeprefix("/apis/").removeprefix("/api/")
 
 
-def is_not_found(error: BaseException) -> bool:
-    return isinstance(error, ApiError) and error.status == 404
-
-
 def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """One object, or None when it does not exist."""
     try:
@@ -164,8 +159,7 @@ def list_pages(
     page: int = 100,
 ) -> Listing:
     """Every object of one kind in a namespace or (None) the whole cluster, fetched `page` at a time so that
-    a large listing never sits in memory whole (a page of 500 Deployments is ~15 MiB of parsed JSON for a
-    moment, and the process keeps the high-water mark)."""
+    a large listing never sits in memory whole (the process keeps the high-water mark)."""
     return Listing(kind, namespace, selector, page=page)
 
 
@@ -360,7 +354,7 @@ def list_apps(namespace: str) -> list[dict[str, Any]]:
 def post_event(app: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Post a core/v1 Event about the app (used where kopf's own posting is unavailable)."""
     meta = app["metadata"]
-    stamp = _now()
+    stamp = timestamps.now()
     body = {
         "apiVersion": "v1",
         "kind": "Event",
@@ -382,9 +376,3 @@ def post_event(app: Mapping[str, Any], type_: str, reason: str, message: str) ->
         "count": 1,
     }
     _call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
-
-
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

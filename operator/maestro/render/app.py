@@ -4,8 +4,6 @@ PodDisruptionBudget per service.
 Pure: dicts in, dicts out, no Kubernetes client. The same input gives identical output, so the operator can
 server-side apply the result on every pass and `maestro render` can print it. The objects list only the fields
 Maestro owns (with autoscaling on, `spec.replicas` is absent so the HPA owns it).
-
-Who calls it: the operator's reconcile pass and `maestro render` (cli.py).
 """
 
 from collections.abc import Mapping

@@ -2,7 +2,6 @@
 
 The hash goes into the pod template's `maestro.dev/config-hash` annotation, so a change of their data rolls
 the pods. Pure: the operator reads the objects and passes their data here.
-Who calls it: the operator (and tests).
 """
 
 from __future__ import annotations

@@ -7,14 +7,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from maestro.api import models as api
+from maestro.api.merge import deep_merge
 from maestro.render.names import (
     CONFIG_HASH_ANNOTATION,
     child_metadata,
     child_name,
     env_prefix,
-    has_service,
     labels,
     selector_labels,
+    service_ports,
 )
 from maestro.render.target import Target
 
@@ -28,11 +29,12 @@ RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
 
 def dependency_env(app_name: str, dependency: api.ServiceSpec) -> list[dict[str, Any]]:
     """<DEP>_HOST, <DEP>_PORT and <DEP>_URL of a dependency that has a Service (short host name)."""
-    if not has_service(dependency) or not dependency.ports:
+    ports = service_ports(dependency)
+    if not ports:
         return []
     prefix = env_prefix(dependency.name)
     host = child_name(app_name, dependency.name)
-    port = dependency.ports[0].port
+    port = ports[0].port
     return [
         {"name": f"{prefix}_HOST", "value": host},
         {"name": f"{prefix}_PORT", "value": str(port)},
@@ -61,16 +63,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def _named_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, Mapping) and "name" in item for item in value)
-
-
-def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    result = dict(base)
-    for key, value in top.items():
-        below = result.get(key)
-        result[key] = (
-            _deep_merge(below, value) if isinstance(below, Mapping) and isinstance(value, Mapping) else value
-        )
-    return result
 
 
 def _container(app_name: str, service: api.ServiceSpec, deps: Sequence[api.ServiceSpec]) -> dict[str, Any]:
@@ -118,7 +110,7 @@ def _container(app_name: str, service: api.ServiceSpec, deps: Sequence[api.Servi
         probe = getattr(service, field)
         if probe is not None:
             container[key] = probe
-    container["securityContext"] = _deep_merge(RESTRICTED_CONTAINER_SECURITY, service.security_context or {})
+    container["securityContext"] = deep_merge(RESTRICTED_CONTAINER_SECURITY, service.security_context or {})
     if service.volume_mounts:
         container["volumeMounts"] = [
             m.model_dump(by_alias=True, exclude_none=True) for m in service.volume_mounts
@@ -130,7 +122,7 @@ def _pod_spec(app_name: str, service: api.ServiceSpec, deps: Sequence[api.Servic
     spec: dict[str, Any] = {}
     if service.service_account_name:
         spec["serviceAccountName"] = service.service_account_name
-    spec["securityContext"] = _deep_merge(RESTRICTED_POD_SECURITY, service.pod_security_context or {})
+    spec["securityContext"] = deep_merge(RESTRICTED_POD_SECURITY, service.pod_security_context or {})
     spec["containers"] = [_container(app_name, service, deps)]
     if service.volumes:
         spec["volumes"] = [v.model_dump(by_alias=True, exclude_none=True) for v in service.volumes]
@@ -165,9 +157,7 @@ def render(target: Target) -> dict[str, Any]:
     """The Deployment of one (merged) service."""
     app, service, deps, config_hash = target.app, target.service, target.dependencies, target.config_hash
     app_name = app["metadata"]["name"]
-    name = child_name(app_name, service.name)
-    child_labels = labels(app_name, service)
-    pod_labels = {**(service.pod_labels or {}), **child_labels}
+    pod_labels = {**(service.pod_labels or {}), **labels(app_name, service)}
     annotations = dict(service.pod_annotations or {})
     if config_hash is not None:
         annotations[CONFIG_HASH_ANNOTATION] = config_hash
@@ -193,6 +183,6 @@ def render(target: Target) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": child_metadata(app, name, child_labels),
+        "metadata": child_metadata(app, service),
         "spec": spec,
     }

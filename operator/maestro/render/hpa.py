@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro.render.names import child_metadata, child_name, labels
+from maestro.render.names import child_metadata, child_name
 from maestro.render.target import Target
 
 DEFAULT_CPU_TARGET = 80
@@ -42,6 +42,6 @@ def render(target: Target) -> dict[str, Any] | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": child_metadata(app, name, labels(app_name, service)),
+        "metadata": child_metadata(app, service),
         "spec": spec,
     }

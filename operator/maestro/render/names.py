@@ -66,25 +66,30 @@ def env_prefix(service_name: str) -> str:
     return service_name.upper().replace("-", "_")
 
 
-def has_service(service: api.ServiceSpec) -> bool:
-    """Whether a Kubernetes Service is rendered for the service: it has ports and is not exposed as None."""
-    return bool(service.ports) and (service.expose is None or service.expose.type != "None")
+def service_ports(service: api.ServiceSpec) -> list[api.Port]:
+    """The ports of the service's Kubernetes Service; [] when none is rendered (no ports, or exposed as None)."""
+    if service.expose is not None and service.expose.type == "None":
+        return []
+    return list(service.ports or [])
 
 
 def endpoint(app_name: str, service: api.ServiceSpec, namespace: str | None = None) -> str | None:
     """The in-cluster URL of the service's first port (http://<app>-<svc>[.<ns>.svc]:<port>), or None."""
-    if not has_service(service) or not service.ports:
+    ports = service_ports(service)
+    if not ports:
         return None
     host = child_name(app_name, service.name) + (f".{namespace}.svc" if namespace else "")
-    return f"http://{host}:{service.ports[0].port}"
+    return f"http://{host}:{ports[0].port}"
 
 
-def child_metadata(app: Mapping[str, Any], name: str, child_labels: Mapping[str, str]) -> dict[str, Any]:
-    meta = app.get("metadata") or {}
-    result: dict[str, Any] = {"name": name}
+def child_metadata(app: Mapping[str, Any], service: api.ServiceSpec) -> dict[str, Any]:
+    """The metadata every child of a service has: its name, the app's namespace, the service's labels and a
+    controller ownerReference to the app."""
+    meta = app["metadata"]
+    result: dict[str, Any] = {"name": child_name(meta["name"], service.name)}
     if meta.get("namespace"):
         result["namespace"] = meta["namespace"]
-    result["labels"] = dict(child_labels)
+    result["labels"] = labels(meta["name"], service)
     if meta.get("uid"):
         # Without a uid (an app rendered offline) no ownerReference can be right, so none is written.
         result["ownerReferences"] = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from maestro.api import models as api
-from maestro.render.names import child_metadata, child_name, labels, selector_labels
+from maestro.render.names import child_metadata, selector_labels
 from maestro.render.target import Target
 
 
@@ -43,6 +43,6 @@ def render(target: Target) -> dict[str, Any] | None:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": child_metadata(app, child_name(app_name, service.name), labels(app_name, service)),
+        "metadata": child_metadata(app, service),
         "spec": spec,
     }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro.render.names import child_metadata, child_name, has_service, labels, selector_labels
+from maestro.render.names import child_metadata, selector_labels, service_ports
 from maestro.render.target import Target
 
 
 def render(target: Target) -> dict[str, Any] | None:
     """The Kubernetes Service of one (merged) service, or None (no ports, or expose type None)."""
     app, service = target.app, target.service
-    if not has_service(service) or not service.ports:
+    ports = service_ports(service)
+    if not ports:
         return None
     app_name = app["metadata"]["name"]
     expose = (service.expose.type if service.expose else None) or "ClusterIP"
@@ -20,11 +21,11 @@ def render(target: Target) -> dict[str, Any] | None:
         spec["clusterIP"] = "None"
     spec["selector"] = selector_labels(app_name, service.name)
     spec["ports"] = [
-        {"name": p.name, "port": p.port, "targetPort": p.name, "protocol": p.protocol} for p in service.ports
+        {"name": p.name, "port": p.port, "targetPort": p.name, "protocol": p.protocol} for p in ports
     ]
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": child_metadata(app, child_name(app_name, service.name), labels(app_name, service)),
+        "metadata": child_metadata(app, service),
         "spec": spec,
     }

@@ -19,7 +19,3 @@ class Target:
     service: api.ServiceSpec
     dependencies: Sequence[api.ServiceSpec] = ()
     config_hash: str | None = None
-
-    @property
-    def app_name(self) -> str:
-        return str(self.app["metadata"]["name"])
