@@ -29,6 +29,11 @@ class ChildKind:
     # a pass reads a name it does not know (get) and prunes (delete).
     verbs: frozenset[str] = frozenset({"get", "list", "watch", "create", "patch", "delete"})
 
+    @property
+    def group(self) -> str:
+        """The API group ("" for the core group): what an RBAC rule names (hack/child_kinds.py)."""
+        return self.api_version.rpartition("/")[0]
+
 
 # In the order a service's children are applied: the Deployment first.
 CHILD_KINDS: tuple[ChildKind, ...] = (

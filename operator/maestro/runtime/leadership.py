@@ -101,7 +101,7 @@ def _read(path: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = kube.request("GET", path)
     except kube.ApiError as error:
-        if kube.is_not_found(error):
+        if error.status == 404:
             return None
         raise
     return found
@@ -122,7 +122,7 @@ def ensure_objects(peering: Peering) -> None:
         except kube.ApiError as error:
             if error.status == 409:  # AlreadyExists: another replica or an earlier run made it
                 continue
-            if not kube.is_not_found(error):
+            if error.status != 404:
                 raise
             where = f"namespace {namespace}" if namespace else "the cluster"
             raise kube.ApiError(
