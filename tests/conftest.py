@@ -1,6 +1,7 @@
 """Cluster fixtures shared by tests/e2e and tests/faults: the test cluster, the CRD, a fresh namespace per test,
-and a dump of what went wrong. Here (not in tests/e2e) so both suites get the very same session fixtures: one
-cluster per run. Unit tests request none of them and never start a cluster."""
+an API client independent of the operator's, and a dump of what went wrong. Here (not in tests/e2e) so both
+suites get the very same session fixtures: one cluster per run. Unit tests request none of them and never start
+a cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from tests.e2e import cluster as test_cluster_module
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.waits import wait_until
+from tests.faults.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
@@ -39,6 +41,12 @@ def test_cluster() -> Iterator[test_cluster_module.TestCluster]:
 def cluster_kubectl(test_cluster: test_cluster_module.TestCluster) -> Kubectl:
     """kubectl against the test cluster, without a namespace."""
     return Kubectl(test_cluster.kubectl, test_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def client(test_cluster: test_cluster_module.TestCluster) -> Client:
+    """The tests' own API client (the official `kubernetes` client's pool), to act and to judge."""
+    return Client(test_cluster.kubeconfig)
 
 
 @pytest.fixture(scope="session")

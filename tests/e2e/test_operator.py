@@ -22,7 +22,7 @@ from tests.e2e.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-CHILD_KINDS = ",".join(kind.plural for kind in kinds.CHILD_KINDS)
+CHILD_KINDS = ",".join(kinds.KIND_NAMES)  # kubectl resolves the kinds itself (its own discovery)
 MANAGED = "app.kubernetes.io/managed-by=maestro"
 
 

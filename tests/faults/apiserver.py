@@ -24,14 +24,6 @@ MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 PARKED = "/etc/kubernetes/kube-apiserver.yaml.parked"
 
 
-def ready(client: Client) -> bool:
-    try:
-        client.http.session.get(client.http.url.rstrip("/") + "/readyz", timeout=3).raise_for_status()
-    except OSError:
-        return False
-    return True
-
-
 class ApiServer:
     def __init__(self, cluster: test_cluster_module.TestCluster, client: Client) -> None:
         self.client = client
@@ -53,14 +45,14 @@ class ApiServer:
             self._docker("mv", MANIFEST, PARKED)
         else:
             self._script("stop", "kube-apiserver")
-        self._wait(lambda: not ready(self.client), "the API server to stop")
+        self._wait(lambda: not self.client.ready(), "the API server to stop")
 
     def start(self) -> None:
         if self.kind_container:
             self._docker("mv", PARKED, MANIFEST)
         else:
             self._script("start", "kube-apiserver")
-        self._wait(lambda: ready(self.client), "the API server to be ready")
+        self._wait(lambda: self.client.ready(), "the API server to be ready")
 
     def _docker(self, *argv: str) -> None:
         assert self.kind_container is not None

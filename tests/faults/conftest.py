@@ -1,5 +1,5 @@
-"""Fixtures of the fault cases (the cluster, CRD and namespace come from tests/conftest.py): a fast API client,
-the operator as a subprocess that a case may kill, and the figures in pytest's summary."""
+"""Fixtures of the fault cases (the cluster, CRD, namespace and API client come from tests/conftest.py): the
+operator as a subprocess that a case may kill, and the figures in pytest's summary."""
 
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ from tests.e2e import operator_process
 from tests.e2e.cluster import TestCluster
 from tests.e2e.operator_process import OperatorProcess
 from tests.faults import figures
-from tests.faults.client import Client
-
-
-@pytest.fixture(scope="session")
-def client(test_cluster: TestCluster) -> Client:
-    return Client(test_cluster.kubeconfig)
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def _cluster_problems(client: Client) -> list[str]:
     deleted are left to the namespace controller."""
     terminating = {
         ns["metadata"]["name"]
-        for ns in client.call("GET", "/api/v1/namespaces")["items"]
+        for ns in client.list("Namespace", None)
         if ns["metadata"].get("deletionTimestamp")
     }
     apps = [a for a in client.list("MicroserviceApp", None) if a["metadata"]["namespace"] not in terminating]
