@@ -2,10 +2,6 @@
 
 Every metric is documented in docs/operator.md; names follow the Prometheus conventions (`maestro_` prefix,
 `_total` counters, `_seconds` durations, base units).
-
-Who calls it: reconcile.py (`@instrumented` on a pass), kube.py (`applied` per write), handlers.py (an app's
-DELETED event, `forget_missing` after the safety pass lists every app), runner.py (the work queue's depth),
-leadership.py (`maestro_leader`), serving.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """MicroserviceApps the real API server must reject at `kubectl apply`, by the CRD's OpenAPI schema or its CEL
-rules (crds/maestro.dev_microserviceapps.yaml, generated from operator/maestro/api.py).
+rules (crds/maestro.dev_microserviceapps.yaml, generated from operator/maestro/api/models.py).
 
 INVALID_APPS is a list of (id, manifest, expected substring of the error): the substring names the field (or,
 for rules about several fields, quotes the rule's message). Manifests carry no namespace: the test picks one.

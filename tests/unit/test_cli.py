@@ -1,4 +1,4 @@
-"""cli.py in-process: exit codes, one line per error, never a traceback."""
+"""cli/main.py in-process: exit codes, one line per error, never a traceback."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The install artefacts: the Helm chart (lint, render, values schema), its CRD and the plain manifests kept in step,
-and least-privilege RBAC: the Role grants exactly what the operator's code calls, derived from kube.py and the kopf
+and least-privilege RBAC: the Role grants exactly what the operator's code calls, derived from render/kinds.py, kube/client.py and the kopf
 handlers it registers.
 
 helm is built from its Go module by hack/helm/helm.py and cached (~/.cache/maestro/helm-<version>-<pins>/helm);
@@ -75,7 +75,7 @@ def _group(prefix: str) -> str:
 def operator_needs(clusterwide: bool = False) -> set[Rule]:
     """Every (group, resource, verb) the operator's code calls in a watched namespace (or cluster-wide).
 
-    - kube.py: the kinds in KINDS and the calls made on them (children: get/list/watch/apply/delete; config sources:
+    - kube/client.py: the kinds in KINDS (the child kinds from render/kinds.py) and the calls made on them (children: get/list/watch/apply/delete; config sources:
       get; the app: get/list, status patched through the subresource; events: created);
     - kopf: every resource a handler is registered for is listed and watched; resources with change handlers
       (create/update/resume) are patched by kopf (progress storage);
@@ -182,7 +182,7 @@ def test_values_schema_rejects_unknown_and_bad_values(helm: Path) -> None:
 
 
 def _ha_args() -> list[str]:
-    """The chart's defaults are the operator's own (runner.py, leadership.py)."""
+    """The chart's defaults are the operator's own (cli/run.py, runtime/settings.py, runtime/leadership.py)."""
     from maestro.cli import run as runner
     from maestro.runtime import leadership
 

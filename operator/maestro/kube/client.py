@@ -1,5 +1,5 @@
 """Thin I/O against the Kubernetes API: server-side apply, list owned children, prune, read config sources,
-patch the app's status. No decisions are made here (reconcile.py makes them).
+patch the app's status, post events. No decisions are made here (the controller makes them).
 
 Plain REST calls through pykube-ng's authenticated HTTP session (KUBECONFIG or the in-cluster service
 account): the few kinds Maestro writes are known up front, so no discovery is needed. Errors surface as
@@ -105,9 +105,6 @@ def request(
     return response.json()
 
 
-_call = request  # the name this module's own calls use
-
-
 def _raise_for_status(response: requests.Response) -> None:
     if response.status_code >= 400:
         try:
@@ -127,7 +124,7 @@ def api_version(kind: str) -> str:
 def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """One object, or None when it does not exist."""
     try:
-        obj: dict[str, Any] = _call("GET", _path(kind, namespace, name))
+        obj: dict[str, Any] = request("GET", _path(kind, namespace, name))
     except ApiError as error:
         if error.status == 404:
             return None
@@ -139,7 +136,7 @@ def list_objects(
     kind: str, namespace: str, selector: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Objects of one kind in a namespace, optionally by label selector."""
-    result = _call("GET", _path(kind, namespace), query=_selector_query(selector))
+    result = request("GET", _path(kind, namespace), query=_selector_query(selector))
     items: list[dict[str, Any]] = result.get("items") or []
     for item in items:  # the items of a list carry neither; a single GET does
         item.setdefault("apiVersion", api_version(kind))
@@ -182,7 +179,7 @@ class Listing:
         token = ""
         while True:
             query = [("limit", str(self.page))] + ([("continue", token)] if token else [])
-            result = _call(
+            result = request(
                 "GET", _collection(self.kind, self.namespace), query=query + _selector_query(self.selector)
             )
             for item in result.get("items") or []:
@@ -289,7 +286,7 @@ def apply(obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
     meta = obj["metadata"]
     if not dry_run:  # the metric counts writes; a dry run stores nothing
         metrics.applied(obj["kind"])
-    result: dict[str, Any] = _call(
+    result: dict[str, Any] = request(
         "PATCH",
         _path(obj["kind"], meta["namespace"], meta["name"]),
         body=apply_body(obj),
@@ -318,7 +315,7 @@ def delete(kind: str, namespace: str, name: str, uid: str | None = None) -> None
     if uid:
         body["preconditions"] = {"uid": uid}
     try:
-        _call("DELETE", _path(kind, namespace, name), body=body)
+        request("DELETE", _path(kind, namespace, name), body=body)
     except ApiError as error:
         if error.status not in (404, 409):
             raise
@@ -338,7 +335,7 @@ def source_data(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
 def patch_status(app: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-merge-patch the app's .status through the status subresource."""
     meta = app["metadata"]
-    result: dict[str, Any] = _call(
+    result: dict[str, Any] = request(
         "PATCH",
         _path(api.KIND, meta["namespace"], meta["name"], "status"),
         body={"status": dict(patch)},
@@ -375,4 +372,4 @@ def post_event(app: Mapping[str, Any], type_: str, reason: str, message: str) ->
         "lastTimestamp": stamp,
         "count": 1,
     }
-    _call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+    request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)

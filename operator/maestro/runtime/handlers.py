@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Operator, **_: Any) -> None:
     """kopf's settings, each with the reason for it (registered first: it sets up the API client)."""
-    # The client used by kube.py: in-cluster service account, else the current kubeconfig (KUBECONFIG).
+    # The API client (kube/client.py): in-cluster service account, else the current kubeconfig (KUBECONFIG).
     kube.load_config()
     # Post Kubernetes Events from kopf's own logs only for warnings and errors: Maestro posts the meaningful
     # Normal events itself (created, ready, ...), and one event per handler run would flood `kubectl describe`.
