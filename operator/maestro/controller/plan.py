@@ -278,7 +278,7 @@ class Plan:
 
     def report(self, written: Mapping[ChildKey, Mapping[str, Any]] | None = None) -> Report:
         """The status and events, from the children as the writes left them (`written`: what each write
-        returned; by default as desired over what was observed)."""
+        returned; by default `as_written`'s prediction of it)."""
         if written is None:
             written = {w.key: as_written(w.child, self.observed.children.get(w.key)) for w in self.writes}
         return _report(self, written)
@@ -367,8 +367,8 @@ def invalid(
     return Invalid(reason, tuple(errors), Report(new, events))
 
 
-def _report(plan: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Report:
-    desired, observed = plan.desired, plan.observed
+def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Report:
+    desired, observed = decided.desired, decided.observed
     app, previous = desired.app, observed.previous
     name = app["metadata"]["name"]
     after = {**observed.children, **written}
@@ -377,18 +377,18 @@ def _report(plan: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Report
             app,
             service,
             after.get(("Deployment", render.child_name(name, service.name))),
-            waiting_for=plan.waiting.get(service.name, ()),
+            waiting_for=decided.waiting.get(service.name, ()),
         )
         for service in desired.services.values()
     ]
     new = status.app_status(app, services, previous=previous, timestamp=observed.timestamp)
 
     events: list[Event] = []
-    created = [label(w.child) for w in plan.writes if w.change == "create"]
+    created = [label(w.child) for w in decided.writes if w.change == "create"]
     # An edit by hand undone is an update when it changed the child's spec (a new generation).
     updated = [
         label(w.child)
-        for w in plan.writes
+        for w in decided.writes
         if w.change == "update"
         or (
             w.change == "repair"
@@ -396,7 +396,7 @@ def _report(plan: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Report
             and _generation(observed.children[w.key]) != _generation(written[w.key])
         )
     ]
-    pruned = [label(p.child) for p in plan.prunes]
+    pruned = [label(p.child) for p in decided.prunes]
     if created:
         events.append(Event("Normal", "Created", "created " + ", ".join(created)))
     if updated:
@@ -406,7 +406,7 @@ def _report(plan: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Report
     before_waiting = {s.get("name") for s in previous.get("services") or [] if s.get("phase") == "Waiting"}
     events += [
         Event("Normal", "WaitingForDependency", f"{service} waits for {', '.join(blocked)}")
-        for service, blocked in plan.waiting.items()
+        for service, blocked in decided.waiting.items()
         if service not in before_waiting
     ]
 
