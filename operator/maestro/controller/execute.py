@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,7 @@ _REFUSAL_MARKERS_500 = ("failed to create typed patch object", "unable to conver
 def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
     """One pass over the app as read (`live`: list its children from the API server, not the child index)."""
     previous = dict(app.get("status") or {})
-    timestamp = status.now()
+    timestamp = _now()
     spec = plan.validated(app)
     if isinstance(spec, api.MicroserviceAppSpec):
         desired = plan.desire(app, spec, config_hashes(app, plan.merged_services(spec)))
@@ -67,6 +68,11 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
         desired = plan.desire(app, spec, {})
         observed = Observed(timestamp, previous)  # nothing to observe for a spec that cannot be carried out
     return carry_out(app, stores, desired, observed)
+
+
+def _now() -> str:
+    """The current time as metav1.Time wants it (RFC 3339, seconds, Z): the plan's only clock."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # ------------------------------------------------------------------------------------------------ observation
