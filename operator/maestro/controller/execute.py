@@ -1,0 +1,223 @@
+"""Carrying out one pass: observe what plan.py needs, ask it, and do what it says. Every API request of a pass
+is sent from here (kube/client.py), in this order: the config sources, the app's children (listed by a live
+pass), the objects under desired names the child index does not know, the dry runs, the applies, the prunes,
+the status write, the events. Nothing is decided here but what the API server's answers say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from maestro.api import models as api
+from maestro.controller import plan, status
+from maestro.controller.plan import ChildKey, Desired, FieldError, Observed
+from maestro.controller.stores import Stores
+from maestro.kube import client as kube
+from maestro.render import confighash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one pass did (for logs and handlers)."""
+
+    phase: str | None = None
+    applied: list[str] = field(default_factory=list)  # the services not held back by a dependency
+    pruned: list[str] = field(default_factory=list)
+    writes: int = 0  # apply requests sent
+    status_written: bool = False
+    recheck_after: float | None = None  # a status held back (statushold.py): pass again after this long
+
+
+class ChildRejected(Exception):
+    """The API server refused a rendered child: the app is Invalid, `field` names the service at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def refused(error: kube.ApiError) -> bool:
+    """Whether the API server refused the child itself (retrying cannot help): a 400 or 422, or the 500 it
+    answers for a child it cannot type (a wrong type or an unconvertible value inside a free-form field)."""
+    return error.status in (400, 422) or (
+        error.status == 500 and any(marker in error.message for marker in _REFUSAL_MARKERS_500)
+    )
+
+
+# Messages of the 500s the API server answers for a child it cannot type (not a server fault: retrying cannot help).
+_REFUSAL_MARKERS_500 = ("failed to create typed patch object", "unable to convert unstructured object")
+
+
+def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
+    """One pass over the app as read (`live`: list its children from the API server, not the child index)."""
+    previous = dict(app.get("status") or {})
+    timestamp = _now()
+    spec = plan.validated(app)
+    if isinstance(spec, api.MicroserviceAppSpec):
+        desired = plan.desire(app, spec, config_hashes(app, plan.merged_services(spec)))
+        observed = observe(app, desired, stores, live=live, previous=previous, timestamp=timestamp)
+    else:
+        desired = plan.desire(app, spec, {})
+        observed = Observed(timestamp, previous)  # nothing to observe for a spec that cannot be carried out
+    return carry_out(app, stores, desired, observed)
+
+
+def _now() -> str:
+    """The current time as metav1.Time wants it (RFC 3339, seconds, Z): the plan's only clock."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ------------------------------------------------------------------------------------------------ observation
+
+
+def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.ServiceSpec]) -> dict[str, str]:
+    """Service name -> the hash of the ConfigMaps and Secrets in its configFrom (only services that have)."""
+    namespace = app["metadata"]["namespace"]
+    cache: dict[str, dict[str, Any] | None] = {}
+    hashes: dict[str, str] = {}
+    for name, service in services.items():
+        if not service.config_from:
+            continue
+        sources: dict[str, dict[str, Any] | None] = {}
+        for source in service.config_from:
+            kind, ref = ("ConfigMap", source.config_map) if source.config_map else ("Secret", source.secret)
+            key = confighash.source_key(kind, str(ref))
+            if key not in cache:
+                cache[key] = kube.source_data(kind, namespace, str(ref))
+            sources[key] = cache[key]
+        hashes[name] = confighash.config_hash(sources)
+    return hashes
+
+
+def observe(
+    app: Mapping[str, Any],
+    desired: Desired,
+    stores: Stores,
+    *,
+    live: bool,
+    previous: Mapping[str, Any],
+    timestamp: str,
+) -> Observed:
+    """The app's children (from the child index, or listed), who holds the desired names they do not cover,
+    and, when no name is held by another object, the first refusal of a dry run."""
+    meta = app["metadata"]
+    namespace, uid = meta["namespace"], meta.get("uid")
+    if live:
+        owned = kube.owned_children(app)
+        stores.children.replace(str(uid), owned.values())
+    else:
+        owned = stores.children.children(str(uid))
+    foreign: dict[ChildKey, dict[str, Any]] = {}
+    for service in desired.order:
+        for child in desired.children[service]:
+            key = plan.key_of(child)
+            if key in owned:
+                continue
+            if not live and not stores.children.taken(namespace, *key):
+                continue  # nobody holds the name: the watches have listed every object of the child kinds
+            existing = kube.get(key[0], namespace, key[1])
+            if existing is not None and kube.controller_uid(existing) == uid:
+                owned[key] = existing  # ours, but not yet in the index: its watch event is on its way
+                stores.children.record(existing)
+            elif existing is not None:
+                foreign[key] = existing
+    refusal = None if foreign else _dry_run(desired, owned)
+    return Observed(timestamp, previous, owned, foreign, refusal)
+
+
+def _dry_run(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]]) -> FieldError | None:
+    for path, child in plan.dry_runs(desired, owned):
+        try:
+            _apply(child, path, dry_run=True)
+        except ChildRejected as rejected:
+            return (rejected.field, rejected.message)
+    return None
+
+
+def _apply(child: Mapping[str, Any], path: str, *, dry_run: bool = False) -> dict[str, Any]:
+    try:
+        return kube.apply(child, dry_run=dry_run)
+    except kube.ApiError as error:
+        if refused(error):
+            raise ChildRejected(
+                path, f"the API server rejected {plan.label(child)}: {error.message}"
+            ) from error
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------- action
+
+
+def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed: Observed) -> Outcome:
+    """Plan the pass, then apply, prune, write the status and post the events."""
+    decided = plan.plan(desired, observed)
+    if isinstance(decided, plan.Invalid):
+        return _finish(app, stores, observed.previous, decided.report, Outcome(phase="Invalid"))
+    outcome = Outcome(applied=list(decided.applied))
+    written: dict[ChildKey, Mapping[str, Any]] = {}
+    for write in decided.writes:
+        outcome.writes += 1
+        try:
+            answer = _apply(write.child, write.field)
+        except ChildRejected as rejected:  # a child no dry run was needed for: refused all the same
+            refusal = dataclasses.replace(observed, refusal=(rejected.field, rejected.message))
+            invalid = plan.plan(desired, refusal)
+            assert isinstance(invalid, plan.Invalid)
+            return _finish(app, stores, observed.previous, invalid.report, Outcome(phase="Invalid"))
+        written[write.key] = answer
+        stores.children.record(answer)  # its watch event, the echo of this apply, starts no pass
+    namespace = app["metadata"]["namespace"]
+    for prune in decided.prunes:
+        kube.delete(prune.key[0], namespace, prune.key[1], prune.uid)
+        stores.children.discard(prune.child)  # so that the next pass does not prune it again
+        outcome.pruned.append(plan.label(prune.child))
+    report = decided.report(written)
+    outcome.phase = report.status.phase
+    return _finish(app, stores, observed.previous, report, outcome)
+
+
+def _finish(
+    app: Mapping[str, Any], stores: Stores, previous: Mapping[str, Any], report: plan.Report, outcome: Outcome
+) -> Outcome:
+    _write(app, stores, previous, report.status, outcome)
+    for event in report.events + (report.if_written if outcome.status_written else ()):
+        _tell(app, event)
+    return outcome
+
+
+def _write(
+    app: Mapping[str, Any],
+    stores: Stores,
+    previous: Mapping[str, Any],
+    new: api.MicroserviceAppStatus,
+    outcome: Outcome,
+) -> None:
+    """Patch .status when it changed, unless statushold.py holds it back (then pass again later)."""
+    body = status.to_dict(new)
+    key = (app["metadata"]["namespace"], app["metadata"]["name"])
+    if not status.changed(previous, body):
+        stores.held.settled(key)
+        return
+    wait = stores.held.delay(key, previous, body)
+    if wait > 0:
+        outcome.recheck_after = wait
+        return
+    stores.apps.record(kube.patch_status(app, status.status_patch(previous, body)))
+    outcome.status_written = True
+
+
+def _tell(app: Mapping[str, Any], event: plan.Event) -> None:
+    meta = app["metadata"]
+    log.info("%s/%s: %s %s: %s", meta["namespace"], meta["name"], event.type, event.reason, event.message)
+    try:
+        kube.post_event(app, event.type, event.reason, event.message)
+    except kube.ApiError as error:  # an event is worth a log line, never a failed pass
+        log.warning("could not post event %s: %s", event.reason, error.reason)

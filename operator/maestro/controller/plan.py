@@ -1,0 +1,420 @@
+"""The decisions of one reconcile pass, pure: what the app asks for (`Desired`) and what the pass observed
+(`Observed`) in; what to write, prune and hold back, and what to tell (`Plan`), or why the app cannot be carried
+out (`Invalid`), out. No I/O and no clock: the executor (execute.py) observes, hands in the time, and carries
+the plan out.
+
+Two facts are only known once the plan is carried out, so the plan states them as functions: the status is
+rebuilt from the children as the writes leave them (`Plan.report`), and the Ready and RolloutFailed events are
+told only when the status write goes out (`Report.if_written`: statushold.py may hold it back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from maestro import render
+from maestro.api import graph
+from maestro.api import models as api
+from maestro.controller import precheck, status
+
+# The hash of what Maestro last applied to a child: tells "this service needs a rollout" (gated by its
+# dependencies) from "this service is in place" (re-applied freely, which also undoes edits made by hand).
+APPLIED_HASH_ANNOTATION = f"{api.GROUP}/applied-hash"
+
+ChildKey = tuple[str, str]  # (kind, name)
+FieldError = tuple[str, str]  # (the spec's field, what is wrong with it)
+Change = Literal["create", "update", "repair"]  # a new child, a new desired child, an edit by hand undone
+
+
+# ------------------------------------------------------------------------------ a desired child vs an observed one
+
+
+def child_hash(child: Mapping[str, Any]) -> str:
+    """A stable hash of a rendered child (without the hash annotation itself)."""
+    return hashlib.sha256(json.dumps(child, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def with_hash(child: Mapping[str, Any]) -> dict[str, Any]:
+    """The child with its applied-hash annotation."""
+    result = dict(child)
+    meta = dict(result["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: child_hash(child)}
+    result["metadata"] = meta
+    return result
+
+
+def up_to_date(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Whether the observed child was last applied from exactly this desired child."""
+    if observed is None:
+        return False
+    annotations = (observed.get("metadata") or {}).get("annotations") or {}
+    wanted = (desired["metadata"].get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+    return wanted is not None and annotations.get(APPLIED_HASH_ANNOTATION) == wanted
+
+
+def contains(observed: Any, desired: Any, *, quantities: bool = False) -> bool:
+    """Whether every field of `desired` is in `observed` with the same value (lists item by item, same
+    length). Fields the API server or other managers added are ignored; anything else means "apply".
+    Resource quantities compare by value: the API server stores "0.5" as "500m". A field the API server leaves
+    out because its value is the zero value (`readOnly: false`, `value: ""`: Go's omitempty) counts as present."""
+    if isinstance(desired, Mapping):
+        return isinstance(observed, Mapping) and all(
+            contains(observed[key], value, quantities=quantities or key in _QUANTITY_MAPS)
+            if key in observed
+            else _omitted_when_empty(value)
+            for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(observed, list)
+            and len(observed) == len(desired)
+            and all(contains(o, d) for o, d in zip(observed, desired, strict=True))
+        )
+    if quantities and observed != desired:
+        if isinstance(desired, Mapping | list) or isinstance(observed, Mapping | list):
+            return False
+        value = api.parse_quantity(desired)
+        return value is not None and value == api.parse_quantity(observed)
+    return bool(observed == desired)
+
+
+_QUANTITY_MAPS = frozenset({"requests", "limits"})
+
+
+def _omitted_when_empty(value: Any) -> bool:
+    """Whether the API server may store nothing for this value: Go's zero values, which omitempty leaves out."""
+    return value is None or value is False or value in ("", 0) or value == [] or value == {}
+
+
+def in_place(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Whether applying `desired` would change nothing: last applied from the same desired object, and
+    every desired field still has its value (nobody edited or removed it by hand)."""
+    return observed is not None and up_to_date(desired, observed) and contains(observed, desired)
+
+
+def keeps_generation(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Whether applying `desired` leaves a Deployment's generation alone: the API server gives it a new one when
+    its spec or its annotations change (annotations are copied to its ReplicaSets)."""
+    if observed is None:
+        return False
+    wanted = desired["metadata"].get("annotations") or {}
+    found = (observed.get("metadata") or {}).get("annotations") or {}
+    return contains(observed.get("spec"), desired.get("spec")) and contains(found, wanted)
+
+
+def key_of(child: Mapping[str, Any]) -> ChildKey:
+    return (child["kind"], child["metadata"]["name"])
+
+
+def label(child: Mapping[str, Any]) -> str:
+    return f"{child['kind']}/{child['metadata']['name']}"
+
+
+def _generation(obj: Mapping[str, Any]) -> Any:
+    return (obj.get("metadata") or {}).get("generation")
+
+
+# ------------------------------------------------------------------------------------------------ the inputs
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the app asks for: its services (defaults merged) in dependency order, each with its rendered children
+    (applied-hash annotated), or the errors of a spec Maestro cannot carry out."""
+
+    app: Mapping[str, Any]
+    errors: tuple[FieldError, ...] = ()
+    services: Mapping[str, api.ServiceSpec] = field(default_factory=dict)  # in spec order
+    deps: Mapping[str, list[str]] = field(default_factory=dict)
+    order: tuple[str, ...] = ()
+    children: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+
+    def field(self, service: str) -> str:
+        """The spec's path of a service (errors name it)."""
+        return f"spec.services[{list(self.services).index(service)}]"
+
+    def keys(self) -> set[ChildKey]:
+        return {key_of(child) for children in self.children.values() for child in children}
+
+
+def validated(app: Mapping[str, Any]) -> api.MicroserviceAppSpec | tuple[FieldError, ...]:
+    """The app's spec, or its errors."""
+    try:
+        return api.validate_app(app["metadata"]["name"], app.get("spec"))
+    except api.SpecError as error:
+        return tuple(error.errors)
+
+
+def merged_services(spec: api.MicroserviceAppSpec) -> dict[str, api.ServiceSpec]:
+    """Every service with the app's defaults merged under it, by name, in spec order."""
+    return {service.name: service for service in render.effective_services(spec)}
+
+
+def desire(
+    app: Mapping[str, Any],
+    spec: api.MicroserviceAppSpec | Sequence[FieldError],
+    config_hashes: Mapping[str, str],
+) -> Desired:
+    """Render the app's children from its validated spec and its services' config hashes (observed)."""
+    if not isinstance(spec, api.MicroserviceAppSpec):
+        return Desired(app, errors=tuple(spec))
+    services = merged_services(spec)
+    deps = api.dependency_graph(spec)
+    order = tuple(graph.topological_order(deps))
+    children = {
+        name: tuple(
+            with_hash(child)
+            for child in render.render_service(
+                app, services[name], services, config_hash=config_hashes.get(name)
+            )
+        )
+        for name in order
+    }
+    return Desired(app, services=services, deps=deps, order=order, children=children)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the pass found: the app's .status, the children it controls, the objects under desired names that it
+    does not control, the first child the API server refused in a dry run, and the time."""
+
+    timestamp: str
+    previous: Mapping[str, Any] = field(default_factory=dict)
+    children: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
+    foreign: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
+    refusal: FieldError | None = None
+
+
+def dry_runs(
+    desired: Desired, children: Mapping[ChildKey, Mapping[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(field, child) for each child the API server must judge before anything is written: free-form fields are
+    only validated there, and a refusal half-way through the services would leave some of them applied. Only new
+    renderings of services with such fields (precheck.py): one applied before was accepted, the models check
+    the rest."""
+    return [
+        (desired.field(service), child)
+        for service in desired.order
+        if precheck.needs_dry_run(desired.services[service])
+        for child in desired.children[service]
+        if not up_to_date(child, children.get(key_of(child)))
+    ]
+
+
+# ----------------------------------------------------------------------------------------------- the outputs
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the pass tells: the app's new status, the events to post whatever happens to the status write, and
+    those to post only when it goes out (a rollout's end is told once, when it is written)."""
+
+    status: api.MicroserviceAppStatus
+    events: tuple[Event, ...] = ()
+    if_written: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A spec Maestro cannot carry out (InvalidSpec), a desired name held by another object (NameConflict), or
+    a child the API server refused (ChildRejected): nothing is written but the status."""
+
+    reason: str
+    errors: tuple[FieldError, ...]
+    report: Report
+
+
+@dataclass(frozen=True)
+class Write:
+    """One child to apply, and why."""
+
+    service: str
+    field: str  # the service's spec path, for a refusal
+    child: dict[str, Any]
+    change: Change
+
+    @property
+    def key(self) -> ChildKey:
+        return key_of(self.child)
+
+
+@dataclass(frozen=True)
+class Prune:
+    """An owned child that is no longer desired: deleted by uid, so never a newcomer under its name."""
+
+    child: Mapping[str, Any]
+
+    @property
+    def key(self) -> ChildKey:
+        return key_of(self.child)
+
+    @property
+    def uid(self) -> str | None:
+        return self.child["metadata"].get("uid")  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The writes in order (dependencies first), the prunes, the services held back and by whom, and the
+    services not held back (`applied`). The status and events come from `report`, once the writes are done."""
+
+    desired: Desired
+    observed: Observed
+    writes: tuple[Write, ...]
+    prunes: tuple[Prune, ...]
+    waiting: Mapping[str, tuple[str, ...]]
+    applied: tuple[str, ...]
+
+    def report(self, written: Mapping[ChildKey, Mapping[str, Any]] | None = None) -> Report:
+        """The status and events, from the children as the writes left them (`written`: what each write
+        returned; by default `as_written`'s prediction of it)."""
+        if written is None:
+            written = {w.key: as_written(w.child, self.observed.children.get(w.key)) for w in self.writes}
+        return _report(self, written)
+
+
+def as_written(child: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The child as the API server answers its apply over `before`, as far as a pass reads it: the desired
+    fields over the observed ones, at a new generation unless the write keeps it (see `keeps_generation`)."""
+    result: dict[str, Any] = {**(before or {}), **child}
+    meta = {**(before or {}).get("metadata", {}), **child["metadata"]}
+    if not keeps_generation(child, before):
+        meta["generation"] = int(_generation(before or {}) or 0) + 1
+    result["metadata"] = meta
+    return result
+
+
+def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
+    """The decisions of one pass over the app."""
+    app, previous, stamp = desired.app, observed.previous, observed.timestamp
+    if desired.errors:
+        return invalid(app, previous, desired.errors, "InvalidSpec", stamp)
+    conflicts = [
+        (
+            f"{desired.field(service)}.name",
+            f"{child['kind']} {child['metadata']['name']} already exists and is not owned by "
+            f"{api.KIND} {app['metadata']['name']}; rename the service or remove that object",
+        )
+        for service in desired.order
+        for child in desired.children[service]
+        if key_of(child) in observed.foreign
+    ]
+    if conflicts:
+        return invalid(app, previous, conflicts, "NameConflict", stamp)
+    if observed.refusal is not None:
+        return invalid(app, previous, [observed.refusal], "ChildRejected", stamp)
+
+    owned = observed.children
+    writes: list[Write] = []
+    applied: list[str] = []
+    available: set[str] = set()
+    waiting: dict[str, tuple[str, ...]] = {}
+    for service in desired.order:
+        children = desired.children[service]
+        blocked = graph.rollout_allowed(desired.deps, service, available)
+        if blocked and not all(up_to_date(child, owned.get(key_of(child))) for child in children):
+            waiting[service] = tuple(blocked)
+            continue
+        for child in children:
+            before = owned.get(key_of(child))
+            if in_place(child, before):
+                continue  # nothing to write: a steady pass sends no write request at all
+            change: Change = (
+                "create" if before is None else "update" if not up_to_date(child, before) else "repair"
+            )
+            writes.append(Write(service, desired.field(service), child, change))
+        applied.append(service)
+        key = ("Deployment", render.child_name(app["metadata"]["name"], service))
+        deployment = next((child for child in children if key_of(child) == key), None)
+        # A Deployment written with a new spec or annotations gets a new generation, which its controller has not
+        # observed yet (the write's answer shows the old observedGeneration): it is not Available in this pass.
+        if status.deployment_available(owned.get(key)) and (
+            deployment is None or keeps_generation(deployment, owned.get(key))
+        ):
+            available.add(service)
+
+    wanted = desired.keys()
+    prunes = tuple(Prune(obj) for key, obj in owned.items() if key not in wanted)
+    return Plan(desired, observed, tuple(writes), prunes, waiting, tuple(applied))
+
+
+def invalid(
+    app: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    errors: Sequence[FieldError],
+    reason: str,
+    timestamp: str,
+) -> Invalid:
+    """Phase Invalid, every condition naming the fields at fault; a Warning when that is news."""
+    new = status.invalid_status(app, errors, reason=reason, previous=previous, timestamp=timestamp)
+    message = "; ".join(f"{path}: {msg}" for path, msg in errors)
+    old_message = next(
+        (c.get("message") for c in previous.get("conditions") or [] if c.get("type") == status.READY), None
+    )
+    news = previous.get("phase") != "Invalid" or old_message != message
+    events = (Event("Warning", reason, message),) if news else ()
+    return Invalid(reason, tuple(errors), Report(new, events))
+
+
+def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Report:
+    desired, observed = decided.desired, decided.observed
+    app, previous = desired.app, observed.previous
+    name = app["metadata"]["name"]
+    after = {**observed.children, **written}
+    services = [
+        status.service_status(
+            app,
+            service,
+            after.get(("Deployment", render.child_name(name, service.name))),
+            waiting_for=decided.waiting.get(service.name, ()),
+        )
+        for service in desired.services.values()
+    ]
+    new = status.app_status(app, services, previous=previous, timestamp=observed.timestamp)
+
+    events: list[Event] = []
+    created = [label(w.child) for w in decided.writes if w.change == "create"]
+    # An edit by hand undone is an update when it changed the child's spec (a new generation).
+    updated = [
+        label(w.child)
+        for w in decided.writes
+        if w.change == "update"
+        or (
+            w.change == "repair"
+            and w.key in written
+            and _generation(observed.children[w.key]) != _generation(written[w.key])
+        )
+    ]
+    pruned = [label(p.child) for p in decided.prunes]
+    if created:
+        events.append(Event("Normal", "Created", "created " + ", ".join(created)))
+    if updated:
+        events.append(Event("Normal", "Updated", "updated " + ", ".join(updated)))
+    if pruned:
+        events.append(Event("Normal", "Pruned", "deleted " + ", ".join(pruned)))
+    before_waiting = {s.get("name") for s in previous.get("services") or [] if s.get("phase") == "Waiting"}
+    events += [
+        Event("Normal", "WaitingForDependency", f"{service} waits for {', '.join(blocked)}")
+        for service, blocked in decided.waiting.items()
+        if service not in before_waiting
+    ]
+
+    if_written: list[Event] = []
+    if new.phase != previous.get("phase") or previous.get("observedGeneration") != new.observed_generation:
+        if new.phase == "Ready":  # ready at this generation: also after a rollout whose steps were held back
+            if_written.append(Event("Normal", "Ready", f"all {len(services)} services are ready"))
+        elif new.phase == "Degraded" and new.phase != previous.get("phase"):
+            message = next((c.message for c in new.conditions or [] if c.type == status.DEGRADED), "")
+            if_written.append(Event("Warning", "RolloutFailed", message))
+    return Report(new, tuple(events), tuple(if_written))
