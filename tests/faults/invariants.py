@@ -20,7 +20,7 @@ from typing import Any
 
 from maestro import render
 from maestro.api import models as api
-from maestro.controller import reconcile
+from maestro.controller import compare
 from maestro.render import confighash
 from tests.faults.client import CHILD_KINDS, Client
 
@@ -57,20 +57,20 @@ def desired_children(client: Client, app: Mapping[str, Any]) -> dict[tuple[str, 
     Raises api.SpecError for an invalid spec."""
     spec = api.validate_app(app["metadata"]["name"], app.get("spec"))
     children = render.render_app(app, config_hashes=_config_hashes(client, app, spec))
-    return {(c["kind"], c["metadata"]["name"]): reconcile.with_hash(c) for c in children}
+    return {(c["kind"], c["metadata"]["name"]): compare.with_hash(c) for c in children}
 
 
 def first_difference(observed: Any, desired: Any, path: str = "") -> str:
-    """Where `observed` first lacks a value of `desired` (for the failure message), as reconcile.contains sees it."""
+    """Where `observed` first lacks a value of `desired` (for the failure message), as compare.contains sees it."""
     if isinstance(desired, Mapping) and isinstance(observed, Mapping):
         for key, value in desired.items():
             if key not in observed:
                 return f"{path}.{key} (missing)"
-            if not reconcile.contains({key: observed[key]}, {key: value}):
+            if not compare.contains({key: observed[key]}, {key: value}):
                 return first_difference(observed[key], value, f"{path}.{key}")
     if isinstance(desired, list) and isinstance(observed, list) and len(desired) == len(observed):
         for index, (o, d) in enumerate(zip(observed, desired, strict=True)):
-            if not reconcile.contains(o, d):
+            if not compare.contains(o, d):
                 return first_difference(o, d, f"{path}[{index}]")
     return f"{path or '.'}: {observed!r} != {desired!r}"[:300]
 
@@ -151,7 +151,7 @@ def _app_problems(
             f"unwanted {sorted(set(owned) - set(desired))}"
         )
     for key, child in desired.items():
-        if key in owned and not reconcile.in_place(child, owned[key]):
+        if key in owned and not compare.in_place(child, owned[key]):
             found.append(
                 f"app {name}: {key[0]}/{key[1]} differs from its rendering at {first_difference(owned[key], child)}"
             )

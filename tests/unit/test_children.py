@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from maestro.controller import reconcile
+from maestro.controller import compare
 from maestro.runtime import children
 
 from .helpers import Listed
@@ -118,7 +118,7 @@ def test_a_pass_reads_back_what_it_needs() -> None:
     """What the index returns is what reconcile compares and status.py reads: the applied child still
     counts as in place, and its identity (name, namespace, uid, apiVersion) is back."""
     index = children.ChildIndex()
-    desired = reconcile.with_hash(
+    desired = compare.with_hash(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -135,7 +135,7 @@ def test_a_pass_reads_back_what_it_needs() -> None:
     stored["metadata"]["annotations"] = desired["metadata"]["annotations"]
     index.record(stored)
     kept = index.children(APP_UID)[("Deployment", "shop-web")]
-    assert reconcile.in_place(desired, kept)
+    assert compare.in_place(desired, kept)
     assert kept["metadata"]["uid"] == "u-1" and kept["metadata"]["resourceVersion"] == "10"
     assert kept["status"]["readyReplicas"] == 1
     # absent stays absent (status.py reads it with a default)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from maestro.controller import plan, status
+from maestro.controller import compare, plan, status
 from tests.unit.helpers import app as make_app
 from tests.unit.helpers import svc
 
@@ -28,7 +28,7 @@ def desired_of(app: Mapping[str, Any], hashes: Mapping[str, str] | None = None) 
 def rendered(desired: plan.Desired, kind: str, name: str) -> dict[str, Any]:
     """The desired child of that kind and name."""
     return next(
-        c for children in desired.children.values() for c in children if plan.key_of(c) == (kind, name)
+        c for children in desired.children.values() for c in children if compare.key_of(c) == (kind, name)
     )
 
 
@@ -176,7 +176,10 @@ CASES = [
             lambda desired: [in_cluster(rendered(desired, "Service", "shop-db"))],
             lambda desired: [
                 in_cluster(
-                    {**c, "metadata": {**c["metadata"], "annotations": {plan.APPLIED_HASH_ANNOTATION: "x"}}}
+                    {
+                        **c,
+                        "metadata": {**c["metadata"], "annotations": {compare.APPLIED_HASH_ANNOTATION: "x"}},
+                    }
                 )
                 for c in desired.children["web"]
             ],
@@ -264,8 +267,8 @@ def run(case: Case, previous: Mapping[str, Any] | None = None) -> plan.Plan | pl
     observed = plan.Observed(
         NOW,
         previous=previous or {},
-        children={plan.key_of(c): c for c in case.children(before)},
-        foreign={plan.key_of(c): c for c in case.foreign},
+        children={compare.key_of(c): c for c in case.children(before)},
+        foreign={compare.key_of(c): c for c in case.foreign},
         refusal=case.refusal,
     )
     return plan.plan(desired, observed)
@@ -281,8 +284,8 @@ def test_a_pass(case: Case) -> None:
     else:
         assert case.reason is None, f"expected Invalid ({case.reason}), got a plan"
         report = decided.report()
-        assert [(w.change, plan.label(w.child)) for w in decided.writes] == case.writes
-        assert [(plan.label(p.child), p.uid) for p in decided.prunes] == case.prunes
+        assert [(w.change, compare.label(w.child)) for w in decided.writes] == case.writes
+        assert [(compare.label(p.child), p.uid) for p in decided.prunes] == case.prunes
         assert dict(decided.waiting) == dict(case.waiting)
         assert set(decided.applied) == set(decided.desired.order) - set(case.waiting)
     assert report.status.phase == case.phase
@@ -310,7 +313,7 @@ def test_a_repair_is_an_update_only_when_the_write_gives_the_child_a_new_generat
     desired = desired_of(app)
     deployment = in_cluster(rendered(desired, "Deployment", "shop-web"))
     deployment["metadata"]["labels"] = {}  # a label removed by hand: metadata only
-    observed = plan.Observed(NOW, children={plan.key_of(deployment): deployment})
+    observed = plan.Observed(NOW, children={compare.key_of(deployment): deployment})
     decided = plan.plan(desired, observed)
     assert isinstance(decided, plan.Plan)
     assert [(w.change, w.key) for w in decided.writes] == [
@@ -332,9 +335,9 @@ def test_a_dependency_whose_labels_are_put_back_stays_available() -> None:
     desired = desired_of(app)
     children = [in_cluster(c) for c in desired.children["db"]]
     children[0]["metadata"]["labels"] = {}  # metadata only: the write keeps the Deployment's generation
-    decided = plan.plan(desired, plan.Observed(NOW, children={plan.key_of(c): c for c in children}))
+    decided = plan.plan(desired, plan.Observed(NOW, children={compare.key_of(c): c for c in children}))
     assert isinstance(decided, plan.Plan)
-    assert [plan.label(w.child) for w in decided.writes] == [
+    assert [compare.label(w.child) for w in decided.writes] == [
         "Deployment/shop-db",
         "Deployment/shop-web",
         "Service/shop-web",
@@ -345,11 +348,11 @@ def test_a_dependency_whose_labels_are_put_back_stays_available() -> None:
 def test_dry_runs_cover_new_renderings_of_services_the_models_cannot_judge() -> None:
     app = make_app(svc("web", readinessProbe={"httpGet": {"path": "/", "port": 80}}), svc("db"))
     desired = desired_of(app)
-    assert [(path, plan.label(c)) for path, c in plan.dry_runs(desired, {})] == [
+    assert [(path, compare.label(c)) for path, c in plan.dry_runs(desired, {})] == [
         ("spec.services[0]", "Deployment/shop-web"),
         ("spec.services[0]", "Service/shop-web"),
     ]
-    applied = {plan.key_of(c): in_cluster(c) for c in desired.children["web"]}
+    applied = {compare.key_of(c): in_cluster(c) for c in desired.children["web"]}
     assert plan.dry_runs(desired, applied) == []  # applied before: the API server accepted it
 
 
@@ -357,7 +360,7 @@ def test_the_status_of_a_written_deployment_is_the_one_its_write_returned() -> N
     app = make_app(svc("web", image="registry.example.com/web:2"))
     desired = desired_of(app)
     before = in_cluster(rendered(desired_of(make_app(svc("web"))), "Deployment", "shop-web"))
-    decided = plan.plan(desired, plan.Observed(NOW, children={plan.key_of(before): before}))
+    decided = plan.plan(desired, plan.Observed(NOW, children={compare.key_of(before): before}))
     assert isinstance(decided, plan.Plan)
     # as predicted: the old status at a new generation, not observed yet
     service = decided.report().status.services[0]  # type: ignore[index]

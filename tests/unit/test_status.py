@@ -7,7 +7,7 @@ from typing import Any
 
 from maestro import render
 from maestro.api import models as api
-from maestro.controller import reconcile, status
+from maestro.controller import compare, execute, reconcile, status
 from maestro.kube import client as kube
 
 from .helpers import app, svc
@@ -265,12 +265,12 @@ def test_dump_is_camel_case() -> None:
 def test_applied_hash_tells_changed_children() -> None:
     obj = app(svc("web"))
     child = render.render_app(obj)[0]
-    stamped = reconcile.with_hash(child)
-    assert reconcile.up_to_date(stamped, stamped)
-    assert not reconcile.up_to_date(stamped, None)
+    stamped = compare.with_hash(child)
+    assert compare.up_to_date(stamped, stamped)
+    assert not compare.up_to_date(stamped, None)
     other = dict(child, spec={**child["spec"], "replicas": 5})
-    assert not reconcile.up_to_date(reconcile.with_hash(other), stamped)
-    assert reconcile.child_hash(child) == reconcile.child_hash(dict(child))
+    assert not compare.up_to_date(compare.with_hash(other), stamped)
+    assert compare.child_hash(child) == compare.child_hash(dict(child))
 
 
 def test_referenced_sources() -> None:
@@ -284,32 +284,32 @@ def test_referenced_sources() -> None:
 
 def test_in_place_means_nothing_to_write() -> None:
     obj = app(svc("web"))
-    desired = reconcile.with_hash(render.render_app(obj)[0])
+    desired = compare.with_hash(render.render_app(obj)[0])
     observed = copy.deepcopy(desired)
     observed["metadata"]["resourceVersion"] = "7"  # the server's additions do not count
     observed["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
     observed["status"] = {"replicas": 1}
-    assert reconcile.in_place(desired, observed)
+    assert compare.in_place(desired, observed)
     edited = copy.deepcopy(observed)
     edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"  # an edit by hand
-    assert not reconcile.in_place(desired, edited)
+    assert not compare.in_place(desired, edited)
     removed = copy.deepcopy(observed)
     del removed["metadata"]["labels"]["app.kubernetes.io/part-of"]  # a field removed by hand
-    assert not reconcile.in_place(desired, removed)
+    assert not compare.in_place(desired, removed)
     longer = copy.deepcopy(observed)
     longer["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
-    assert not reconcile.in_place(desired, longer)
-    assert not reconcile.in_place(desired, None)
+    assert not compare.in_place(desired, longer)
+    assert not compare.in_place(desired, None)
 
 
 def test_resource_quantities_compare_by_value() -> None:
     # The API server stores "0.5" as "500m" and 1 as "1": such a child is in place, not re-applied each pass.
     observed = {"resources": {"requests": {"memory": "500m", "cpu": "1"}, "limits": {"memory": "1Gi"}}}
     desired = {"resources": {"requests": {"memory": "0.5", "cpu": 1}, "limits": {"memory": "1024Mi"}}}
-    assert reconcile.contains(observed, desired)
-    assert not reconcile.contains(observed, {"resources": {"requests": {"memory": "0.6"}}})
+    assert compare.contains(observed, desired)
+    assert not compare.contains(observed, {"resources": {"requests": {"memory": "0.6"}}})
     # Only under requests/limits: elsewhere a string is a string.
-    assert not reconcile.contains(
+    assert not compare.contains(
         {"env": [{"name": "A", "value": "500m"}]}, {"env": [{"name": "A", "value": "0.5"}]}
     )
 
@@ -321,12 +321,12 @@ def test_zero_values_the_api_server_leaves_out_count_as_present() -> None:
         "env": [{"name": "A", "value": ""}],
     }
     observed = {"volumeMounts": [{"name": "data", "mountPath": "/d"}], "env": [{"name": "A"}]}
-    assert reconcile.contains(observed, desired)
+    assert compare.contains(observed, desired)
     # A value that is not the zero value must be there.
-    assert not reconcile.contains(
+    assert not compare.contains(
         observed, {"volumeMounts": [{"name": "data", "mountPath": "/d", "readOnly": True}]}
     )
-    assert not reconcile.contains({"env": [{"name": "A"}]}, {"env": [{"name": "A", "value": "x"}]})
+    assert not compare.contains({"env": [{"name": "A"}]}, {"env": [{"name": "A", "value": "x"}]})
 
 
 def test_children_the_api_server_cannot_type_are_refusals_not_outages() -> None:
@@ -336,9 +336,9 @@ def test_children_the_api_server_cannot_type_are_refusals_not_outages() -> None:
         "failed to convert new object (ns/a; apps/v1, Kind=Deployment) to proper version: unable to convert "
         "unstructured object to apps/v1, Kind=Deployment: quantities must match the regular expression"
     )
-    assert reconcile.refused(kube.ApiError(500, "InternalError", typed))
-    assert reconcile.refused(kube.ApiError(500, "InternalError", convert))
-    assert reconcile.refused(kube.ApiError(422, "Invalid", "spec.replicas: Invalid value"))
+    assert execute.refused(kube.ApiError(500, "InternalError", typed))
+    assert execute.refused(kube.ApiError(500, "InternalError", convert))
+    assert execute.refused(kube.ApiError(422, "Invalid", "spec.replicas: Invalid value"))
     # A plain server fault is retried.
-    assert not reconcile.refused(kube.ApiError(500, "InternalError", "etcdserver: request timed out"))
-    assert not reconcile.refused(kube.ApiError(503, "ServiceUnavailable", ""))
+    assert not execute.refused(kube.ApiError(500, "InternalError", "etcdserver: request timed out"))
+    assert not execute.refused(kube.ApiError(503, "ServiceUnavailable", ""))

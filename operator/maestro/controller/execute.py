@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from maestro.api import models as api
-from maestro.controller import plan, status
-from maestro.controller.plan import ChildKey, Desired, FieldError, Observed
+from maestro.api import timestamps
+from maestro.controller import compare, plan, status
+from maestro.controller.compare import ChildKey
+from maestro.controller.plan import Desired, FieldError, Observed
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
 from maestro.render import confighash
@@ -59,7 +60,7 @@ _REFUSAL_MARKERS_500 = ("failed to create typed patch object", "unable to conver
 def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
     """One pass over the app as read (`live`: list its children from the API server, not the child index)."""
     previous = dict(app.get("status") or {})
-    timestamp = _now()
+    timestamp = timestamps.now()  # the plan's only clock
     spec = plan.validated(app)
     if isinstance(spec, api.MicroserviceAppSpec):
         desired = plan.desire(app, spec, config_hashes(app, plan.merged_services(spec)))
@@ -68,11 +69,6 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
         desired = plan.desire(app, spec, {})
         observed = Observed(timestamp, previous)  # nothing to observe for a spec that cannot be carried out
     return carry_out(app, stores, desired, observed)
-
-
-def _now() -> str:
-    """The current time as metav1.Time wants it (RFC 3339, seconds, Z): the plan's only clock."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # ------------------------------------------------------------------------------------------------ observation
@@ -118,7 +114,7 @@ def observe(
     foreign: dict[ChildKey, dict[str, Any]] = {}
     for service in desired.order:
         for child in desired.children[service]:
-            key = plan.key_of(child)
+            key = compare.key_of(child)
             if key in owned:
                 continue
             if not live and not stores.children.taken(namespace, *key):
@@ -148,7 +144,7 @@ def _apply(child: Mapping[str, Any], path: str, *, dry_run: bool = False) -> dic
     except kube.ApiError as error:
         if refused(error):
             raise ChildRejected(
-                path, f"the API server rejected {plan.label(child)}: {error.message}"
+                path, f"the API server rejected {compare.label(child)}: {error.message}"
             ) from error
         raise
 
@@ -178,7 +174,7 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
     for prune in decided.prunes:
         kube.delete(prune.key[0], namespace, prune.key[1], prune.uid)
         stores.children.discard(prune.child)  # so that the next pass does not prune it again
-        outcome.pruned.append(plan.label(prune.child))
+        outcome.pruned.append(compare.label(prune.child))
     report = decided.report(written)
     outcome.phase = report.status.phase
     return _finish(app, stores, observed.previous, report, outcome)

@@ -1,6 +1,6 @@
 """Which services' children the API server must judge (a dry-run apply) before any child of the app is written.
 
-A pass writes nothing when any child of the app would be refused (reconcile.py, step 4a): a refusal half-way
+A pass writes nothing when any child of the app would be refused (plan.dry_runs picks the children, execute.py dry-runs them): a refusal half-way
 through the services would leave some of them applied. Most fields are checked by the models (api/models.py)
 exactly as the API server checks them, so a child rendered only from those cannot be refused; a dry run of it
 would cost a request for nothing (docs/benchmarks.md). Everything else, free-form Kubernetes objects passed

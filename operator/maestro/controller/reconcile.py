@@ -29,15 +29,6 @@ from maestro import metrics
 from maestro.api import models as api
 from maestro.controller import execute
 from maestro.controller.execute import Outcome
-from maestro.controller.execute import refused as refused
-
-# How a desired child compares with an observed one (plan.py), under the names the tests and fault checks use.
-from maestro.controller.plan import APPLIED_HASH_ANNOTATION as APPLIED_HASH_ANNOTATION
-from maestro.controller.plan import child_hash as child_hash
-from maestro.controller.plan import contains as contains
-from maestro.controller.plan import in_place as in_place
-from maestro.controller.plan import up_to_date as up_to_date
-from maestro.controller.plan import with_hash as with_hash
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
 from maestro.render import confighash

@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from maestro.controller.compare import ChildKey
 from maestro.controller.statushold import HeldStatuses
-
-ChildKey = tuple[str, str]  # (kind, name)
 
 
 class AppStore(Protocol):
