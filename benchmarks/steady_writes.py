@@ -18,12 +18,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-from common import api, kube, log, render
+from common import api, kinds, kube, log, render
 
 
 def versions(namespace: str) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
-    for kind in (*kube.CHILD_KINDS, api.KIND):
+    for kind in (*kinds.KIND_NAMES, api.KIND):
         for obj in kube.list_objects(kind, namespace):
             out[(kind, obj["metadata"]["name"])] = obj["metadata"]["resourceVersion"]
     return out
