@@ -53,16 +53,27 @@ class ApiError(Exception):
         self.message = message
 
 
-def load_config() -> None:
-    """Use the in-cluster service account when running in a pod, else the current kubeconfig (KUBECONFIG)."""
+def load_config(kubeconfig: str | None = None, context: str | None = None) -> None:
+    """Use the kubeconfig file and context named (the CLI's --kubeconfig and --context), else the in-cluster service
+    account when running in a pod, else the current kubeconfig (KUBECONFIG, ~/.kube/config)."""
     global _client
+    config = pykube.KubeConfig.from_file(kubeconfig) if kubeconfig else pykube.KubeConfig.from_env()
+    if context:
+        if context not in config.contexts:
+            raise ValueError(f"context {context!r} not found in the kubeconfig")
+        config.set_current_context(context)
     with _lock:
-        _client = pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=REQUEST_TIMEOUT)
+        _client = pykube.HTTPClient(config, timeout=REQUEST_TIMEOUT)
         # requests looks for ~/.netrc and reads the proxy variables on every request (docs/benchmarks.md). The
         # kubeconfig authenticates, so .netrc is never wanted; the proxies (HTTPS_PROXY, NO_PROXY) are read
         # once, here.
         _client.session.proxies = requests.utils.get_environ_proxies(_client.url)
         _client.session.trust_env = False
+
+
+def default_namespace() -> str:
+    """The namespace of the kubeconfig's current context ("default" when it names none)."""
+    return str(client().config.namespace)
 
 
 def client() -> pykube.HTTPClient:
