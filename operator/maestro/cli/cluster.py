@@ -13,7 +13,9 @@ class ConnectError(Exception):
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", help="the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+    parser.add_argument(
+        "--kubeconfig", help="the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
     parser.add_argument("--context", help="the kubeconfig context (default: its current context)")
     parser.add_argument("-n", "--namespace", help="the namespace (default: the context's namespace)")
 
