@@ -23,6 +23,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd benchmarks && MYPYPATH=../operator ../$(BIN)/mypy --ignore-missing-imports --follow-imports=silent *.py  # scripts, not a package
 	$(BIN)/lint-imports
 
 unit: setup

@@ -48,7 +48,7 @@ from maestro.render import kinds  # noqa: E402
 from maestro.runtime import childwatch  # noqa: E402
 
 WRITE_VERBS = {"APPLY", "PATCH", "CREATE", "UPDATE", "DELETE", "DELETECOLLECTION", "POST", "PUT"}
-CHILD_RESOURCES = {"deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
+CHILD_RESOURCES = {kind.plural for kind in kinds.CHILD_KINDS}
 
 
 def log(message: str) -> None:
@@ -306,7 +306,7 @@ def delete_apps(namespace: str) -> None:
 
 def in_sync(app: dict[str, Any]) -> bool:
     st = app.get("status") or {}
-    return st.get("observedGeneration") == app["metadata"].get("generation")
+    return bool(st.get("observedGeneration") == app["metadata"].get("generation"))
 
 
 def count_children(namespace: str) -> int:

@@ -22,7 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-from common import kube, log, render
+from common import log
+
+from maestro import render
+from maestro.kube import client as kube
 
 
 def baseline_one(name: str, namespace: str) -> int:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import tempfile
 import time
@@ -21,8 +22,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-from common import kube, log, render
+from common import log
 from steady_writes import image_rolled_out, set_image
+
+from maestro import render
+from maestro.kube import client as kube
 
 
 def changes(ns: str, app: str, count: int, round_: str) -> list[float]:
@@ -33,7 +37,7 @@ def changes(ns: str, app: str, count: int, round_: str) -> list[float]:
         set_image(ns, app, 0, image)
         common.wait_until(
             f"{app} to roll out {image}",
-            lambda image=image: image_rolled_out(ns, app, "web", image),
+            functools.partial(image_rolled_out, ns, app, "web", image),
             120,
             0.02,
         )

@@ -9,6 +9,7 @@ more than the children changed plus one status write.
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 import time
@@ -18,7 +19,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-from common import api, kinds, kube, log, render
+from common import log
+
+from maestro import render
+from maestro.api import models as api
+from maestro.kube import client as kube
+from maestro.render import kinds
 
 
 def versions(namespace: str) -> dict[tuple[str, str], str]:
@@ -102,7 +108,7 @@ def main() -> int:
                 set_image(ns, app, 0, image)
                 common.wait_until(
                     f"{app} to roll out {image}",
-                    lambda app=app, image=image: image_rolled_out(ns, app, "web", image),
+                    functools.partial(image_rolled_out, ns, app, "web", image),
                     120,
                     0.2,
                 )
