@@ -84,17 +84,23 @@ def plan_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.fixture
-def ready_shop(
-    request: pytest.FixtureRequest, test_cluster: object, crd: None, kubectl: Kubectl, tmp_path: Path
-) -> Iterator[Kubectl]:
+def ready_shop(test_cluster: object, crd: None, kubectl: Kubectl, tmp_path: Path) -> Iterator[Kubectl]:
     """shop made Ready by the operator, which is then stopped: the diff sees a settled app."""
     assert kubectl.namespace is not None
     kubectl.apply(config_map("fast"))
-    for op in operator_process.running(request, kubectl.namespace, tmp_path):
+    op = operator_process.OperatorProcess(
+        Path(os.environ["KUBECONFIG"]), kubectl.namespace, tmp_path / "op.log"
+    )
+    op.start()
+    try:
         kubectl.apply(shop())
         wait_ready(kubectl, "shop", timeout=90)
+    except BaseException:
+        print(f"===== operator log =====\n{op.log()[-30000:]}")
+        raise
+    finally:
         op.stop()
-        yield kubectl
+    yield kubectl
 
 
 def test_a_new_app_is_created_in_waves_and_nothing_is_written(crd: None, kubectl: Kubectl) -> None:
