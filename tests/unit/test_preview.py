@@ -14,7 +14,7 @@ import pytest
 from maestro.controller import compare, plan, preview
 from tests.unit.helpers import app as make_app
 from tests.unit.helpers import svc
-from tests.unit.test_plan import NOW, Children, all_of, desired_of, in_cluster, rendered
+from tests.unit.test_plan import NOW, Children, all_of, desired_of, edited, in_cluster, rendered
 
 
 def image(name: str, tag: str) -> str:
@@ -83,7 +83,7 @@ CASES = [
         config_named={"db": ("ConfigMap db-config",)},
     ),
     Case(
-        "more replicas: scaling only, no pod restart",
+        "more replicas: scaling only, no new pods",
         make_app(svc("web", replicas=3)),
         children=live(make_app(svc("web"))),
         actions={"Deployment/shop-web": "update", "PodDisruptionBudget/shop-web": "create"},
@@ -104,7 +104,7 @@ CASES = [
         rollouts=[("web", ("pod spec",), 1)],
     ),
     Case(
-        "a Service change only: other, no pod restart",
+        "a Service change only: other, no new pods",
         make_app(svc("web", expose={"type": "NodePort"})),
         children=live(make_app(svc("web"))),
         actions={"Service/shop-web": "update"},
@@ -132,6 +132,29 @@ CASES = [
         waits=[("web", "db", "not Available now")],
     ),
     Case(
+        "a new image and a new config: both reasons, the config named",
+        make_app(
+            svc("web", dependsOn=["db"]),
+            svc("db", image=image("db", "2"), configFrom=[{"configMap": "db-config"}]),
+        ),
+        children=live(WITH_CONFIG, config={"db": "hash-before"}),
+        config={"db": "hash-after"},
+        actions={"Deployment/shop-db": "update", "Service/shop-db": "update"},
+        rollouts=[("db", ("image", "config"), 1)],
+        config_named={"db": ("ConfigMap db-config",)},
+    ),
+    Case(
+        "an edit by hand is undone at once: the first wave, waiting for nobody",
+        make_app(svc("web", dependsOn=["db"]), svc("db")),
+        children=all_of(
+            live(make_app(svc("db")), ready=False),
+            edited("Deployment", "shop-web", lambda deployment: deployment["spec"].update(replicas=5)),
+            lambda desired: [in_cluster(c) for c in desired.children["web"][1:]],
+        ),
+        actions={"Deployment/shop-web": "update"},
+        rollouts=[("web", ("scaling only",), 1)],
+    ),
+    Case(
         "no change: every child in place",
         CHAIN,
         children=live(CHAIN),
@@ -152,6 +175,7 @@ def test_a_preview(case: Case) -> None:
     assert list(shown.prunes) == case.prunes
     assert shown.changed == bool(case.actions)
     assert {r.service: r.config for r in shown.rollouts if r.config} == dict(case.config_named)
+    assert all(r.rolls_pods == (r.reasons[0] not in ("scaling only", "other")) for r in shown.rollouts)
     for child in shown.children:  # a diff for each change, none for the rest
         assert bool(child.diff) == (child.action != "unchanged"), child
 

@@ -197,7 +197,7 @@ def _reason_text(rollout: preview.Rollout) -> str:
         f"config ({', '.join(rollout.config)})" if reason == "config" and rollout.config else reason
         for reason in rollout.reasons
     ]
-    return ", ".join(parts) + ("" if rollout.restarts_pods else " (no pod restart)")
+    return ", ".join(parts) + ("" if rollout.rolls_pods else " (no new pods)")
 
 
 def as_text(result: AppDiff, *, colour: bool = False) -> str:
@@ -259,7 +259,7 @@ def as_json(result: AppDiff) -> dict[str, Any]:
                     "name": rollout.service,
                     "reasons": list(rollout.reasons),
                     "wave": rollout.wave,
-                    "restartsPods": rollout.restarts_pods,
+                    "rollsPods": rollout.rolls_pods,
                     "config": list(rollout.config),
                 }
                 for rollout in shown.rollouts

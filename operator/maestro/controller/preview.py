@@ -31,9 +31,9 @@ from maestro.controller.compare import (
 from maestro.render.names import LABEL_VERSION
 
 Action = Literal["create", "update", "prune", "unchanged"]
-# Why a service changes: the first four restart its pods, the last two do not.
+# Why a service changes: the first four roll out new pods (a new Deployment or pod template), the last two do not.
 Reason = Literal["new", "image", "config", "pod spec", "scaling only", "other"]
-RESTARTING: frozenset[Reason] = frozenset({"new", "image", "config", "pod spec"})
+ROLLING: frozenset[Reason] = frozenset({"new", "image", "config", "pod spec"})
 
 # Fields the API server sets or bumps on every write (or dry run): they would make every diff noisy.
 _SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -62,8 +62,8 @@ class Rollout:
     config: tuple[str, ...] = ()  # its configFrom ("ConfigMap db-config"), when the reason is config
 
     @property
-    def restarts_pods(self) -> bool:
-        return any(reason in RESTARTING for reason in self.reasons)
+    def rolls_pods(self) -> bool:
+        return any(reason in ROLLING for reason in self.reasons)
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def preview(
         for child in desired.children[service]:
             key = key_of(child)
             before = live.get(key)
-            if in_place(child, before):
-                after[key] = before  # type: ignore[assignment]  # in_place: not None
+            if before is not None and in_place(child, before):
+                after[key] = before
                 diffs.append(ChildDiff(*key, service, "unchanged", ""))
                 continue
             after[key] = stored.get(key) or plan.as_written(child, before)
