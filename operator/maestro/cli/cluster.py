@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pykube
+
 from maestro.kube import client as kube
 
 
@@ -24,6 +26,7 @@ def connect(args: argparse.Namespace) -> str:
     """Load the kubeconfig the flags name; the namespace to use (-n, else the context's)."""
     try:
         kube.load_config(args.kubeconfig, args.context)
-    except (OSError, ValueError, KeyError) as error:
+    # pykube reports a kubeconfig file that does not exist as a PyKubeError, not an OSError
+    except (OSError, ValueError, KeyError, pykube.exceptions.PyKubeError) as error:
         raise ConnectError(f"cannot load the kubeconfig: {error}") from error
     return str(args.namespace or kube.default_namespace())

@@ -18,6 +18,7 @@ import maestro
 from maestro import render
 from maestro.api import crd
 from maestro.api import models as api
+from maestro.cli import diff as differ
 from maestro.cli import run as runner
 
 Handler = Callable[[argparse.Namespace], int]
@@ -157,7 +158,13 @@ def add_crd(subparsers: Any) -> None:
 
 
 # Subcommands in help order; `run` (the operator) registers itself here with its own add_run.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_render, add_validate, add_crd, runner.add_run]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_render,
+    add_validate,
+    add_crd,
+    differ.add_diff,
+    runner.add_run,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
