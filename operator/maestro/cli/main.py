@@ -8,6 +8,7 @@ the user's input are printed as one line each and exit 1: never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ import maestro
 from maestro import render
 from maestro.api import crd
 from maestro.api import models as api
+from maestro.cli import completion, status
 from maestro.cli import run as runner
 
 Handler = Callable[[argparse.Namespace], int]
@@ -157,12 +159,25 @@ def add_crd(subparsers: Any) -> None:
 
 
 # Subcommands in help order; `run` (the operator) registers itself here with its own add_run.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_render, add_validate, add_crd, runner.add_run]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_render,
+    add_validate,
+    add_crd,
+    status.add_status,
+    runner.add_run,
+    completion.add_completion,
+]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str) -> str:
+    """`kubectl maestro` when run as the kubectl plugin (kubectl runs the executable `kubectl-maestro` on PATH),
+    else `maestro`: what usage and error lines call the program."""
+    return "kubectl maestro" if os.path.basename(argv0).startswith("kubectl-maestro") else "maestro"
+
+
+def build_parser(prog: str = "maestro") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="maestro", description="Maestro: run a microservice app from one resource."
+        prog=prog, description="Maestro: run a microservice app from one resource."
     )
     parser.add_argument("--version", action="version", version=f"maestro {maestro.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -172,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(program_name(sys.argv[0]))
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
