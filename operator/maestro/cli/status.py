@@ -41,7 +41,7 @@ class NotFound(Exception):
 def add_status(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "status",
-        help="show an app, its services and their children (--watch: follow a rollout)",
+        help="show an app as a tree of its services and children (--watch: follow a rollout)",
         description="Show a MicroserviceApp as a tree: its phase, its services in spec order, their "
         "Deployments, Services, autoscalers and disruption budgets, and why something is not Ready. With "
         "--watch, redraw until the app is Ready at its current generation (exit 0), Degraded or Invalid "

@@ -349,7 +349,8 @@ def _lines(tree: Mapping[str, Any], now: datetime, width: int, glyphs: Glyphs) -
     observed = tree["observedGeneration"]
     generation = f"  generation {tree['generation']}"
     if not tree["current"]:
-        generation += f" (status is of {observed})" if observed is not None else " (not observed yet)"
+        # The CRD defaults observedGeneration to 0: an app the operator has not seen yet.
+        generation += f" (status is of {observed})" if observed else " (not observed yet)"
     head.append((generation, None if tree["current"] else "progress"))
     out: list[Line] = [head]
     if tree["message"] and not (tree["current"] and phase == "Ready"):
