@@ -116,24 +116,43 @@ def test_status_of_a_ready_app_shows_every_child(kubectl: Kubectl, op: OperatorP
     assert [s["name"] for s in as_yaml["services"]] == ["catalog", "web"]
 
 
-def test_watch_follows_a_rollout_until_ready(kubectl: Kubectl, op: OperatorProcess) -> None:
+def test_watch_follows_a_rollout_until_ready(kubectl: Kubectl, op: OperatorProcess, tmp_path: Path) -> None:
     namespace = str(kubectl.namespace)
     kubectl.apply(shop())
     result = maestro("status", "shop", "-n", namespace, "--watch", "--timeout", "80")
     assert result.returncode == 0, result.stdout + result.stderr
-    views = blocks(result.stdout)
-    assert views[-1].startswith("shop  Ready  2/2 services ready  generation 1"), result.stdout
-    assert views[-1].endswith("2/2 services ready")  # the progress line
-    assert all(a != b for a, b in itertools.pairwise(views))  # piped: a block only on a change
+    assert blocks(result.stdout)[-1].startswith("shop  Ready  2/2 services ready  generation 1\n")
 
-    # A new image: the watch ends only once the operator saw generation 2 and web runs the new image.
-    kubectl.apply(shop("2.0.0"))
-    result = maestro("status", "shop", "-n", namespace, "--watch", "--timeout", "80")
-    assert result.returncode == 0, result.stdout + result.stderr
-    last = blocks(result.stdout)[-1]
-    assert last.startswith("shop  Ready  2/2 services ready  generation 2\n"), result.stdout
-    assert "image registry.example.com/web:2.0.0" in last
-    assert kubectl.get("msa", "shop")["status"]["observedGeneration"] == 2
+    # Both change; catalog's new pods cannot schedule, so its rollout stalls and web waits for it.
+    stuck = svc("catalog", "2.0.0", scheduling={"nodeSelector": {"maestro.dev/e2e": "nowhere"}})
+    kubectl.apply(msa(stuck, svc("web", "2.0.0", replicas=2, dependsOn=["catalog"])))
+    output = tmp_path / "watch.out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "operator"))
+    argv = [sys.executable, "-m", "maestro", "status", "shop", "-n", namespace, "--watch", "--timeout", "80"]
+    with output.open("w") as stdout:
+        watch = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_until(
+            "the watch to show web waiting for catalog",
+            lambda: "└─ web  Waiting for catalog" in output.read_text(),
+            timeout=40,
+        )
+        assert watch.poll() is None  # still watching: the app is not Ready
+        kubectl.apply(msa(svc("catalog", "2.0.0"), svc("web", "2.0.0", replicas=2, dependsOn=["catalog"])))
+        _, stderr = watch.communicate(timeout=80)
+    finally:
+        watch.kill()
+    assert watch.returncode == 0, output.read_text() + stderr
+    views = blocks(output.read_text())
+    waiting = next(view for view in views if "└─ web  Waiting for catalog" in view)
+    assert "├─ catalog  Progressing" in waiting and waiting.endswith("1 rolling, 1 waiting")
+    assert all(a != b for a, b in itertools.pairwise(views))  # piped: a block only on a change
+    last = views[-1]
+    assert last.startswith("shop  Ready  2/2 services ready  generation 3\n"), last
+    assert (
+        "image registry.example.com/catalog:2.0.0" in last and "image registry.example.com/web:2.0.0" in last
+    )
+    assert last.endswith("2/2 services ready")  # the progress line
 
 
 def test_watch_of_a_failed_rollout_exits_1_and_says_why(kubectl: Kubectl, op: OperatorProcess) -> None:
