@@ -8,6 +8,7 @@ the user's input are printed as one line each and exit 1: never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ import maestro
 from maestro import render
 from maestro.api import crd
 from maestro.api import models as api
+from maestro.cli import completion, status
 from maestro.cli import diff as differ
 from maestro.cli import run as runner
 
@@ -163,13 +165,21 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_validate,
     add_crd,
     differ.add_diff,
+    status.add_status,
     runner.add_run,
+    completion.add_completion,
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str) -> str:
+    """`kubectl maestro` when run as the kubectl plugin (kubectl runs the executable `kubectl-maestro` on PATH),
+    else `maestro`: what usage and error lines call the program."""
+    return "kubectl maestro" if os.path.basename(argv0).startswith("kubectl-maestro") else "maestro"
+
+
+def build_parser(prog: str = "maestro") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="maestro", description="Maestro: run a microservice app from one resource."
+        prog=prog, description="Maestro: run a microservice app from one resource."
     )
     parser.add_argument("--version", action="version", version=f"maestro {maestro.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -179,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(program_name(sys.argv[0]))
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:

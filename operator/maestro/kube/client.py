@@ -384,3 +384,11 @@ def post_event(app: Mapping[str, Any], type_: str, reason: str, message: str) ->
         "count": 1,
     }
     request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+
+
+def list_events(namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    """The core/v1 Events of a namespace about one object (by the involved object's kind and name)."""
+    selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+    result = request("GET", f"/api/v1/namespaces/{namespace}/events", query=[("fieldSelector", selector)])
+    items: list[dict[str, Any]] = result.get("items") or []
+    return items
