@@ -42,6 +42,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # hack/: the shared gobuild module
 import gobuild  # noqa: E402
 
+sys.path.insert(0, str(HERE.parent / "images"))
+import images  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+import node  # noqa: E402
+
 GOMOD = HERE / "gomod"
 CACHE_ROOT = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro"))
 STATE_ROOT = Path(os.environ.get("MAESTRO_CLUSTER_STATE", CACHE_ROOT / "clusters"))
@@ -63,6 +69,7 @@ BINARIES = (
     Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns", "metrics-server")  # with a real node
 
 
 def log(message: str) -> None:
@@ -212,9 +219,28 @@ class Cluster:
     def argv_file(self, process: str) -> Path:
         return self.state / "argv" / f"{process}.json"
 
+    @property
+    def node_paths(self) -> node.NodePaths:
+        return node.NodePaths(self.state)
+
+    def network(self) -> node.NodeNetwork | None:
+        """The real node's addresses, or None for a cluster without one."""
+        try:
+            saved = json.loads((self.node_paths.root / "network.json").read_text())
+        except FileNotFoundError:
+            return None
+        return node.NodeNetwork(int(saved["slot"]), self.name)
+
+    def expected(self) -> tuple[str, ...]:
+        """The processes `up` started: the control plane, and the node's when it has one."""
+        return PROCESSES + (NODE_PROCESSES if self.network() else ())
+
+    def ports(self) -> dict[str, object]:
+        return dict(json.loads((self.state / "ports.json").read_text()))
+
     def running(self) -> dict[str, int]:
         alive = {}
-        for process in PROCESSES:
+        for process in PROCESSES + NODE_PROCESSES:
             try:
                 pid = int(self.pid_file(process).read_text())
             except (FileNotFoundError, ValueError):
@@ -248,62 +274,79 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(pki: Path) -> None:
-    """A CA, the API server's serving certificate, an admin client certificate and the service-account key."""
+def issue_cert(pki: Path, name: str, subject: str, ext: str, ca: str = "ca", days: str = "3650") -> None:
+    """A key and a certificate signed by `ca`, with `ext` as its extensions (SANs, key usage)."""
+    (pki / f"{name}.ext").write_text(ext)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", subject, cwd=pki)  # fmt: skip
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", days, "-extfile", f"{name}.ext", cwd=pki)  # fmt: skip
+
+
+def make_ca(pki: Path, name: str, subject: str) -> None:
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+            "-days", "3650", "-subj", subject, cwd=pki)  # fmt: skip
+
+
+CLIENT = "extendedKeyUsage=clientAuth\n"
+
+
+def make_pki(pki: Path, api_ip: str, net: node.NodeNetwork | None) -> None:
+    """A CA, the API server's serving certificate, an admin client certificate and the service-account key;
+    with a real node also the node's identities (kubelet, kube-proxy) and the front-proxy pair the API server
+    uses to call aggregated APIs (metrics-server) as the requesting user."""
     if (pki / "admin.crt").exists():
         return
     pki.mkdir(parents=True, exist_ok=True)
-    days = "3650"
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-            "-days", days, "-subj", "/CN=maestro-local-ca", cwd=pki)  # fmt: skip
-    (pki / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-        "DNS:kubernetes.default.svc,IP:10.96.0.1\nextendedKeyUsage=serverAuth\n"
-    )
-    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, subject, ext in (
-        ("server", "/CN=kube-apiserver", "server.ext"),
-        ("admin", "/O=system:masters/CN=maestro-admin", "client.ext"),
-    ):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", subject, cwd=pki)  # fmt: skip
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", f"{name}.crt", "-days", days, "-extfile", ext, cwd=pki)  # fmt: skip
+    make_ca(pki, "ca", "/CN=maestro-local-ca")
+    server_ips = sorted({"127.0.0.1", api_ip, "10.96.0.1"})
+    issue_cert(pki, "server", "/CN=kube-apiserver",
+               "subjectAltName=" + ",".join([f"IP:{ip}" for ip in server_ips] + [
+                   "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+                   "DNS:kubernetes.default.svc.cluster.local"]) + "\nextendedKeyUsage=serverAuth\n")  # fmt: skip
+    issue_cert(pki, "admin", "/O=system:masters/CN=maestro-admin", CLIENT)
     openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    if net is None:
+        return
+    issue_cert(pki, "kubelet", f"/CN={node.NODE_NAME}",
+               f"subjectAltName=IP:{net.node_ip},DNS:{node.NODE_NAME}\nextendedKeyUsage=serverAuth\n")  # fmt: skip
+    issue_cert(pki, "node", f"/O=system:nodes/CN=system:node:{node.NODE_NAME}", CLIENT)
+    issue_cert(pki, "kube-proxy", "/CN=system:kube-proxy", CLIENT)  # bound to system:node-proxier by default
+    issue_cert(pki, "metrics-server", f"/CN=metrics-server", f"subjectAltName=IP:{net.node_ip}\n"
+               "extendedKeyUsage=serverAuth\n")  # fmt: skip
+    make_ca(pki, "front-proxy-ca", "/CN=maestro-front-proxy-ca")
+    issue_cert(pki, "front-proxy-client", "/CN=front-proxy-client", CLIENT, ca="front-proxy-ca")
 
 
-def write_kubeconfig(cluster: Cluster, port: int) -> None:
+def write_kubeconfig(cluster: Cluster, path: Path, server: str, identity: str) -> None:
+    """A kubeconfig for `server` with the client certificate pki/<identity>.crt, certificates inline."""
     import base64
 
     def b64(name: str) -> str:
         return base64.b64encode((cluster.pki / name).read_bytes()).decode()
 
+    user = f"{cluster.name}-{identity}"
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {
-                "name": cluster.name,
-                "cluster": {
-                    "server": f"https://127.0.0.1:{port}",
-                    "certificate-authority-data": b64("ca.crt"),
-                },
-            }
+            {"name": cluster.name, "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}
         ],
         "users": [
             {
-                "name": f"{cluster.name}-admin",
-                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+                "name": user,
+                "user": {
+                    "client-certificate-data": b64(f"{identity}.crt"),
+                    "client-key-data": b64(f"{identity}.key"),
+                },
             }
         ],
-        "contexts": [
-            {"name": cluster.name, "context": {"cluster": cluster.name, "user": f"{cluster.name}-admin"}}
-        ],
+        "contexts": [{"name": cluster.name, "context": {"cluster": cluster.name, "user": user}}],
         "current-context": cluster.name,
     }
-    cluster.kubeconfig.write_text(json.dumps(config, indent=2))  # JSON is YAML; no PyYAML needed here
-    cluster.kubeconfig.chmod(0o600)
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML; no PyYAML needed here
+    path.chmod(0o600)
 
 
 def spawn(cluster: Cluster, name: str, argv: list[str]) -> int:
@@ -330,14 +373,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, cluster: Clus
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}; see {cluster.log_file(process)}")
 
 
-def https_ok(cluster: Cluster, port: int, path: str) -> bool:
+def https_ok(cluster: Cluster, host: str, port: int, path: str) -> bool:
     import ssl
 
     context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
     context.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
     try:
         with urllib.request.urlopen(
-            f"https://127.0.0.1:{port}{path}", context=context, timeout=2
+            f"https://{host}:{port}{path}", context=context, timeout=2
         ) as response:
             return bool(response.status == 200)
     except OSError:
@@ -393,25 +436,57 @@ def node_manifest(index: int) -> dict[str, object]:
     }
 
 
-def up(cluster: Cluster, nodes: int) -> None:
+def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
     bins = build()
     alive = cluster.running()
-    if alive and set(alive) == set(PROCESSES) and cluster.kubeconfig.exists():
+    if alive and set(alive) == set(cluster.expected()) and cluster.kubeconfig.exists():
         log(f"cluster {cluster.name!r} is already running; kubeconfig: {cluster.kubeconfig}")
         return
-    if alive:
-        log(f"cluster {cluster.name!r} is half running ({', '.join(alive)}); restarting it")
+    if alive or cluster.state.exists():
+        log(f"cluster {cluster.name!r} is half running ({', '.join(alive) or 'state left'}); restarting it")
         down(cluster)
     started = time.monotonic()
     for sub in ("pids", "logs", "etcd"):
         (cluster.state / sub).mkdir(parents=True, exist_ok=True)
-    make_pki(cluster.pki)
+    net = None
+    if real_node:
+        net = node.NodeNetwork(node.free_slot(STATE_ROOT, cluster.name), cluster.name)
+        cluster.node_paths.root.mkdir(parents=True)
+        (cluster.node_paths.root / "network.json").write_text(json.dumps({"slot": net.slot}))  # claims the slot
+        log(f"creating the node's network namespace {net.netns} (node {net.node_ip}, pods {net.pod_cidr})")
+        node.create_network(net)
+    # With a real node the API server listens where the node and its pods reach it; else on loopback only.
+    api_ip = net.host_ip if net else "127.0.0.1"
+    make_pki(cluster.pki, api_ip, net)
+    api_port = start_control_plane(cluster, bins, api_ip, net)
+    start_kwok(cluster, bins, nodes)
+    if net:
+        start_node(cluster, bins, net, f"https://{api_ip}:{api_port}")
+    wait_for(
+        "the default ServiceAccount",
+        lambda: (
+            subprocess.run(
+                [str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "serviceaccount", "default"],
+                capture_output=True,
+            ).returncode
+            == 0
+        ),
+        60,
+        cluster,
+        "kube-controller-manager",
+    )
+    log(
+        f"cluster {cluster.name!r} is up in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}"
+    )
+
+
+def start_control_plane(cluster: Cluster, bins: Path, api_ip: str, net: node.NodeNetwork | None) -> int:
     pki = cluster.pki
     etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
     kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
-    (cluster.state / "ports.json").write_text(
-        json.dumps({"etcd": etcd_port, "kube-apiserver": api_port, "kwok": kwok_port})
-    )
+    (cluster.state / "ports.json").write_text(json.dumps(
+        {"etcd": etcd_port, "kube-apiserver": api_port, "kube-apiserver-ip": api_ip, "kwok": kwok_port}
+    ))  # fmt: skip
 
     log(f"starting etcd on 127.0.0.1:{etcd_port}")
     spawn(cluster, "etcd", [
@@ -425,29 +500,48 @@ def up(cluster: Cluster, nodes: int) -> None:
     ])  # fmt: skip
     wait_for("etcd health", lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60, cluster, "etcd")
 
-    log(f"starting kube-apiserver on https://127.0.0.1:{api_port}")
+    admission = write_admission_config(cluster.state)
+    if net:
+        node_flags = [
+            # The `kubernetes` Service gets this address as its endpoint, so pods' in-cluster config works.
+            "--endpoint-reconciler-type=lease",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            # Aggregated APIs (metrics-server) are called as the requesting user through a front proxy identity.
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client", "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group", "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+            "--enable-aggregator-routing=true",  # to metrics-server's endpoint: the host has no kube-proxy
+        ]  # fmt: skip
+    else:
+        # Loopback cannot be the `kubernetes` Service's endpoint, and nothing here needs that endpoint.
+        node_flags = ["--endpoint-reconciler-type=none"]
+    log(f"starting kube-apiserver on https://{api_ip}:{api_port}")
     spawn(cluster, "kube-apiserver", [
         str(bins / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+        f"--bind-address={api_ip}", f"--advertise-address={api_ip}", f"--secure-port={api_port}",
         f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-        # Loopback cannot be the `kubernetes` Service's endpoint, and nothing here needs that endpoint.
-        "--endpoint-reconciler-type=none",
+        "--enable-admission-plugins=NodeRestriction,PodNodeSelector", f"--admission-control-config-file={admission}",
+        *node_flags,
         # Room for the benchmarks' burst of applies; the machine, not the limiter, should be the bound.
         "--max-requests-inflight=1000", "--max-mutating-requests-inflight=500",
         "--profiling=false", "--v=1",
     ])  # fmt: skip
     wait_for(
         "kube-apiserver /readyz",
-        lambda: https_ok(cluster, api_port, "/readyz"),
+        lambda: https_ok(cluster, api_ip, api_port, "/readyz"),
         120,
         cluster,
         "kube-apiserver",
     )
-    write_kubeconfig(cluster, api_port)
+    write_kubeconfig(cluster, cluster.kubeconfig, f"https://{api_ip}:{api_port}", "admin")
 
     log("starting kube-controller-manager and kube-scheduler")
     spawn(cluster, "kube-controller-manager", [
@@ -459,7 +553,7 @@ def up(cluster: Cluster, nodes: int) -> None:
         # Lifted client limits: the default 20 QPS would make the controllers, not Maestro, the bottleneck.
         "--kube-api-qps=1000", "--kube-api-burst=2000",
         "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20", "--concurrent-gc-syncs=50",
-        "--controllers=*,-nodeipam",  # no pod CIDRs to hand out: kwok assigns pod IPs
+        "--controllers=*,-nodeipam",  # no pod CIDRs to hand out: kwok and the node's CNI assign pod IPs
         "--v=1",
     ])  # fmt: skip
     scheduler_config = cluster.state / "scheduler.yaml"
@@ -474,7 +568,30 @@ def up(cluster: Cluster, nodes: int) -> None:
         f"--authentication-kubeconfig={cluster.kubeconfig}", f"--authorization-kubeconfig={cluster.kubeconfig}",
         "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--v=1",
     ])  # fmt: skip
+    return api_port
 
+
+# Pods go to kwok's simulated nodes unless their namespace asks for the real node (REAL_NODE_ANNOTATION), so the
+# scale tests and benchmarks never land on it and the demo and the real-pod tests never land on a simulated one.
+NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
+REAL_NODE_SELECTOR = "type=real"
+KWOK_NODE_SELECTOR = "type=kwok"
+
+
+def write_admission_config(state: Path) -> Path:
+    selector = state / "podnodeselector.yaml"
+    selector.write_text(json.dumps({"podNodeSelectorPluginConfig": {"clusterDefaultNodeSelector": KWOK_NODE_SELECTOR}}))
+    config = state / "admission.yaml"
+    config.write_text(json.dumps({
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [{"name": "PodNodeSelector", "path": str(selector)}],
+    }))  # fmt: skip
+    return config
+
+
+def start_kwok(cluster: Cluster, bins: Path, nodes: int) -> None:
+    kwok_port = cluster.ports()["kwok"]
     log(f"starting kwok and registering {nodes} simulated nodes")
     spawn(cluster, "kwok", [
         str(bins / "kwok"), f"--config={bins / 'kwok-stages.yaml'}", f"--kubeconfig={cluster.kubeconfig}", "--manage-all-nodes=false",
@@ -482,42 +599,108 @@ def up(cluster: Cluster, nodes: int) -> None:
         "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
         f"--server-address=127.0.0.1:{kwok_port}",
     ])  # fmt: skip
+    if nodes == 0:  # `kubectl apply` refuses an empty list
+        return
     nodes_doc = {"apiVersion": "v1", "kind": "List", "items": [node_manifest(i) for i in range(nodes)]}
     kubectl(bins, cluster, "apply", "-f", "-", stdin=json.dumps(nodes_doc))
     wait_for(
         f"{nodes} nodes Ready",
-        lambda: ready_nodes(bins, cluster) >= nodes,
+        lambda: ready_nodes(bins, cluster, "type=kwok") >= nodes,
         120,
         cluster,
         "kwok",
     )
+
+
+def start_node(cluster: Cluster, bins: Path, net: node.NodeNetwork, server: str) -> None:
+    """containerd, the images, the kubelet, kube-proxy, CoreDNS and metrics-server, in the node's namespace."""
+    paths = cluster.node_paths
+    for directory in (paths.cni_conf_dir, paths.kubelet_dir, paths.pod_logs):
+        directory.mkdir(parents=True, exist_ok=True)
+    node.create_cgroups(net)
+    node.save_host_sysctls(STATE_ROOT)
+    inside = net.nsenter()
+
+    log("starting containerd in the node's namespace")
+    paths.file("containerd.toml").write_text(node.containerd_config(paths, images.PAUSE_IMAGE))
+    (paths.cni_conf_dir / "10-maestro.conflist").write_text(json.dumps(node.cni_config(net, paths), indent=2))
+    spawn(cluster, "containerd", [*inside, "containerd", f"--config={paths.file('containerd.toml')}"])
+    wait_for("containerd's socket", paths.containerd_socket.exists, 30, cluster, "containerd")
+    log("importing the pause and sample images into containerd")
+    images.import_images(paths.containerd_socket, images.default_names(), log)
+
+    paths.file("resolv.conf").write_text("")
+    for identity in ("node", "kube-proxy"):
+        write_kubeconfig(cluster, paths.file(f"{identity}.kubeconfig"), server, identity)
+    paths.file("kubelet.yaml").write_text(json.dumps(node.kubelet_config(net, paths, cluster.pki)))
+    log(f"starting the kubelet: node {node.NODE_NAME} at {net.node_ip}")
+    spawn(cluster, "kubelet", [
+        *inside, str(bins / "kubelet"), f"--config={paths.file('kubelet.yaml')}",
+        f"--kubeconfig={paths.file('node.kubeconfig')}", f"--root-dir={paths.kubelet_dir}",
+        f"--hostname-override={node.NODE_NAME}", f"--node-ip={net.node_ip}",
+        f"--node-labels=type=real,maestro.dev/real-node=true", "--v=1",
+    ])  # fmt: skip
+    paths.file("kube-proxy.yaml").write_text(
+        json.dumps(node.kube_proxy_config(net, paths.file("kube-proxy.kubeconfig")))
+    )
+    spawn(cluster, "kube-proxy", [*inside, str(bins / "kube-proxy"), f"--config={paths.file('kube-proxy.yaml')}", "--v=1"])
+
+    paths.file("Corefile").write_text(node.corefile(net, cluster.kubeconfig, cluster.name))
+    log(f"starting CoreDNS on {net.node_ip}:53")
+    spawn(cluster, "coredns", [*inside, str(bins / "coredns"), "-conf", str(paths.file("Corefile"))])
+    start_metrics_server(cluster, bins, net)
+    wait_for(f"node {node.NODE_NAME} Ready", lambda: ready_nodes(bins, cluster, "type=real") >= 1, 120, cluster, "kubelet")
+    wait_for("CoreDNS ready", lambda: http_ok(f"http://{net.node_ip}:8181/ready"), 60, cluster, "coredns")
     wait_for(
-        "the default ServiceAccount",
-        lambda: (
-            subprocess.run(
-                [
-                    str(bins / "kubectl"),
-                    f"--kubeconfig={cluster.kubeconfig}",
-                    "get",
-                    "serviceaccount",
-                    "default",
-                ],
-                capture_output=True,
-            ).returncode
-            == 0
-        ),
-        60,
+        "the metrics API (metrics-server through the aggregation layer)",
+        lambda: https_ok(cluster, net.host_ip, int(str(cluster.ports()["kube-apiserver"])), "/apis/metrics.k8s.io/v1beta1"),
+        120,
         cluster,
-        "kube-controller-manager",
-    )
-    log(
-        f"cluster {cluster.name!r} is up in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}"
+        "metrics-server",
     )
 
 
-def ready_nodes(bins: Path, cluster: Cluster) -> int:
+METRICS_SERVER_PORT = 4443
+
+
+def start_metrics_server(cluster: Cluster, bins: Path, net: node.NodeNetwork) -> None:
+    """metrics-server runs on the node, reached by the API server through an APIService and a selectorless
+    Service whose EndpointSlice names the node's address."""
+    pki = cluster.pki
+    log(f"starting metrics-server on {net.node_ip}:{METRICS_SERVER_PORT}")
+    spawn(cluster, "metrics-server", [
+        *net.nsenter(), str(bins / "metrics-server"), f"--kubeconfig={cluster.kubeconfig}",
+        f"--authentication-kubeconfig={cluster.kubeconfig}", f"--authorization-kubeconfig={cluster.kubeconfig}",
+        f"--bind-address={net.node_ip}", f"--secure-port={METRICS_SERVER_PORT}",
+        f"--tls-cert-file={pki / 'metrics-server.crt'}", f"--tls-private-key-file={pki / 'metrics-server.key'}",
+        f"--kubelet-certificate-authority={pki / 'ca.crt'}", "--kubelet-preferred-address-types=InternalIP",
+        "--metric-resolution=15s",
+    ])  # fmt: skip
+    kubectl(bins, cluster, "apply", "-f", "-", stdin=json.dumps(metrics_api_objects(net, pki)))
+
+
+def metrics_api_objects(net: node.NodeNetwork, pki: Path) -> dict[str, object]:
+    import base64
+
+    meta = {"name": "metrics-server", "namespace": "kube-system"}
+    return {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": METRICS_SERVER_PORT}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {**meta, "labels": {"kubernetes.io/service-name": "metrics-server"}},
+         "addressType": "IPv4", "endpoints": [{"addresses": [net.node_ip], "conditions": {"ready": True}}],
+         "ports": [{"name": "https", "port": METRICS_SERVER_PORT, "protocol": "TCP"}]},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"},
+         "spec": {"service": {"name": "metrics-server", "namespace": "kube-system", "port": 443},
+                  "group": "metrics.k8s.io", "version": "v1beta1",
+                  "caBundle": base64.b64encode((pki / "ca.crt").read_bytes()).decode(),
+                  "groupPriorityMinimum": 100, "versionPriority": 100}},
+    ]}  # fmt: skip
+
+
+def ready_nodes(bins: Path, cluster: Cluster, selector: str) -> int:
     result = subprocess.run(
-        [str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "nodes", "-o", "json"],
+        [str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "nodes", "-l", selector, "-o", "json"],
         capture_output=True,
         text=True,
     )
@@ -533,10 +716,15 @@ def ready_nodes(bins: Path, cluster: Cluster) -> int:
 
 def down(cluster: Cluster) -> None:
     alive = cluster.running()
+    net = cluster.network()
     # Stop in reverse start order so nothing spends its last seconds retrying a vanished API server.
-    for process in reversed(PROCESSES):
+    for process in reversed(PROCESSES + NODE_PROCESSES):
         if process in alive:
             signal_group(alive[process], signal.SIGTERM)
+    if net:
+        # Containers outlive the kubelet and containerd: kill them, then undo every host change the node made.
+        node.kill_pods(net, log)
+        node.kill_shims(cluster.node_paths.containerd_socket)
     # The API server drains its watches on SIGTERM; a throwaway cluster need not wait long for that.
     if not wait_gone(cluster, 10):
         for process, pid in cluster.running().items():
@@ -546,9 +734,16 @@ def down(cluster: Cluster) -> None:
             raise SystemExit(f"could not stop {', '.join(cluster.running())}")
     if alive:
         log(f"stopped {', '.join(alive)}")
+    if net:
+        node.unmount_under(cluster.state)
+        node.remove_network(net)
+        node.remove_cgroups(net)
+        log(f"removed the node's network namespace {net.netns}, its mounts and cgroups")
     if cluster.state.exists():
         shutil.rmtree(cluster.state)
         log(f"removed {cluster.state}")
+    if net:
+        node.restore_host_sysctls(STATE_ROOT, log)
 
 
 def signal_group(pid: int, signum: signal.Signals) -> None:
@@ -574,9 +769,9 @@ ALIASES = {
 
 def component(name: str) -> str:
     process = ALIASES.get(name, name)
-    if process not in PROCESSES:
+    if process not in PROCESSES + NODE_PROCESSES:
         raise SystemExit(
-            f"unknown component {name!r}; one of {', '.join(PROCESSES)} (or {', '.join(ALIASES)})"
+            f"unknown component {name!r}; one of {', '.join(PROCESSES + NODE_PROCESSES)} (or {', '.join(ALIASES)})"
         )
     return process
 
@@ -608,22 +803,26 @@ def start_one(cluster: Cluster, process: str) -> None:
             f"cluster {cluster.name!r} was never started with `up`: nothing to start {process} from"
         )
     pid = spawn(cluster, process, json.loads(cluster.argv_file(process).read_text()))
+    ports = cluster.ports()
     if process == "kube-apiserver":
-        port = json.loads((cluster.state / "ports.json").read_text())["kube-apiserver"]
-        wait_for("kube-apiserver /readyz", lambda: https_ok(cluster, port, "/readyz"), 120, cluster, process)
+        host, port = str(ports.get("kube-apiserver-ip", "127.0.0.1")), int(str(ports["kube-apiserver"]))
+        wait_for("kube-apiserver /readyz", lambda: https_ok(cluster, host, port, "/readyz"), 120, cluster, process)
     elif process == "etcd":
-        port = json.loads((cluster.state / "ports.json").read_text())["etcd"]
+        port = int(str(ports["etcd"]))
         wait_for("etcd health", lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, cluster, process)
     log(f"started {process} ({pid})")
 
 
 def status(cluster: Cluster) -> int:
     alive = cluster.running()
-    for process in PROCESSES:
+    for process in cluster.expected():
         print(f"{process:<25} {'running, pid ' + str(alive[process]) if process in alive else 'stopped'}")
     if alive:
         print(f"kubeconfig: {cluster.kubeconfig}")
-    return 0 if set(alive) == set(PROCESSES) else 1
+    net = cluster.network()
+    if net:
+        print(f"real node: {node.NODE_NAME} at {net.node_ip}, pods {net.pod_cidr}, network namespace {net.netns}")
+    return 0 if set(alive) == set(cluster.expected()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -637,6 +836,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("build", help="build or reuse the cached binaries")
     up_parser = sub.add_parser("up", help="start the control plane and the simulated nodes")
     up_parser.add_argument("--nodes", type=int, default=3, help="how many simulated nodes (default 3)")
+    up_parser.add_argument(
+        "--real-node",
+        action=argparse.BooleanOptionalAction,
+        default=os.geteuid() == 0,
+        help="also run a real node (containerd, kubelet, kube-proxy, CoreDNS, metrics-server); needs root "
+        "(default: on as root)",
+    )
     sub.add_parser("down", help="stop every process and remove the state")
     sub.add_parser("status", help="show what runs")
     sub.add_parser("env", help="print shell exports for this cluster")
@@ -649,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         build()
     elif args.command == "up":
-        up(cluster, args.nodes)
+        up(cluster, args.nodes, args.real_node)
     elif args.command == "down":
         down(cluster)
     elif args.command == "status":
