@@ -2,9 +2,10 @@
 """Build and run a real, local Kubernetes control plane for Maestro's tests and demo.
 
 kind needs a container engine; this machine has none. So this script builds the official binaries from their Go
-modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, pinned in
-`hack/cluster/gomod/*/go.mod`), caches them outside the repository keyed by those pins, and runs them on loopback.
-kwok plays the kubelet: it keeps the simulated nodes Ready and marks scheduled pods Running and Ready.
+modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and for a real node
+kubelet and kube-proxy, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the repository keyed by
+those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes Ready and marks
+scheduled pods Running and Ready.
 
     cluster.py build              build (or reuse) the cached binaries
     cluster.py up [--nodes N]     start everything, write a kubeconfig, wait for the API and the nodes
@@ -60,6 +61,9 @@ BINARIES = (
     Binary("kube-controller-manager", "kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     Binary("kube-scheduler", "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler"),
     Binary("kubectl", "kubernetes", "k8s.io/kubernetes/cmd/kubectl"),
+    # The real node's binaries.
+    Binary("kubelet", "kubernetes", "k8s.io/kubernetes/cmd/kubelet"),
+    Binary("kube-proxy", "kubernetes", "k8s.io/kubernetes/cmd/kube-proxy"),
     Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
