@@ -3,9 +3,9 @@
 
 kind needs a container engine; this machine has none. So this script builds the official binaries from their Go
 modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and for a real node
-kubelet and kube-proxy, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the repository keyed by
-those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes Ready and marks
-scheduled pods Running and Ready.
+kubelet, kube-proxy and CoreDNS, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the
+repository keyed by those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes
+Ready and marks scheduled pods Running and Ready.
 
     cluster.py build              build (or reuse) the cached binaries
     cluster.py up [--nodes N]     start everything, write a kubeconfig, wait for the API and the nodes
@@ -64,6 +64,13 @@ BINARIES = (
     # The real node's binaries.
     Binary("kubelet", "kubernetes", "k8s.io/kubernetes/cmd/kubelet"),
     Binary("kube-proxy", "kubernetes", "k8s.io/kubernetes/cmd/kube-proxy"),
+    # CoreDNS with only the plugins a cluster DNS needs (gomod/coredns/main.go says why). Its Corefile needs one
+    # server block for `cluster.local:PORT in-addr.arpa:PORT ip6.arpa:PORT` with `bind ADDRESS`, and in it
+    # `kubernetes cluster.local in-addr.arpa ip6.arpa { kubeconfig FILE }` (without a kubeconfig it expects to run
+    # in a pod; no `fallthrough`: there is nothing to fall through to), plus `errors`, `cache 30`, `reload`,
+    # `loadbalance`, `loop`, and `health ADDRESS:PORT` and `ready ADDRESS:PORT` (by default :8080 and :8181 on
+    # every address). Any other name is answered REFUSED (no `.` block, no forward).
+    Binary("coredns", "coredns", "maestro.dev/hack/cluster/coredns"),
     Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -93,11 +100,13 @@ def kubernetes_version() -> str:
 
 
 def cache_key() -> str:
-    """Binaries are rebuilt only when a pin (go.mod/go.sum) or the Go toolchain changes."""
+    """Binaries are rebuilt only when a gomod/ folder's files (go.mod, go.sum, coredns's main.go) or the Go
+    toolchain change."""
     digest = hashlib.sha256()
     for module in sorted({b.module for b in BINARIES}):
-        for name in ("go.mod", "go.sum"):
-            digest.update((GOMOD / module / name).read_bytes())
+        for path in sorted((GOMOD / module).iterdir()):
+            digest.update(f"{module}/{path.name}\n".encode())
+            digest.update(path.read_bytes())
     digest.update(go_version().encode())
     return f"k8s-{kubernetes_version()}-{digest.hexdigest()[:12]}"
 
@@ -116,11 +125,16 @@ def bin_dir() -> Path:
     return CACHE_ROOT / cache_key() / "bin"
 
 
-def version_ldflags() -> str:
-    """Stamp the release into the binaries, as the upstream build does, so `kubectl version` tells the truth."""
+def version_ldflags(module: str) -> str:
+    """Stamp the release into the binaries, as the upstream build does, so `kubectl version` tells the truth.
+
+    CoreDNS keeps its version in its source.
+    """
+    flags = ["-s", "-w"]
+    if module == "coredns":
+        return " ".join(flags)
     version = kubernetes_version()
     major, minor = version.lstrip("v").split(".")[:2]
-    flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         flags += [
             f"-X {pkg}.gitVersion={version}",
@@ -134,7 +148,7 @@ def version_ldflags() -> str:
 
 def go_build(module: str, binaries: list[Binary], out: Path) -> None:
     names = ", ".join(b.name for b in binaries)
-    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(), log)
+    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(module), log)
     # go names a binary after its package path's last element, skipping a major-version suffix (`server/v3`).
     for binary in binaries:
         elements = binary.package.split("/")
