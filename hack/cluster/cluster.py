@@ -3,7 +3,7 @@
 
 kind needs a container engine; this machine has none. So this script builds the official binaries from their Go
 modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and for a real node
-kubelet, kube-proxy and CoreDNS, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the
+kubelet, kube-proxy, CoreDNS and metrics-server, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the
 repository keyed by those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes
 Ready and marks scheduled pods Running and Ready.
 
@@ -72,6 +72,13 @@ BINARIES = (
     # every address). Any other name is answered REFUSED (no `.` block, no forward).
     Binary("coredns", "coredns", "maestro.dev/hack/cluster/coredns"),
     Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
+    # metrics-server runs as a host process with the admin kubeconfig (--kubeconfig, --authentication-kubeconfig,
+    # --authorization-kubeconfig); aggregated requests need a front-proxy CA (--requestheader-client-ca-file here,
+    # the API server's --requestheader-* and --proxy-client-* flags), --node-selector=type!=kwok keeps it from
+    # scraping kwok's fake nodes (their 10.0.0.1 leaves the machine), and the kubelet's self-signed serving
+    # certificate needs --kubelet-insecure-tls, or a certificate from the cluster CA for the node IP and
+    # --kubelet-certificate-authority.
+    Binary("metrics-server", "metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
@@ -126,13 +133,18 @@ def bin_dir() -> Path:
 
 
 def version_ldflags(module: str) -> str:
-    """Stamp the release into the binaries, as the upstream build does, so `kubectl version` tells the truth.
+    """Stamp the release into the binaries, as the upstream builds do, so `kubectl version` tells the truth.
 
-    CoreDNS keeps its version in its source.
+    metrics-server stamps its own release into client-go's version package only, as its Makefile does: the
+    component-base version is the Kubernetes version its API server library checks features against. CoreDNS
+    keeps its version in its source.
     """
     flags = ["-s", "-w"]
     if module == "coredns":
         return " ".join(flags)
+    if module == "metrics-server":
+        version = module_version(module, "sigs.k8s.io/metrics-server")
+        return " ".join([*flags, f"-X k8s.io/client-go/pkg/version.gitVersion={version}"])
     version = kubernetes_version()
     major, minor = version.lstrip("v").split(".")[:2]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
