@@ -2,9 +2,10 @@
 """Build and run a real, local Kubernetes control plane for Maestro's tests and demo.
 
 kind needs a container engine; this machine has none. So this script builds the official binaries from their Go
-modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, pinned in
-`hack/cluster/gomod/*/go.mod`), caches them outside the repository keyed by those pins, and runs them on loopback.
-kwok plays the kubelet: it keeps the simulated nodes Ready and marks scheduled pods Running and Ready.
+modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and for a real node
+kubelet, kube-proxy, CoreDNS and metrics-server, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the
+repository keyed by those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes
+Ready and marks scheduled pods Running and Ready.
 
     cluster.py build              build (or reuse) the cached binaries
     cluster.py up [--nodes N]     start everything, write a kubeconfig, wait for the API and the nodes
@@ -60,7 +61,24 @@ BINARIES = (
     Binary("kube-controller-manager", "kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     Binary("kube-scheduler", "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler"),
     Binary("kubectl", "kubernetes", "k8s.io/kubernetes/cmd/kubectl"),
+    # The real node's binaries.
+    Binary("kubelet", "kubernetes", "k8s.io/kubernetes/cmd/kubelet"),
+    Binary("kube-proxy", "kubernetes", "k8s.io/kubernetes/cmd/kube-proxy"),
+    # CoreDNS with only the plugins a cluster DNS needs (gomod/coredns/main.go says why). Its Corefile needs one
+    # server block for `cluster.local:PORT in-addr.arpa:PORT ip6.arpa:PORT` with `bind ADDRESS`, and in it
+    # `kubernetes cluster.local in-addr.arpa ip6.arpa { kubeconfig FILE }` (without a kubeconfig it expects to run
+    # in a pod; no `fallthrough`: there is nothing to fall through to), plus `errors`, `cache 30`, `reload`,
+    # `loadbalance`, `loop`, and `health ADDRESS:PORT` and `ready ADDRESS:PORT` (by default :8080 and :8181 on
+    # every address). Any other name is answered REFUSED (no `.` block, no forward).
+    Binary("coredns", "coredns", "maestro.dev/hack/cluster/coredns"),
     Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
+    # metrics-server runs as a host process with the admin kubeconfig (--kubeconfig, --authentication-kubeconfig,
+    # --authorization-kubeconfig); aggregated requests need a front-proxy CA (--requestheader-client-ca-file here,
+    # the API server's --requestheader-* and --proxy-client-* flags), --node-selector=type!=kwok keeps it from
+    # scraping kwok's fake nodes (their 10.0.0.1 leaves the machine), and the kubelet's self-signed serving
+    # certificate needs --kubelet-insecure-tls, or a certificate from the cluster CA for the node IP and
+    # --kubelet-certificate-authority.
+    Binary("metrics-server", "metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
@@ -89,11 +107,13 @@ def kubernetes_version() -> str:
 
 
 def cache_key() -> str:
-    """Binaries are rebuilt only when a pin (go.mod/go.sum) or the Go toolchain changes."""
+    """Binaries are rebuilt only when a gomod/ folder's files (go.mod, go.sum, coredns's main.go) or the Go
+    toolchain change."""
     digest = hashlib.sha256()
     for module in sorted({b.module for b in BINARIES}):
-        for name in ("go.mod", "go.sum"):
-            digest.update((GOMOD / module / name).read_bytes())
+        for path in sorted((GOMOD / module).iterdir()):
+            digest.update(f"{module}/{path.name}\n".encode())
+            digest.update(path.read_bytes())
     digest.update(go_version().encode())
     return f"k8s-{kubernetes_version()}-{digest.hexdigest()[:12]}"
 
@@ -112,11 +132,21 @@ def bin_dir() -> Path:
     return CACHE_ROOT / cache_key() / "bin"
 
 
-def version_ldflags() -> str:
-    """Stamp the release into the binaries, as the upstream build does, so `kubectl version` tells the truth."""
+def version_ldflags(module: str) -> str:
+    """Stamp the release into the binaries, as the upstream builds do, so `kubectl version` tells the truth.
+
+    metrics-server stamps its own release into client-go's version package only, as its Makefile does: the
+    component-base version is the Kubernetes version its API server library checks features against. CoreDNS
+    keeps its version in its source.
+    """
+    flags = ["-s", "-w"]
+    if module == "coredns":
+        return " ".join(flags)
+    if module == "metrics-server":
+        version = module_version(module, "sigs.k8s.io/metrics-server")
+        return " ".join([*flags, f"-X k8s.io/client-go/pkg/version.gitVersion={version}"])
     version = kubernetes_version()
     major, minor = version.lstrip("v").split(".")[:2]
-    flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         flags += [
             f"-X {pkg}.gitVersion={version}",
@@ -130,7 +160,7 @@ def version_ldflags() -> str:
 
 def go_build(module: str, binaries: list[Binary], out: Path) -> None:
     names = ", ".join(b.name for b in binaries)
-    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(), log)
+    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(module), log)
     # go names a binary after its package path's last element, skipping a major-version suffix (`server/v3`).
     for binary in binaries:
         elements = binary.package.split("/")
