@@ -193,11 +193,10 @@ def go_env(*names: str) -> list[str]:
 
 def cache_key() -> str:
     """A digest of everything an archive depends on: sources (not tests), this script, Go and the target."""
-    digest = hashlib.sha256()
-    sources = [HERE / "go.mod", Path(__file__).resolve()]
-    sources += sorted(p for p in HERE.rglob("*.go") if not p.name.endswith("_test.go"))
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    sources = [HERE / "go.mod", *sorted(p for p in HERE.rglob("*.go") if not p.name.endswith("_test.go"))]
     for path in sources:
-        digest.update(str(path.relative_to(HERE)).encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(b"\0" + str(path.relative_to(HERE)).encode() + b"\0" + path.read_bytes())
     digest.update(" ".join(go_env("GOVERSION", "GOARCH")).encode())
     return digest.hexdigest()[:12]
 
