@@ -213,7 +213,12 @@ def test_import_imports_each_needed_archive_once_and_tags_the_rest(monkeypatch: 
     archives = {image: Path(f"/cache/{image.archive}") for image in images.IMAGES}
     monkeypatch.setattr(images, "build", lambda: archives)
     monkeypatch.setattr(images, "image_id", lambda _: "sha256:0123456789abcdef0123")
-    monkeypatch.setattr(images, "ctr", lambda socket, *args: calls.append((str(socket), *args)) or "")
+
+    def fake_ctr(socket: Path, *args: str) -> str:
+        calls.append((str(socket), *args))
+        return ""
+
+    monkeypatch.setattr(images, "ctr", fake_ctr)
 
     images.import_images(Path("/run/c.sock"), ["nginx:1", "registry.example.com/a:1", "nginx:1"], "native")
     assert calls == [
