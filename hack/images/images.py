@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +84,10 @@ GROUP = f"root:x:0:\nmaestro:x:{USER}:\nnobody:x:65534:\n"
 NSSWITCH = "hosts: files dns\n"
 
 
-def log(message: str) -> None:
+Log = Callable[[str], None]
+
+
+def log_stderr(message: str) -> None:
     print(f"[images {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -205,8 +208,8 @@ def cache_dir() -> Path:
     return CACHE_ROOT / f"images-{cache_key()}"
 
 
-def build() -> dict[Image, Path]:
-    """Each image's archive, built once per cache key."""
+def build(log: Log = log_stderr) -> dict[Image, Path]:
+    """Each image's archive, built once per cache key; progress goes to `log` (cluster.py can pass its own)."""
     target = cache_dir()
     archives = {image: target / image.archive for image in IMAGES}
     if all(path.exists() for path in archives.values()):
@@ -297,13 +300,15 @@ def ctr(socket: Path, *args: str) -> str:
     return result.stdout
 
 
-def import_images(socket: Path, names: list[str], snapshotter: str | None = None) -> None:
+def import_images(
+    socket: Path, names: list[str], snapshotter: str | None = None, log: Log = log_stderr
+) -> None:
     """Import the archives that `names` need into the containerd at `socket`, then tag each name.
 
     Import unpacks each image for the snapshotter (containerd's default unless given), which the CRI plugin
     must use too. Tags are forced, so importing again after a rebuild moves every name to the new image.
     """
-    archives = build()
+    archives = build(log)
     started = time.monotonic()
     wanted = _unique(normalize(name) for name in names)
     for image in IMAGES:

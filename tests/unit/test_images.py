@@ -211,7 +211,7 @@ def test_pause_names_get_the_pause_image() -> None:
 def test_import_imports_each_needed_archive_once_and_tags_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, ...]] = []
     archives = {image: Path(f"/cache/{image.archive}") for image in images.IMAGES}
-    monkeypatch.setattr(images, "build", lambda: archives)
+    monkeypatch.setattr(images, "build", lambda log: archives)
     monkeypatch.setattr(images, "image_id", lambda _: "sha256:0123456789abcdef0123")
 
     def fake_ctr(socket: Path, *args: str) -> str:
