@@ -25,9 +25,11 @@ lint: setup
 	$(BIN)/mypy
 	cd benchmarks && MYPYPATH=../operator ../$(BIN)/mypy --ignore-missing-imports --follow-imports=silent *.py  # scripts, not a package
 	$(BIN)/lint-imports
+	cd hack/images && ! gofmt -l . | grep . && go vet ./...  # the sample service (docs/images.md); lists unformatted files
 
 unit: setup
 	$(BIN)/pytest tests/unit
+	cd hack/images && go test ./...
 
 # Lint, then every test: unit, the local cluster's lifecycle, and e2e against a real API server (the local control
 # plane, started and stopped by the suite, or the cluster named by MAESTRO_TEST_KUBECONFIG).
@@ -35,6 +37,8 @@ test: lint
 	$(CLUSTER) build
 	$(BIN)/python hack/helm/helm.py build
 	$(BIN)/python hack/lua.py build
+	$(BIN)/python hack/images/images.py build
+	cd hack/images && go test ./...
 	$(BIN)/pytest
 
 # The fault-injection suite at the issue's full counts (100 apps, 10 kills, 1000 fuzzed specs, ...); `make test`
