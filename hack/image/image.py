@@ -43,6 +43,7 @@ import argparse
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -580,16 +581,20 @@ class PrivateContainerd:
             options += ["--cap-drop", capability]
         return self.ctr("run", *options, image.name, container, *command, check=False)
 
-    def image_config(self, image: Image) -> dict[str, list[str] | str]:
-        """The image's config (User, Entrypoint, Cmd, Env, ...) as containerd has it, from the archive."""
-        with tempfile.TemporaryDirectory() as unpacked:
-            run(["tar", "-C", unpacked, "-xf", str(image.archive), "manifest.json"])
-            (manifest,) = json.loads((Path(unpacked) / "manifest.json").read_text())
-            run(["tar", "-C", unpacked, "-xf", str(image.archive), manifest["Config"]])
-            config: dict[str, list[str] | str] = json.loads(
-                (Path(unpacked) / manifest["Config"]).read_text()
-            )["config"]
-        return config
+    def image_config(self, image: Image) -> dict[str, Any]:
+        """The image's config (User, Entrypoint, Cmd, Env, ...), as containerd takes it: from the archive."""
+        return archive_config(image.archive)
+
+
+@functools.cache
+def archive_config(archive: Path) -> dict[str, Any]:
+    """The image config in a docker-archive (its manifest.json names the config file)."""
+    with tempfile.TemporaryDirectory() as unpacked:
+        run(["tar", "-C", unpacked, "-xf", str(archive), "manifest.json"])
+        (manifest,) = json.loads((Path(unpacked) / "manifest.json").read_text())
+        run(["tar", "-C", unpacked, "-xf", str(archive), manifest["Config"]])
+        config: dict[str, Any] = json.loads((Path(unpacked) / manifest["Config"]).read_text())["config"]
+    return config
 
 
 @contextlib.contextmanager
@@ -640,8 +645,9 @@ def private_containerd() -> Iterator[PrivateContainerd]:
 def chart_args() -> list[str]:
     """The container arguments the chart's Deployment passes with its default values (values.yaml), read from
     deploy/manifests/maestro.yaml: the chart rendered with its defaults, kept identical to it by a unit test."""
-    text = (ROOT / "deploy" / "manifests" / "maestro.yaml").read_text()
-    match = re.search(r"^( +)args:\n((?:\1 *- .*\n)+)", text, re.MULTILINE)
+    documents = (ROOT / "deploy" / "manifests" / "maestro.yaml").read_text().split("\n---")
+    (deployment,) = (d for d in documents if re.search(r"^kind: Deployment$", d, re.MULTILINE))
+    match = re.search(r"^( +)args:\n((?:\1 *- .*\n)+)", deployment, re.MULTILINE)
     if match is None:
         raise SystemExit("no container args in deploy/manifests/maestro.yaml")
     return [line.strip().removeprefix("- ").strip("\"'") for line in match.group(2).splitlines()]
