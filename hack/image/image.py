@@ -560,26 +560,39 @@ class PrivateContainerd:
     def address(self) -> str:
         return str(self.directory / "containerd.sock")
 
+    def ctr_argv(self, *args: str) -> list[str]:
+        return ["ctr", "--address", self.address, "-n", "maestro-image", *args]
+
     def ctr(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return run(
-            ["ctr", "--address", self.address, "-n", "maestro-image", *args], check=check, timeout=timeout
-        )
+        return run(self.ctr_argv(*args), check=check, timeout=timeout)
+
+    def run_argv(
+        self,
+        image: Image,
+        args: Sequence[str] | None = None,
+        *,
+        command: Sequence[str] | None = None,
+        name: str | None = None,
+        options: Sequence[str] = (),
+    ) -> list[str]:
+        """`ctr run` of the image's entrypoint with `args` (its CMD when None), or `command` instead of both, as
+        the chart's pod runs it minus Kubernetes: as the image's user (ctr 1.6 has no --user: the chart's
+        runAsUser must be the image's, a unit test holds them equal), with a read-only root filesystem, the
+        runtime's default seccomp profile, no capabilities, and no network unless `options` give --net-host."""
+        config = self.image_config(image)
+        if command is None:
+            command = [*config.get("Entrypoint", []), *(config.get("Cmd", []) if args is None else args)]
+        name = name or f"maestro-check-{os.getpid()}-{time.monotonic_ns()}"
+        flags = ["--rm", "--read-only", "--seccomp"]
+        for capability in DEFAULT_CAPABILITIES:  # `drop: [ALL]` (ctr 1.6 takes no ALL)
+            flags += ["--cap-drop", capability]
+        return self.ctr_argv("run", *flags, *options, image.name, name, *command)
 
     def run_image(
         self, image: Image, args: Sequence[str] | None = None, *, command: Sequence[str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """The image's entrypoint with `args` (its CMD when None), or `command` instead of both, as the chart's
-        pod runs it minus Kubernetes: as the image's user (ctr 1.6 has no --user: the chart's runAsUser must be
-        the image's, a unit test holds them equal), with a read-only root filesystem, the runtime's default
-        seccomp profile, no capabilities and no network."""
-        config = self.image_config(image)
-        if command is None:
-            command = [*config.get("Entrypoint", []), *(config.get("Cmd", []) if args is None else args)]
-        container = f"maestro-check-{os.getpid()}-{time.monotonic_ns()}"
-        options = ["--rm", "--read-only", "--seccomp"]
-        for capability in DEFAULT_CAPABILITIES:  # `drop: [ALL]` (ctr 1.6 takes no ALL)
-            options += ["--cap-drop", capability]
-        return self.ctr("run", *options, image.name, container, *command, check=False)
+        """Run the image to its end (see run_argv); its output captured."""
+        return run(self.run_argv(image, args, command=command), check=False, timeout=120)
 
     def image_config(self, image: Image) -> dict[str, Any]:
         """The image's config (User, Entrypoint, Cmd, Env, ...), as containerd takes it: from the archive."""

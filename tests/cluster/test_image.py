@@ -1,6 +1,11 @@
 """The operator image: built from the Dockerfile by hack/image/image.py (`make image`; cached, so this is quick
 after the first build), named for the chart, and run as the chart's pod runs it: imported into a containerd (a
-private one, as a node's would take it), as user 10001, read-only root filesystem, no capabilities.
+private one, as a node's would take it), as user 10001, read-only root filesystem, no capabilities. Last, the
+operator runs from the image against the test cluster with the chart's arguments and ServiceAccount token, and
+makes an app Ready.
+
+Not yet the chart's pod itself (in-cluster config, probes through the kubelet, two replicas): that needs a node
+that runs containers, which the local control plane's simulated nodes do not.
 
 Needs root, debootstrap and buildah (the script installs them with apt-get when missing), containerd and runc.
 """
@@ -12,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +27,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.kubectl import Kubectl
+from tests.e2e.operator_process import free_port
+from tests.e2e.test_ha import peering_crds
+from tests.e2e.test_install import EXAMPLE, Installed, helm, installed, service_account_kubeconfig
+from tests.e2e.waits import wait_until
 from tests.scripts import load_script
+
+__all__ = ["helm", "installed", "peering_crds"]  # fixtures used here
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hack" / "image" / "image.py"
@@ -159,3 +173,85 @@ def test_the_operator_runs_from_the_image_as_the_chart_runs_it(
         ]
     )
     assert tools.stdout.strip() == "[]", tools.stdout + tools.stderr
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError as error:
+        return 0, str(error)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_the_operator_from_the_image_makes_an_app_ready_with_the_charts_token(
+    containerd: Any,
+    image: Any,
+    cluster_kubectl: Kubectl,
+    installed: Installed,
+    peering_crds: None,
+    tmp_path: Path,
+) -> None:
+    # The chart's ServiceAccount token in a kubeconfig that user 10001 can read, mounted read-only.
+    config_dir = tmp_path / "config"
+    config_dir.mkdir(mode=0o755)
+    config_dir.chmod(0o755)
+    kubeconfig = service_account_kubeconfig(cluster_kubectl, installed, config_dir / "kubeconfig")
+    kubeconfig.chmod(0o644)
+    # The chart's arguments for this (namespaced) install, peering included; the metrics port is a free one,
+    # since the container shares the host's network to reach the API server on 127.0.0.1.
+    (deployment,) = (d for d in installed.docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    port = free_port()
+    args = [f"--metrics-port={port}" if a.startswith("--metrics-port=") else a for a in container["args"]]
+    assert f"--namespace={installed.namespace}" in args and "--peering=maestro" in args
+
+    # The chart's volumes: its emptyDirs become tmpfs mounts (the rest of the root filesystem is read-only).
+    pod = deployment["spec"]["template"]["spec"]
+    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    options = [
+        "--net-host",
+        "--mount", f"type=bind,src={config_dir},dst=/var/run/maestro,options=rbind:ro",
+        "--env", "KUBECONFIG=/var/run/maestro/kubeconfig",
+    ]  # fmt: skip
+    for mount in container.get("volumeMounts", []):
+        assert mount["name"] in empty_dirs, f"a volume other than an emptyDir: {mount}"
+        options += ["--mount", f"type=tmpfs,src=tmpfs,dst={mount['mountPath']},options=nosuid:nodev:size=16m"]
+
+    name = f"maestro-e2e-{os.getpid()}"
+    argv = containerd.run_argv(image, args, name=name, options=options)
+    log_path = tmp_path / "operator.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_until(
+            "/readyz of the operator in the container",
+            lambda: get(port, "/readyz")[0] == 200 or process.poll() is not None,
+            describe=lambda: log_path.read_text()[-3000:],
+        )
+        assert process.poll() is None, log_path.read_text()[-5000:]
+        kubectl = cluster_kubectl.in_namespace(installed.namespace)
+        kubectl("apply", "-f", str(EXAMPLE))
+        app = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+        kubectl("wait", "--for=condition=Ready", f"msa/{app}", "--timeout=120s")
+        assert kubectl.get("deployment", f"{app}-web")
+        status, metrics = get(port, "/metrics")
+        assert status == 200 and "maestro_leader 1.0" in metrics, metrics[-2000:]
+        log = log_path.read_text()
+        assert "Forbidden" not in log and "Read-only file system" not in log, log[-5000:]
+
+        # A graceful stop, as the kubelet's SIGTERM: kopf stops and removes its peering record.
+        containerd.ctr("task", "kill", "--signal", "SIGTERM", name)
+        assert process.wait(timeout=60) == 0, log_path.read_text()[-5000:]
+    except BaseException:
+        print(f"===== operator log ({log_path}) =====")
+        print(log_path.read_text()[-60000:])
+        raise
+    finally:
+        if process.poll() is None:
+            containerd.ctr("task", "kill", "--signal", "SIGKILL", name, check=False)
+            process.wait(timeout=30)
+        containerd.ctr("container", "delete", name, check=False)
