@@ -430,7 +430,7 @@ def test_plain_manifests_contents() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the image (not buildable here: no container engine; its recipe is checked instead)
+# the image's recipe (tests/cluster/test_image.py builds the image and runs it)
 
 
 def test_dockerfile_is_small_non_root_and_runs_the_operator() -> None:
