@@ -114,7 +114,14 @@ def test_the_tag_follows_what_goes_into_the_build(
 
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("EXPOSE 8080", "EXPOSE 8081"))
-    assert script.planned().tag != first
+    second = script.planned().tag
+    assert second != first
+
+    # The archive carries the image's name: another repository in the chart is another archive.
+    values = tmp_path / "deploy/helm/maestro/values.yaml"
+    values.write_text(values.read_text().replace("ghcr.io/maestro-dev/maestro", "registry.example.com/m"))
+    moved = script.planned()
+    assert moved.name.startswith("registry.example.com/m:") and moved.tag != second
 
 
 def test_the_image_config_is_what_the_chart_expects(containerd: Any, image: Any) -> None:
