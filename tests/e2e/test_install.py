@@ -3,8 +3,8 @@ operator out of cluster with the chart's ServiceAccount token instead of admin c
 Ready, and the ServiceAccount can do nothing outside its role.
 
 The chart's operator Deployment is installed too; its pod does not really run here (the simulated nodes run no
-images, and the image is not built on this machine; kwok only marks the pod Ready), so `maestro run` plays its
-part. The plain manifests are applied as a user would (`kubectl apply -k deploy/manifests`).
+images; kwok only marks the pod Ready), so `maestro run` plays its part (tests/cluster/test_image.py runs it from
+the built image). The plain manifests are applied as a user would (`kubectl apply -k deploy/manifests`).
 """
 
 from __future__ import annotations
