@@ -353,6 +353,7 @@ def test_a_new_app_waits_for_db_then_runs_the_migration_then_rolls_out_api() -> 
     third = decide(desired, observed_with(*db, running(run)))
     assert writes(third) == []
     assert third.waiting == {"api": ("migrate",)}
+    assert third.held_by_failures() == {}  # waiting for a run going is no failure
     report = third.report()
     assert job_status(report).phase == "Running" and report.status.phase == "Progressing"
 
@@ -402,6 +403,8 @@ def test_a_failed_migration_holds_api_and_marks_the_app_degraded_with_its_pods_w
     )
     assert job_status(report).phase == "Failed"
     assert [(e.type, e.reason) for e in report.if_written] == [("Warning", "JobFailed")]
+    # The seam for automatic rollbacks (issue 16): api never received this revision.
+    assert decided.held_by_failures() == {"api": ("migrate",)}
     assert detail in report.if_written[0].message
 
     # Told once: the next pass reads no pods (the status has their word) and says the same.
@@ -612,3 +615,16 @@ def test_job_status_phases() -> None:
         run, conditions=[{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}]
     )
     assert status.job_status(app, spec, failing).phase == "Running"
+
+
+def test_held_by_failures_names_a_failed_rollout_too() -> None:
+    app = make_app(svc("db"), svc("api", dependsOn=["db"]), svc("web", dependsOn=["api"]))
+    desired = desired_of(app)
+    db = in_cluster(desired.children["db"][0])
+    db["status"]["conditions"] = [
+        {"type": "Available", "status": "False"},
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "stuck"},
+    ]
+    decided = decide(desired, observed_with(db))
+    assert decided.waiting == {"api": ("db",), "web": ("api",)}
+    assert decided.held_by_failures() == {"api": ("db",)}  # web waits for api, which has not failed

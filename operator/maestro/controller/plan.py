@@ -238,6 +238,26 @@ class Plan:
             written = {w.key: as_written(w.child, self.observed.children.get(w.key)) for w in self.writes}
         return _report(self, written)
 
+    def held_by_failures(self) -> dict[str, tuple[str, ...]]:
+        """The services and jobs held back by a dependency that failed (a job whose current run failed, a
+        service whose rollout failed), with those dependencies. They never received this revision: still at
+        the last one that went through, they are what an automatic rollback (issue 16) must leave alone, and a
+        failed migration rolled nothing out at all (docs/api.md, "Jobs and rollbacks")."""
+        owned = self.observed.children
+        name = self.desired.app["metadata"]["name"]
+
+        def failed(dependency: str) -> bool:
+            run = self.desired.run(dependency)
+            if run is not None:
+                return status.job_failure(owned.get(key_of(run))) is not None
+            return (
+                status.deployment_failure(owned.get(("Deployment", render.child_name(name, dependency))))
+                is not None
+            )
+
+        held = {item: tuple(dep for dep in deps if failed(dep)) for item, deps in self.waiting.items()}
+        return {item: deps for item, deps in held.items() if deps}
+
 
 def as_written(child: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
     """The child as the API server answers its apply over `before`, as far as a pass reads it: the desired
