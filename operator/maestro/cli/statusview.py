@@ -331,7 +331,8 @@ def _job_summary(obj: Mapping[str, Any]) -> Summary:
     if app_status.job_succeeded(obj):
         return Summary(f"succeeded at {fields['completionTime']}", fields, "ok")
     if failure is not None:
-        return Summary(f"failed ({fields['failed']} pod failed)", fields, "failed", problem=failure)
+        pods = "pod" if fields["failed"] == 1 else "pods"
+        return Summary(f"failed ({fields['failed']} {pods} failed)", fields, "failed", problem=failure)
     failed = f", {fields['failed']} failed" if fields["failed"] else ""
     return Summary(f"running ({fields['active']} active{failed})", fields, "progress")
 

@@ -225,7 +225,8 @@ def job_status(
         message = f"{failure}; {failure_detail}" if failure_detail else failure
         return api.JobStatus(phase="Failed", message=message, **base)
     failed = observed.get("failed") or 0
-    message = f"{observed.get('active') or 0} pod running" + (f", {failed} failed" if failed else "")
+    active = observed.get("active") or 0
+    message = f"{active} pod{'' if active == 1 else 's'} running" + (f", {failed} failed" if failed else "")
     return api.JobStatus(phase="Running", message=message, **base)
 
 
