@@ -180,6 +180,93 @@ KWOK_STAGES = (
 )
 
 
+# Maestro's own stages, on top of kwok's: a pod of a Job that carries one of these annotations (a job's
+# podAnnotations) runs for `duration` ("5s") before it ends, and with a non-zero `exit-code` it fails with that
+# code and `message` as its termination message, as its container would on a real node. Their weight makes kwok
+# pick them over its own pod-complete stage (which completes every Job's pod at once). The tests that use them
+# also give the container a command doing the same, so that they hold on a real node too.
+JOB_POD_ANNOTATIONS = {
+    "duration": "kwok.maestro.dev/duration",
+    "exit-code": "kwok.maestro.dev/exit-code",
+    "message": "kwok.maestro.dev/message",
+}
+
+
+def _annotation(name: str) -> str:
+    return f'.metadata.annotations["{JOB_POD_ANNOTATIONS[name]}"]'
+
+
+_JOB_POD_RUNNING = [
+    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+    {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+    {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]},
+]
+_ENDED = """{{ $now := Now }}
+{{ $annotations := or .metadata.annotations dict }}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    terminated:
+      exitCode: EXIT_CODE
+      finishedAt: {{ $now | Quote }}
+      reason: REASON
+      MESSAGE
+      startedAt: {{ $now | Quote }}
+{{ end }}
+phase: PHASE
+"""
+MAESTRO_KWOK_STAGES: list[dict[str, object]] = [
+    {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": f"maestro-job-pod-{outcome}"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [*_JOB_POD_RUNNING, *selector]},
+            "weight": 100,
+            "delay": {"durationMilliseconds": 0, "durationFrom": {"expressionFrom": _annotation("duration")}},
+            "next": {"statusTemplate": template},
+        },
+    }
+    for outcome, selector, template in (
+        (
+            "succeeded",
+            [
+                {"key": _annotation("duration"), "operator": "Exists"},
+                {"key": _annotation("exit-code"), "operator": "DoesNotExist"},
+            ],
+            _ENDED.replace("EXIT_CODE", "0")
+            .replace("REASON", "Completed")
+            .replace("MESSAGE", "")
+            .replace("PHASE", "Succeeded"),
+        ),
+        (
+            "failed",
+            [{"key": _annotation("exit-code"), "operator": "Exists"}],
+            _ENDED.replace("EXIT_CODE", f'{{{{ index $annotations "{JOB_POD_ANNOTATIONS["exit-code"]}" }}}}')
+            .replace("REASON", "Error")
+            .replace(
+                "MESSAGE",
+                f'message: {{{{ or (index $annotations "{JOB_POD_ANNOTATIONS["message"]}") "" | Quote }}}}',
+            )
+            .replace("PHASE", "Failed"),
+        ),
+    )
+]
+
+
+def write_maestro_stages(cluster: Cluster) -> Path:
+    """Maestro's stages as a second kwok config file, in the cluster's own state (not the binaries' cache)."""
+    path = cluster.state / "kwok-maestro-stages.yaml"
+    path.write_text("\n---\n".join(json.dumps(stage, indent=1) for stage in MAESTRO_KWOK_STAGES))
+    return path
+
+
 def write_kwok_stages(out: Path) -> None:
     module_dir = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
@@ -507,7 +594,8 @@ def up(cluster: Cluster, nodes: int) -> None:
 
     log(f"starting kwok and registering {nodes} simulated nodes")
     spawn(cluster, "kwok", [
-        str(bins / "kwok"), f"--config={bins / 'kwok-stages.yaml'}", f"--kubeconfig={cluster.kubeconfig}", "--manage-all-nodes=false",
+        str(bins / "kwok"), f"--config={bins / 'kwok-stages.yaml'}", f"--config={write_maestro_stages(cluster)}",
+        f"--kubeconfig={cluster.kubeconfig}", "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
         f"--server-address=127.0.0.1:{kwok_port}",
