@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CLUSTER := $(BIN)/python hack/cluster/cluster.py
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint unit test faults demo demo-down cluster-up cluster-down crd manifests argocd
+.PHONY: setup lint unit test faults demo demo-down cluster-up cluster-down crd manifests argocd image image-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,11 @@ lint: setup
 	$(BIN)/mypy
 	cd benchmarks && MYPYPATH=../operator ../$(BIN)/mypy --ignore-missing-imports --follow-imports=silent *.py  # scripts, not a package
 	$(BIN)/lint-imports
+	cd hack/images && ! gofmt -l . | grep . && go vet ./...  # the sample service (docs/images.md); lists unformatted files
 
 unit: setup
 	$(BIN)/pytest tests/unit
+	cd hack/images && go test ./...
 
 # Lint, then every test: unit, the local cluster's lifecycle, and e2e against a real API server (the local control
 # plane, started and stopped by the suite, or the cluster named by MAESTRO_TEST_KUBECONFIG).
@@ -35,6 +37,8 @@ test: lint
 	$(CLUSTER) build
 	$(BIN)/python hack/helm/helm.py build
 	$(BIN)/python hack/lua.py build
+	$(BIN)/python hack/images/images.py build
+	cd hack/images && go test ./...
 	$(BIN)/pytest
 
 # The fault-injection suite at the issue's full counts (100 apps, 10 kills, 1000 fuzzed specs, ...); `make test`
@@ -67,3 +71,13 @@ manifests: setup
 # deploy/argocd/argocd-cm.yaml and argo-cd-values.yaml embed the Argo CD health check; a unit test fails on drift.
 argocd: setup
 	$(BIN)/python hack/argocd.py
+
+# The operator image from the Dockerfile, without a registry or a container daemon: a Debian base made with
+# debootstrap, the Dockerfile built on it with buildah, exported as a docker-archive into ~/.cache/maestro/image/
+# (hack/image/image.py; cached: a second run with the same sources does nothing). Needs root. `image-check` runs it
+# as the chart's pod would (user 10001, read-only root filesystem) in a private containerd.
+image:
+	$(PYTHON) hack/image/image.py build
+
+image-check:
+	$(PYTHON) hack/image/image.py check

@@ -91,7 +91,8 @@ def describe_namespace(kubectl: Kubectl) -> str:
     parts = [f"===== namespace {kubectl.namespace}: events ====="]
     parts.append(kubectl.run("get", "events", "--sort-by=.lastTimestamp", check=False).stdout)
     kinds = (
-        "microserviceapps,deployments,replicasets,pods,services,horizontalpodautoscalers,poddisruptionbudgets"
+        "microserviceapps,deployments,replicasets,pods,services,horizontalpodautoscalers,poddisruptionbudgets,"
+        "jobs,cronjobs"
     )
     parts.append("===== objects =====")
     parts.append(kubectl.run("get", kinds, "-o", "wide", check=False).stdout)

@@ -2,9 +2,10 @@
 """Build and run a real, local Kubernetes control plane for Maestro's tests and demo.
 
 kind needs a container engine; this machine has none. So this script builds the official binaries from their Go
-modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, pinned in
-`hack/cluster/gomod/*/go.mod`), caches them outside the repository keyed by those pins, and runs them on loopback.
-kwok plays the kubelet: it keeps the simulated nodes Ready and marks scheduled pods Running and Ready.
+modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and for a real node
+kubelet, kube-proxy, CoreDNS and metrics-server, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the
+repository keyed by those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes
+Ready and marks scheduled pods Running and Ready.
 
     cluster.py build              build (or reuse) the cached binaries
     cluster.py up [--nodes N]     start everything, write a kubeconfig, wait for the API and the nodes
@@ -66,7 +67,24 @@ BINARIES = (
     Binary("kube-controller-manager", "kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     Binary("kube-scheduler", "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler"),
     Binary("kubectl", "kubernetes", "k8s.io/kubernetes/cmd/kubectl"),
+    # The real node's binaries.
+    Binary("kubelet", "kubernetes", "k8s.io/kubernetes/cmd/kubelet"),
+    Binary("kube-proxy", "kubernetes", "k8s.io/kubernetes/cmd/kube-proxy"),
+    # CoreDNS with only the plugins a cluster DNS needs (gomod/coredns/main.go says why). Its Corefile needs one
+    # server block for `cluster.local:PORT in-addr.arpa:PORT ip6.arpa:PORT` with `bind ADDRESS`, and in it
+    # `kubernetes cluster.local in-addr.arpa ip6.arpa { kubeconfig FILE }` (without a kubeconfig it expects to run
+    # in a pod; no `fallthrough`: there is nothing to fall through to), plus `errors`, `cache 30`, `reload`,
+    # `loadbalance`, `loop`, and `health ADDRESS:PORT` and `ready ADDRESS:PORT` (by default :8080 and :8181 on
+    # every address). Any other name is answered REFUSED (no `.` block, no forward).
+    Binary("coredns", "coredns", "maestro.dev/hack/cluster/coredns"),
     Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
+    # metrics-server runs as a host process with the admin kubeconfig (--kubeconfig, --authentication-kubeconfig,
+    # --authorization-kubeconfig); aggregated requests need a front-proxy CA (--requestheader-client-ca-file here,
+    # the API server's --requestheader-* and --proxy-client-* flags), --node-selector=type!=kwok keeps it from
+    # scraping kwok's fake nodes (their 10.0.0.1 leaves the machine), and the kubelet's self-signed serving
+    # certificate needs --kubelet-insecure-tls, or a certificate from the cluster CA for the node IP and
+    # --kubelet-certificate-authority.
+    Binary("metrics-server", "metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns", "metrics-server")  # with a real node
@@ -96,11 +114,13 @@ def kubernetes_version() -> str:
 
 
 def cache_key() -> str:
-    """Binaries are rebuilt only when a pin (go.mod/go.sum) or the Go toolchain changes."""
+    """Binaries are rebuilt only when a gomod/ folder's files (go.mod, go.sum, coredns's main.go) or the Go
+    toolchain change."""
     digest = hashlib.sha256()
     for module in sorted({b.module for b in BINARIES}):
-        for name in ("go.mod", "go.sum"):
-            digest.update((GOMOD / module / name).read_bytes())
+        for path in sorted((GOMOD / module).iterdir()):
+            digest.update(f"{module}/{path.name}\n".encode())
+            digest.update(path.read_bytes())
     digest.update(go_version().encode())
     return f"k8s-{kubernetes_version()}-{digest.hexdigest()[:12]}"
 
@@ -119,11 +139,21 @@ def bin_dir() -> Path:
     return CACHE_ROOT / cache_key() / "bin"
 
 
-def version_ldflags() -> str:
-    """Stamp the release into the binaries, as the upstream build does, so `kubectl version` tells the truth."""
+def version_ldflags(module: str) -> str:
+    """Stamp the release into the binaries, as the upstream builds do, so `kubectl version` tells the truth.
+
+    metrics-server stamps its own release into client-go's version package only, as its Makefile does: the
+    component-base version is the Kubernetes version its API server library checks features against. CoreDNS
+    keeps its version in its source.
+    """
+    flags = ["-s", "-w"]
+    if module == "coredns":
+        return " ".join(flags)
+    if module == "metrics-server":
+        version = module_version(module, "sigs.k8s.io/metrics-server")
+        return " ".join([*flags, f"-X k8s.io/client-go/pkg/version.gitVersion={version}"])
     version = kubernetes_version()
     major, minor = version.lstrip("v").split(".")[:2]
-    flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         flags += [
             f"-X {pkg}.gitVersion={version}",
@@ -137,7 +167,7 @@ def version_ldflags() -> str:
 
 def go_build(module: str, binaries: list[Binary], out: Path) -> None:
     names = ", ".join(b.name for b in binaries)
-    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(), log)
+    gobuild.go_build(names, GOMOD / module, [b.package for b in binaries], out, version_ldflags(module), log)
     # go names a binary after its package path's last element, skipping a major-version suffix (`server/v3`).
     for binary in binaries:
         elements = binary.package.split("/")
@@ -155,6 +185,93 @@ KWOK_STAGES = (
     "pod/fast/pod-complete.yaml",
     "pod/fast/pod-delete.yaml",
 )
+
+
+# Maestro's own stages, on top of kwok's: a pod of a Job that carries one of these annotations (a job's
+# podAnnotations) runs for `duration` ("5s") before it ends, and with a non-zero `exit-code` it fails with that
+# code and `message` as its termination message, as its container would on a real node. Their weight makes kwok
+# pick them over its own pod-complete stage (which completes every Job's pod at once). The tests that use them
+# also give the container a command doing the same, so that they hold on a real node too.
+JOB_POD_ANNOTATIONS = {
+    "duration": "kwok.maestro.dev/duration",
+    "exit-code": "kwok.maestro.dev/exit-code",
+    "message": "kwok.maestro.dev/message",
+}
+
+
+def _annotation(name: str) -> str:
+    return f'.metadata.annotations["{JOB_POD_ANNOTATIONS[name]}"]'
+
+
+_JOB_POD_RUNNING = [
+    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+    {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+    {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]},
+]
+_ENDED = """{{ $now := Now }}
+{{ $annotations := or .metadata.annotations dict }}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    terminated:
+      exitCode: EXIT_CODE
+      finishedAt: {{ $now | Quote }}
+      reason: REASON
+      MESSAGE
+      startedAt: {{ $now | Quote }}
+{{ end }}
+phase: PHASE
+"""
+MAESTRO_KWOK_STAGES: list[dict[str, object]] = [
+    {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": f"maestro-job-pod-{outcome}"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [*_JOB_POD_RUNNING, *selector]},
+            "weight": 100,
+            "delay": {"durationMilliseconds": 0, "durationFrom": {"expressionFrom": _annotation("duration")}},
+            "next": {"statusTemplate": template},
+        },
+    }
+    for outcome, selector, template in (
+        (
+            "succeeded",
+            [
+                {"key": _annotation("duration"), "operator": "Exists"},
+                {"key": _annotation("exit-code"), "operator": "DoesNotExist"},
+            ],
+            _ENDED.replace("EXIT_CODE", "0")
+            .replace("REASON", "Completed")
+            .replace("MESSAGE", "")
+            .replace("PHASE", "Succeeded"),
+        ),
+        (
+            "failed",
+            [{"key": _annotation("exit-code"), "operator": "Exists"}],
+            _ENDED.replace("EXIT_CODE", f'{{{{ index $annotations "{JOB_POD_ANNOTATIONS["exit-code"]}" }}}}')
+            .replace("REASON", "Error")
+            .replace(
+                "MESSAGE",
+                f'message: {{{{ or (index $annotations "{JOB_POD_ANNOTATIONS["message"]}") "" | Quote }}}}',
+            )
+            .replace("PHASE", "Failed"),
+        ),
+    )
+]
+
+
+def write_maestro_stages(cluster: Cluster) -> Path:
+    """Maestro's stages as a second kwok config file, in the cluster's own state (not the binaries' cache)."""
+    path = cluster.state / "kwok-maestro-stages.yaml"
+    path.write_text("\n---\n".join(json.dumps(stage, indent=1) for stage in MAESTRO_KWOK_STAGES))
+    return path
 
 
 def write_kwok_stages(out: Path) -> None:
@@ -594,7 +711,8 @@ def start_kwok(cluster: Cluster, bins: Path, nodes: int) -> None:
     kwok_port = cluster.ports()["kwok"]
     log(f"starting kwok and registering {nodes} simulated nodes")
     spawn(cluster, "kwok", [
-        str(bins / "kwok"), f"--config={bins / 'kwok-stages.yaml'}", f"--kubeconfig={cluster.kubeconfig}", "--manage-all-nodes=false",
+        str(bins / "kwok"), f"--config={bins / 'kwok-stages.yaml'}", f"--config={write_maestro_stages(cluster)}",
+        f"--kubeconfig={cluster.kubeconfig}", "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
         f"--server-address=127.0.0.1:{kwok_port}",

@@ -29,6 +29,10 @@ def _app(*services: dict[str, Any], name: str = "bad", **spec: Any) -> dict[str,
     }
 
 
+def _job(name: str = "migrate", **fields: Any) -> dict[str, Any]:
+    return {"name": name, "image": "registry.example.com/migrate:1.0"} | fields
+
+
 def _without_image() -> dict[str, Any]:
     service = _service()
     del service["image"]
@@ -140,4 +144,48 @@ INVALID_APPS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("child-name-too-long", _app(_service("s" * 40), name="a" * 23), "must be at most 63 characters"),
     ("app-name-starts-with-digit", _app(_service(), name="1shop"), "metadata.name must be a DNS-1035 label"),
+    # --- jobs
+    ("job-without-image", _app(_service(), jobs=[{"name": "migrate"}]), "spec.jobs[0].image"),
+    (
+        "job-schedule-minute-out-of-range",
+        _app(_service(), jobs=[_job(schedule="60 * * * *")]),
+        "spec.jobs[0].schedule",
+    ),
+    (
+        "job-schedule-with-tz",
+        _app(_service(), jobs=[_job(schedule="TZ=UTC 0 3 * * *")]),
+        "spec.jobs[0].schedule",
+    ),
+    (
+        "job-backoff-limit-negative",
+        _app(_service(), jobs=[_job(backoffLimit=-1)]),
+        "spec.jobs[0].backoffLimit",
+    ),
+    (
+        "duplicate-job-names",
+        _app(_service(), jobs=[_job(), _job()]),
+        "spec.jobs",
+    ),
+    (
+        "job-named-like-a-service",
+        _app(_service(), jobs=[_job("web")]),
+        "a job cannot have the name of a service",
+    ),
+    (
+        "job-depends-on-unknown-name",
+        _app(_service(), jobs=[_job(dependsOn=["ghost"])]),
+        "every dependsOn entry must name a service or a job",
+    ),
+    (
+        "depends-on-a-scheduled-job",
+        _app(_service(dependsOn=["report"]), jobs=[_job("report", schedule="@daily")]),
+        "dependsOn cannot name a scheduled job",
+    ),
+    ("job-depends-on-itself", _app(_service(), jobs=[_job(dependsOn=["migrate"])]), "spec.jobs[0].dependsOn"),
+    ("time-zone-without-schedule", _app(_service(), jobs=[_job(timeZone="UTC")]), "spec.jobs[0].timeZone"),
+    (
+        "job-child-name-too-long",
+        _app(_service(), jobs=[_job("j" * 31)], name="a" * 21),
+        "must be at most 52 characters",
+    ),
 ]

@@ -3,8 +3,8 @@ operator out of cluster with the chart's ServiceAccount token instead of admin c
 Ready, and the ServiceAccount can do nothing outside its role.
 
 The chart's operator Deployment is installed too; its pod does not really run here (the simulated nodes run no
-images, and the image is not built on this machine; kwok only marks the pod Ready), so `maestro run` plays its
-part. The plain manifests are applied as a user would (`kubectl apply -k deploy/manifests`).
+images; kwok only marks the pod Ready), so `maestro run` plays its part (tests/cluster/test_image.py runs it from
+the built image). The plain manifests are applied as a user would (`kubectl apply -k deploy/manifests`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests import helm_script as helm_script_module
-from tests.e2e import test_operator
+from tests.e2e import test_jobs, test_operator
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess, running
 from tests.e2e.waits import wait_until
@@ -190,6 +190,10 @@ def test_service_account_can_do_nothing_else(cluster_kubectl: Kubectl, installed
     assert can_i(cluster_kubectl, installed, "get", "secrets", "-n", "kube-system") == "no"
     assert can_i(cluster_kubectl, installed, "create", "secrets", "-n", ns) == "no"
     assert can_i(cluster_kubectl, installed, "create", "pods", "-n", ns) == "no"
+    assert can_i(cluster_kubectl, installed, "list", "pods", "-n", ns) == "yes"  # a failed run's pods
+    assert can_i(cluster_kubectl, installed, "get", "pods", "-n", ns) == "no"
+    assert can_i(cluster_kubectl, installed, "create", "jobs.batch", "-n", ns) == "yes"
+    assert can_i(cluster_kubectl, installed, "update", "cronjobs.batch", "-n", ns) == "no"
     assert can_i(cluster_kubectl, installed, "create", "clusterrolebindings") == "no"
     assert can_i(cluster_kubectl, installed, "delete", "customresourcedefinitions") == "no"
     assert can_i(cluster_kubectl, installed, "update", "microserviceapps.maestro.dev", "-n", ns) == "no"
@@ -241,8 +245,8 @@ def test_plain_manifests_apply(cluster_kubectl: Kubectl, crd: None) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The whole operator e2e suite again, with the operator holding only the chart's ServiceAccount token: each test of
-# test_operator.py is collected here too (as test_as_service_account_<name>), and this module's `op` fixture
-# replaces that module's admin-credentialed one.
+# test_operator.py and test_jobs.py is collected here too (as test_as_service_account_<name>), and this module's
+# `op` fixture replaces those modules' admin-credentialed one.
 
 
 @pytest.fixture
@@ -257,6 +261,7 @@ def op(
     assert "Forbidden" not in proc.log(), proc.log()[-5000:]
 
 
-for _name, _test in vars(test_operator).copy().items():
-    if _name.startswith("test_") and callable(_test):
-        globals()[f"test_as_service_account_{_name.removeprefix('test_')}"] = _test
+for _module in (test_operator, test_jobs):
+    for _name, _test in vars(_module).copy().items():
+        if _name.startswith("test_") and callable(_test):
+            globals()[f"test_as_service_account_{_name.removeprefix('test_')}"] = _test

@@ -1,5 +1,5 @@
-"""precheck.py's claim, held against a real API server: a service that sets only the fields the models check
-renders children the API server accepts, whatever values the models let through. Such services are applied
+"""precheck.py's claim, held against a real API server: a service (or job) that sets only the fields the models
+check renders children the API server accepts, whatever values the models let through. Such services are applied
 without a dry run first (reconcile.py step 4a), so a value the models pass and the API server refuses would
 leave an app half-applied. Values are drawn wide on purpose (any text, any number in the models' bounds)."""
 
@@ -94,13 +94,48 @@ def modelled_service(draw: st.DrawFn, name: str) -> dict[str, Any]:
 
 
 @st.composite
+def modelled_job(draw: st.DrawFn, name: str, services: list[str]) -> dict[str, Any]:
+    """A job setting any of precheck's modelled fields (all a job has but timeZone and the free-form ones)."""
+    job: dict[str, Any] = {"name": name, "image": draw(image)}
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "command": st.lists(text, max_size=3),
+        "args": st.lists(text, max_size=3),
+        "env": st.lists(
+            st.fixed_dictionaries({"name": env_name, "value": text}),
+            max_size=3,
+            unique_by=lambda v: v["name"],
+        ),
+        "resources": st.fixed_dictionaries(
+            {}, optional={"requests": st.dictionaries(st.sampled_from(["cpu", "memory"]), quantity)}
+        ),
+        "dependsOn": st.lists(st.sampled_from(services), min_size=1, unique=True),
+        "backoffLimit": st.integers(0, 100),
+        "activeDeadlineSeconds": st.integers(1, 2592000),
+        "historyLimit": st.integers(1, 20),
+        "imagePullPolicy": st.sampled_from(["Always", "IfNotPresent", "Never"]),
+    }
+    for field, strategy in optional.items():
+        if draw(st.booleans()):
+            job[field] = draw(strategy)
+    if draw(st.booleans()):
+        job["schedule"] = draw(st.from_regex(api.CRON_PATTERN, fullmatch=True))
+        if draw(st.booleans()):
+            job["concurrencyPolicy"] = draw(st.sampled_from(["Allow", "Forbid", "Replace"]))
+    return job
+
+
+@st.composite
 def modelled_app(draw: st.DrawFn) -> dict[str, Any]:
     names = draw(st.lists(dns_label, min_size=1, max_size=3, unique=True))
     services = [draw(modelled_service(name)) for name in names]
     for index, service in enumerate(services[1:], start=1):
         if draw(st.booleans()):
             service["dependsOn"] = draw(st.lists(st.sampled_from(names[:index]), min_size=1, unique=True))
-    return {"services": services}
+    jobs = [
+        draw(modelled_job(name, names))
+        for name in draw(st.lists(dns_label.filter(lambda n: n not in names), max_size=2, unique=True))
+    ]
+    return {"services": services, "jobs": jobs}
 
 
 def test_services_with_only_modelled_fields_render_children_the_api_server_accepts(
@@ -124,13 +159,13 @@ def test_services_with_only_modelled_fields_render_children_the_api_server_accep
         except api.SpecError:
             tally["refused by the models"] += 1
             return
-        merged = {service.name: service for service in render.effective_services(parsed)}
+        merged = render.effective_components(parsed)
         for service in merged.values():
             if precheck.needs_dry_run(service):
                 tally["left to a dry run"] += 1
                 continue
             tally["applied without a dry run"] += 1
-            for child in render.render_service(app, service, merged):
+            for child in render.render_component(app, service, merged):
                 refused = client.rejects(child)  # a server-side apply, dry run, as the operator's would be
                 assert refused is None, (
                     f"the models passed service {service.name!r} but the API server refuses "

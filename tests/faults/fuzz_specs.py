@@ -47,17 +47,21 @@ def _parent(spec: Any, path: tuple[Any, ...]) -> Any:
 
 
 def _slow_rollouts(spec: dict[str, Any]) -> None:
-    """A rollout deadline of seconds would fail on this slow machine (Degraded, not Ready): keep it long."""
+    """A rollout deadline of seconds would fail on this slow machine (Degraded, not Ready): keep it long. A job's
+    run deadline too."""
     for item in [spec.get("defaults") or {}, *spec.get("services", [])]:
         rollout = item.get("rollout")
         if isinstance(rollout, dict) and isinstance(rollout.get("progressDeadlineSeconds"), int):
             rollout["progressDeadlineSeconds"] = max(rollout["progressDeadlineSeconds"], 600)
+    for job in spec.get("jobs") or []:
+        if isinstance(job.get("activeDeadlineSeconds"), int):
+            job["activeDeadlineSeconds"] = max(job["activeDeadlineSeconds"], 600)
 
 
 def _schedulable(spec: dict[str, Any]) -> None:
     """Requests the 3 simulated nodes can hold for a batch of apps: valid specs asking for 1Gi CPUs stay
     Pending (not Ready) for want of a node, which says nothing about the operator."""
-    for item in [spec.get("defaults") or {}, *spec.get("services", [])]:
+    for item in [spec.get("defaults") or {}, *spec.get("services", []), *(spec.get("jobs") or [])]:
         requests = (item.get("resources") or {}).get("requests") or {}
         if QUANTITIES.get(requests.get("cpu"), 0) > 0.1:
             requests["cpu"] = "100m"

@@ -3,7 +3,7 @@
 In the case's namespace, each app is either
 - converged: observedGeneration == generation, phase Ready, and its children are exactly the ones the operator
   renders from the current spec (same kinds and names), each in place (last applied from that very rendering,
-  every rendered field still set), or
+  every rendered field still set), plus no more earlier runs of each job than its history limit keeps, or
 - correctly Invalid: observedGeneration == generation, the spec really fails `api.validate_app` (or, for
   ChildRejected, the API server really refuses one of its rendered children: a dry-run apply), and nothing
   exists for it.
@@ -35,7 +35,7 @@ def _config_hashes(client: Client, app: Mapping[str, Any], spec: api.Microservic
     """What reconcile.config_hashes computes, read through the test's own client."""
     namespace = app["metadata"]["namespace"]
     hashes: dict[str, str] = {}
-    for service in render.effective_services(spec):
+    for service in render.effective_components(spec).values():
         if not service.config_from:
             continue
         sources: dict[str, dict[str, Any] | None] = {}
@@ -101,7 +101,8 @@ def problems(client: Client, namespace: str) -> list[str]:
             found.append(f"{label}: instance label does not name its owner {app['metadata']['name']}")
         owned[ref["uid"]][(child["kind"], meta["name"])] = child
         component = (meta.get("labels") or {}).get(render.LABEL_COMPONENT, "")
-        slots[(ref["uid"], child["kind"], component)] += 1
+        if child["kind"] != "Job":  # a job keeps earlier runs: _app_problems counts them
+            slots[(ref["uid"], child["kind"], component)] += 1
     found += [
         f"{kind} of {uid}/{component}: {n} copies" for (uid, kind, component), n in slots.items() if n > 1
     ]
@@ -145,6 +146,24 @@ def _app_problems(
         return found
     if status.get("phase") != "Ready":
         return [*found, f"app {name}: phase {status.get('phase')}, not Ready"]
+    # Earlier runs of a job still in the spec are kept up to its history limit (the current run counts).
+    spec = api.validate_app(name, app.get("spec"))
+    limits = {
+        job.name: (job.history_limit or render.DEFAULT_HISTORY_LIMIT) - 1
+        for job in spec.jobs or []
+        if job.schedule is None
+    }
+    earlier = Counter(
+        str((child["metadata"].get("labels") or {}).get(render.LABEL_COMPONENT))
+        for key, child in owned.items()
+        if key[0] == "Job" and key not in desired
+    )
+    for job_name, count in earlier.items():
+        if count > limits.get(job_name, 0):
+            found.append(
+                f"app {name}: {count} earlier runs of job {job_name} (keeps {limits.get(job_name, 0)})"
+            )
+    owned = {key: child for key, child in owned.items() if key[0] != "Job" or key in desired}
     if set(owned) != set(desired):
         found.append(
             f"app {name}: children missing {sorted(set(desired) - set(owned))}, "

@@ -94,7 +94,7 @@ def test_schema_errors_name_the_field(service: dict[str, Any], line: str) -> Non
             [svc("web", autoscaling={"minReplicas": 5, "maxReplicas": 2})],
             "spec.services[0].autoscaling: minReplicas must be less than or equal to maxReplicas",
         ),
-        ([svc("web", dependsOn=["ghost"])], "spec.services[0].dependsOn[0]: unknown service 'ghost'"),
+        ([svc("web", dependsOn=["ghost"])], "spec.services[0].dependsOn[0]: unknown service or job 'ghost'"),
         ([svc("web", dependsOn=["web"])], "spec.services[0].dependsOn: a service cannot depend on itself"),
         (
             [svc("a", dependsOn=["b"]), svc("b", dependsOn=["c"]), svc("c", dependsOn=["a"])],

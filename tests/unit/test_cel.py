@@ -34,6 +34,12 @@ CEL_CASES = {
     "pdb-min-and-max",
     "child-name-too-long",
     "app-name-starts-with-digit",
+    "job-named-like-a-service",
+    "job-depends-on-unknown-name",
+    "depends-on-a-scheduled-job",
+    "job-depends-on-itself",
+    "time-zone-without-schedule",
+    "job-child-name-too-long",
 }
 
 _ENV = celpy.Environment()

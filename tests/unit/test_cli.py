@@ -74,7 +74,7 @@ def test_render_invalid_app_fails_without_output(capsys: pytest.CaptureFixture[s
     bad = app(svc("web", dependsOn=["ghost"]))
     code, out, err = run(capsys, "render", "-f", write(tmp_path, yaml.safe_dump(bad)))
     assert code == 1 and out == ""
-    assert "spec.services[0].dependsOn[0]: unknown service 'ghost'" in err
+    assert "spec.services[0].dependsOn[0]: unknown service or job 'ghost'" in err
 
 
 @pytest.mark.parametrize(

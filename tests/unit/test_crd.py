@@ -86,9 +86,12 @@ def test_cel_rules_present() -> None:
         "exists_one(t, t.name == s.name)",
         "q.port == p.port",
         "self.minReplicas <= self.maxReplicas",
-        "s.dependsOn.all(d, self.services.exists(t, t.name == d))",
+        "s.dependsOn.all(d, self.services.exists(t, t.name == d) || (has(self.jobs) && self.jobs.exists(",
         "!(self.name in self.dependsOn)",
         "size(self.metadata.name) + size(s.name) <= 62",
+        "size(self.metadata.name) + size(j.name) <= 51",
+        "self.jobs.all(j, !self.services.exists(s, s.name == j.name))",
+        "!self.jobs.exists(j, j.name == d && has(j.schedule))",
     ):
         assert fragment in text, fragment
 

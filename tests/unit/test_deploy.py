@@ -99,6 +99,8 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
         elif kind == api.KIND:
             verbs = {"get", "list"}
             needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status
+        elif kind == "Pod":  # kube.run_pods: a failed job run's pods
+            verbs = {"list"}
         else:  # config sources, read by kube.source_data
             verbs = {"get"}
         needs |= {(group, plural, verb) for verb in verbs}
@@ -262,6 +264,9 @@ def test_operator_pod_is_restricted(helm: Path) -> None:
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["readOnlyRootFilesystem"] is True
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    # ... but for a small emptyDir at /tmp, where the API clients put a kubeconfig's inline certificates.
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -427,7 +432,7 @@ def test_plain_manifests_contents() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the image (not buildable here: no container engine; its recipe is checked instead)
+# the image's recipe (tests/cluster/test_image.py builds the image and runs it)
 
 
 def test_dockerfile_is_small_non_root_and_runs_the_operator() -> None:

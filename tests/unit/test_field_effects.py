@@ -29,15 +29,20 @@ from maestro.controller import status
 from .helpers import app, svc
 
 # Fields that change neither the children nor the status, with the reason. Keyed "Model.field".
-ALLOWED_WITHOUT_EFFECT: dict[str, str] = {}
+ALLOWED_WITHOUT_EFFECT: dict[str, str] = {
+    "JobSpec.history_limit": "a job without schedule: how many earlier runs a pass keeps (its prunes, "
+    "tests/unit/test_plan.py), not what it renders; with a schedule it is the CronJob's history limits",
+}
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A sample value; `drop`: sibling keys removed with it (for fields that exclude one another)."""
+    """A sample value; `drop`: sibling keys removed with it (for fields that exclude one another); `context`:
+    sibling keys set in both apps (for fields that need another)."""
 
     value: Any
     drop: tuple[str, ...] = ()
+    context: tuple[tuple[str, Any], ...] = ()
 
 
 # Samples the annotation cannot give: values the checks need (a volume that exists, a service to depend on, a
@@ -45,17 +50,25 @@ class Sample:
 SAMPLES: dict[str, Sample] = {
     "ServiceSpec.depends_on": Sample(["db"]),
     "ServiceSpec.ports": Sample([{"name": "grpc", "port": 9090}]),
-    "ServiceSettings.volumes": Sample([{"name": "logs", "emptyDir": {}}]),
+    "PodSettings.volumes": Sample([{"name": "logs", "emptyDir": {}}]),
+    "JobSpec.depends_on": Sample(["db"]),
+    "JobSpec.backoff_limit": Sample(5),  # 2 is the default
+    "JobSpec.schedule": Sample("0 3 * * *"),
+    "JobSpec.time_zone": Sample("Europe/Paris", context=(("schedule", "0 3 * * *"),)),
+    "JobSpec.concurrency_policy": Sample("Replace", context=(("schedule", "0 3 * * *"),)),
     "VolumeMount.name": Sample("cache"),
     "ConfigSource.secret": Sample("app-secret", drop=("configMap",)),
     "Resources.requests": Sample({"cpu": "100m"}),
     "Resources.limits": Sample({"memory": "256Mi"}),
 }
 
+VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]
+
 # The smallest valid instance of a model, where it has required fields or needs one to be valid (autoscaling
 # needs maxReplicas somewhere). A model missing here gets {} when it has no required field.
 MINIMAL: dict[type[pydantic.BaseModel], dict[str, Any]] = {
     api.ServiceSpec: {"name": "api", "image": "registry.example.com/api:1.0.0"},
+    api.JobSpec: {"name": "migrate", "image": "registry.example.com/migrate:1.0.0", "volumes": VOLUMES},
     api.EnvVar: {"name": "LOG_LEVEL"},
     api.Port: {"name": "http", "port": 80},
     api.ConfigSource: {"configMap": "app-config"},
@@ -63,8 +76,6 @@ MINIMAL: dict[type[pydantic.BaseModel], dict[str, Any]] = {
     api.Volume: {"name": "data", "emptyDir": {}},
     api.Autoscaling: {"maxReplicas": 5},
 }
-
-VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]
 
 
 def base_app() -> dict[str, Any]:
@@ -202,7 +213,8 @@ def observed(obj: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]
     children = render.render_app(obj)
     spec = api.validate_app(obj["metadata"]["name"], obj["spec"])
     services = [status.service_status(obj, service, None) for service in render.effective_services(spec)]
-    return children, status.to_dict(status.app_status(obj, services, timestamp=T0))
+    jobs = [status.job_status(obj, job, None) for job in render.effective_jobs(spec)]
+    return children, status.to_dict(status.app_status(obj, services, jobs=jobs, timestamp=T0))
 
 
 def _container(spec: dict[str, Any], steps: tuple[Step, ...]) -> dict[str, Any]:
@@ -228,6 +240,8 @@ def variants(path: tuple[Step, ...]) -> tuple[dict[str, Any], dict[str, Any], Sa
     after_holder[path[-1].alias] = copy.deepcopy(chosen.value)
     for key in chosen.drop:
         after_holder.pop(key, None)
+    for key, value in chosen.context:
+        holder[key] = after_holder[key] = copy.deepcopy(value)
     return before, after, chosen
 
 
@@ -265,7 +279,15 @@ def test_the_walk_reaches_every_spec_model() -> None:
         and issubclass(model, pydantic.BaseModel)
         and model.__module__ == api.__name__
         and not model.__name__.startswith("_")
-        and model not in (api.MicroserviceAppStatus, api.ServiceStatus, api.Condition, api.ServiceSettings)
+        and model
+        not in (
+            api.MicroserviceAppStatus,
+            api.ServiceStatus,
+            api.JobStatus,
+            api.Condition,
+            api.ServiceSettings,
+            api.PodSettings,
+        )
     }
     assert spec_models <= reached, spec_models - reached
 

@@ -82,6 +82,7 @@ EXPECTED = {
     "progressing": "InProgress",
     "ready": "Current",
     "degraded": "Failed",
+    "job_failed": "Failed",  # a failed migration: Stalled, as a failed rollout
     "degraded_without_kstatus_conditions": "InProgress",  # why Stalled was added
     "invalid_spec": "Failed",
     "name_conflict": "Failed",

@@ -142,6 +142,28 @@ def apps(draw: st.DrawFn) -> dict[str, Any]:
             service["args"] = ["--port", "8080"]
         services.append(service)
     spec: dict[str, Any] = {"services": services}
+    pod_keys = {info.alias or field for field, info in api.PodSettings.model_fields.items()}
+    jobs: list[dict[str, Any]] = []
+    for name in draw(st.lists(dns_label.filter(lambda n: n not in names), max_size=2, unique=True)):
+        drawn = draw(settings_fields())
+        job: dict[str, Any] = {"name": name, "image": draw(images)}
+        job |= {key: value for key, value in drawn.items() if key in pod_keys}
+        runs_once = [j["name"] for j in jobs if "schedule" not in j]
+        if draw(st.booleans()):  # services and the runs before it: never a cycle
+            job["dependsOn"] = draw(st.lists(st.sampled_from(names + runs_once), min_size=1, unique=True))
+        if draw(st.booleans()):
+            job["schedule"] = draw(st.sampled_from(["*/5 * * * *", "0 3 * * mon-fri", "@daily"]))
+            job["concurrencyPolicy"] = draw(st.sampled_from(["Allow", "Forbid", "Replace"]))
+        if draw(st.booleans()):
+            job["backoffLimit"] = draw(st.integers(0, 6))
+            job["activeDeadlineSeconds"] = draw(st.integers(1, 3600))
+        jobs.append(job)
+    if jobs:
+        spec["jobs"] = jobs
+        runs_once = [j["name"] for j in jobs if "schedule" not in j]
+        last = services[-1]
+        if runs_once and draw(st.booleans()) and not any(j.get("dependsOn") for j in jobs):
+            last["dependsOn"] = sorted({*last.get("dependsOn", []), runs_once[0]})
     if draw(st.booleans()):
         spec["defaults"] = draw(settings_fields())
     metadata: dict[str, Any] = {"name": draw(dns_label)}
@@ -214,7 +236,15 @@ def test_rendered_children_keep_maestro_invariants(app: dict[str, Any], digest: 
         component = labels["app.kubernetes.io/component"]
         assert labels["app.kubernetes.io/instance"] == name
         assert labels["app.kubernetes.io/managed-by"] == "maestro"
-        assert child["metadata"]["name"] == render.child_name(name, component)
+        if child["kind"] == "Job":  # a run: <app>-<job>-<run key>
+            key = labels[render.RUN_KEY_LABEL]
+            assert child["metadata"]["name"] == render.run_name(name, component, key)
+            assert key == render.run_key(child["spec"])
+            restricted_pod(child["spec"]["template"]["spec"])
+        else:
+            assert child["metadata"]["name"] == render.child_name(name, component)
+        if child["kind"] == "CronJob":
+            restricted_pod(child["spec"]["jobTemplate"]["spec"]["template"]["spec"])
         assert len(child["metadata"]["name"]) <= 63
         assert ("ownerReferences" in child["metadata"]) == ("uid" in app["metadata"])
     for service_name, service in merged.items():
@@ -227,7 +257,7 @@ def test_rendered_children_keep_maestro_invariants(app: dict[str, Any], digest: 
         assert template["metadata"]["annotations"]["maestro.dev/config-hash"] == digest
         restricted_pod(template["spec"])
     # Dependencies come before their dependents.
-    order = [c["metadata"]["labels"]["app.kubernetes.io/component"] for c in deployments.values()]
-    for service_name, service in merged.items():
-        for dep in service.depends_on or []:
-            assert order.index(dep) < order.index(service_name)
+    order = list(dict.fromkeys(c["metadata"]["labels"]["app.kubernetes.io/component"] for c in children))
+    for component in [*merged.values(), *render.effective_jobs(spec)]:
+        for dep in component.depends_on or []:
+            assert order.index(dep) < order.index(component.name)

@@ -306,7 +306,7 @@ def test_deterministic_and_input_untouched() -> None:
 def test_invalid_app_raises_spec_error() -> None:
     with pytest.raises(api.SpecError) as caught:
         render.render_app(app(svc("web", dependsOn=["ghost"])))
-    assert caught.value.errors == [("spec.services[0].dependsOn[0]", "unknown service 'ghost'")]
+    assert caught.value.errors == [("spec.services[0].dependsOn[0]", "unknown service or job 'ghost'")]
     with pytest.raises(api.SpecError, match=r"metadata\.name"):
         render.render_app({"spec": {"services": [svc("web")]}})
 

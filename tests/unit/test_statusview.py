@@ -256,7 +256,7 @@ def test_data_tree_has_every_child_by_service() -> None:
     listed = {(c["kind"], c["name"]) for s in tree["services"] for c in s["children"]}
     assert listed == set(owned)
     db_kinds = [c["kind"] for c in tree["services"][0]["children"]]
-    assert db_kinds == list(kinds.KIND_NAMES)  # in the table's order
+    assert db_kinds == [k for k in kinds.KIND_NAMES if k not in ("Job", "CronJob")]  # in the table's order
     deployment = tree["services"][0]["children"][0]
     assert deployment["state"] == "ok" and deployment["image"] == "registry.example.com/db:1.0.0"
     assert tree["progress"] == {"total": 2, "ready": 2, "rolling": 0, "waiting": 0, "failed": 0}
@@ -389,3 +389,54 @@ def test_errors_are_one_line_and_exit_2(
     assert cli.main(["status", "shop", *argv]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and err.startswith("maestro status: ") and message in err
+
+
+def test_jobs_are_shown_after_the_services_with_their_runs() -> None:
+    obj = shop()
+    obj["spec"]["jobs"] = [
+        {"name": "migrate", "image": "registry.example.com/migrate:1"},
+        {"name": "report", "image": "registry.example.com/report:1", "schedule": "@daily"},
+    ]
+    rendered = children(obj)
+    (run,) = [key for key in rendered if key[0] == "Job"]
+    failure = "BackoffLimitExceeded: Job has reached the specified backoff limit"
+    rendered[run]["status"] = {
+        "failed": 3,
+        "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": failure[22:]}
+        ],
+    }
+    earlier = {
+        "metadata": {"name": "shop-migrate-0000000000", "labels": {"app.kubernetes.io/component": "migrate"}}
+    }
+    rendered[("Job", "shop-migrate-0000000000")] = earlier | {
+        "status": {
+            "succeeded": 1,
+            "completionTime": "2026-01-01T00:00:00Z",
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
+    }
+    with_status(obj, "Degraded", [service("db", "Ready"), service("web", "Ready")])
+    obj["status"]["jobs"] = [
+        {
+            "name": "migrate",
+            "phase": "Failed",
+            "run": run[1],
+            "message": f"{failure}; pod x: exit code 3 (Error): boom",
+        },
+        {"name": "report", "phase": "Scheduled", "run": "shop-report", "lastResult": "Succeeded"},
+    ]
+    tree = statusview.build(obj, rendered)
+    assert [j["name"] for j in tree["jobs"]] == ["migrate", "report"]
+    migrate, report = tree["jobs"]
+    assert [c["name"] for c in migrate["children"]] == [
+        run[1],
+        "shop-migrate-0000000000",
+    ]  # the current run first
+    assert [c["state"] for c in migrate["children"]] == ["failed", "ok"]
+    assert [c["kind"] for c in report["children"]] == ["CronJob"]
+    text = "\n".join(statusview.lines(tree, now=NOW, width=200))
+    assert "job migrate  Failed  BackoffLimitExceeded" in text and "exit code 3 (Error): boom" in text
+    assert f"Job/{run[1]}  failed (3 pods failed)" in text
+    assert "job report  Scheduled  last run Succeeded" in text
+    assert "CronJob/shop-report  schedule @daily" in text

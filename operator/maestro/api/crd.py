@@ -32,6 +32,15 @@ _ROOT_RULES = [
         "fieldPath": ".spec.services",
     },
     {
+        # A run is the Job <app>-<job>-<run key> (a label value of its pods: 63 at most), a scheduled job the
+        # CronJob <app>-<job> (52 at most: its controller appends 11 characters to name its Jobs).
+        "rule": "!has(self.metadata.name) || !has(self.spec.jobs) || "
+        f"self.spec.jobs.all(j, size(self.metadata.name) + size(j.name) <= {api.JOB_CHILD_MAX - 1})",
+        "message": f"every <metadata.name>-<job name> must be at most {api.JOB_CHILD_MAX} characters: "
+        "shorten metadata.name or the job name",
+        "fieldPath": ".spec.jobs",
+    },
+    {
         # The app's name prefixes the names of its Services, which must be DNS-1035 labels.
         "rule": "!has(self.metadata.name) || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
         "message": "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting "

@@ -38,15 +38,56 @@ MAX_CONFIG_SOURCES = 20
 MAX_ENV = 200
 DNS_LABEL_MAX = 63
 PORT_NAME_MAX = 15  # IANA_SVC_NAME, what a container port name must be
+MAX_JOBS = 20
+# A job's run is the Job <app>-<job>-<run key>, whose name is also a label value of its pods (63 at most); a
+# scheduled job is the CronJob <app>-<job>, which Kubernetes limits to 52 (it appends 11 to name its Jobs).
+RUN_KEY_LENGTH = 10
+JOB_CHILD_MAX = 52
 
 # A DNS-1035 label: what Service names need, so `<app>-<service>` works for every child kind.
 DNS_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # IANA service name: lowercase letters, digits and single inner hyphens, starting with a letter.
 PORT_NAME_PATTERN = r"^[a-z](-?[a-z0-9])*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+TIME_ZONE_PATTERN = r"^[A-Za-z][-A-Za-z0-9_+]*(/[-A-Za-z0-9_+]+)*$"
+
+
+# Cron syntax as Kubernetes parses a CronJob's schedule (robfig/cron's standard parser): five fields, each a list
+# of `*`, `?`, a value or a range, each with an optional step (1-99: a longer number can overflow the parser); or a
+# descriptor. Not `@every <duration>`: a duration Go cannot hold passes any pattern and fails the CronJob. The values' ranges are in the
+# pattern, so the API server refuses `61 * * * *` at `kubectl apply`; a reversed range (`5-1`) only the
+# operator can see (cron_errors). CRON_TZ= and TZ= are refused, as Kubernetes does: `timeZone` says it.
+CRON_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (value pattern, lowest, highest, names) of minute, hour, day of month, month, day of week.
+CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    (r"[0-5]?[0-9]", 0, 59, ()),
+    (r"[01]?[0-9]|2[0-3]", 0, 23, ()),
+    (r"0?[1-9]|[12][0-9]|3[01]", 1, 31, ()),
+    (r"0?[1-9]|1[0-2]|(?i:" + "|".join(CRON_MONTHS) + ")", 1, 12, CRON_MONTHS),
+    (r"[0-6]|(?i:" + "|".join(CRON_DAYS) + ")", 0, 6, CRON_DAYS),
+)
+
+
+def _cron_field(value: str) -> str:
+    item = rf"(\*|\?|({value})(-({value}))?)(/[1-9][0-9]?)?"
+    return rf"{item}(,{item})*"
+
+
+CRON_DESCRIPTORS = ("yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly")
+CRON_PATTERN = (
+    "^(@("
+    + "|".join(CRON_DESCRIPTORS)
+    + ")|"
+    + " +".join(f"({_cron_field(value)})" for value, *_ in CRON_FIELDS)
+    + ")$"
+)
 
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Invalid"]
 ServicePhase = Literal["Pending", "Waiting", "Progressing", "Ready", "Degraded"]
+JobPhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "Scheduled"]
+JobResult = Literal["Running", "Succeeded", "Failed"]
+ConcurrencyPolicy = Literal["Allow", "Forbid", "Replace"]
 ExposeType = Literal["ClusterIP", "NodePort", "LoadBalancer", "Headless", "None"]
 Protocol = Literal["TCP", "UDP", "SCTP"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
@@ -292,12 +333,14 @@ class Volume(BaseModel):
     )
 
 
-class ServiceSettings(_Model):
-    """Settings that `spec.defaults` may provide and every service may override."""
+class PodSettings(_Model):
+    """The pod settings a service and a job share; `spec.defaults` may provide them and every service and job
+    may override them."""
 
     env: list[EnvVar] | None = Field(
         default=None,
-        description="Environment variables. Merged with the defaults by name; the service's entry wins.",
+        description="Environment variables. Merged with the defaults by name; the service's (job's) entry "
+        "wins.",
         max_length=MAX_ENV,
     )
     env_from: list[FreeForm] | None = Field(
@@ -306,35 +349,14 @@ class ServiceSettings(_Model):
         "Prefer configFrom, whose changes roll the pods.",
     )
     resources: Resources | None = Field(default=None, description="Compute resources of the container.")
-    readiness_probe: FreeForm | None = Field(
-        default=None,
-        description="A Kubernetes Probe (free-form), e.g. {httpGet: {path: /healthz, port: http}}.",
-    )
-    liveness_probe: FreeForm | None = Field(default=None, description="A Kubernetes Probe (free-form).")
-    startup_probe: FreeForm | None = Field(default=None, description="A Kubernetes Probe (free-form).")
-    replicas: int | None = Field(
-        default=None,
-        description="Number of pods (default 1). Mutually exclusive with autoscaling.",
-        ge=0,
-        le=10000,
-    )
-    autoscaling: Autoscaling | None = Field(
-        default=None, description="Scale with a HorizontalPodAutoscaler instead of a fixed replica count."
-    )
-    expose: Expose | None = Field(
-        default=None, description="How the service is reachable (default ClusterIP)."
-    )
     config_from: list[ConfigSource] | None = Field(
         default=None,
-        description="ConfigMaps and Secrets loaded as environment; a change of their data rolls the pods.",
+        description="ConfigMaps and Secrets loaded as environment; a change of their data rolls a service's "
+        "pods and runs a job again.",
         max_length=MAX_CONFIG_SOURCES,
     )
-    disruption_budget: DisruptionBudget | None = Field(
-        default=None, description="PodDisruptionBudget settings (default: sized from the replica floor)."
-    )
-    rollout: Rollout | None = Field(default=None, description="Rolling update settings of the Deployment.")
     scheduling: Scheduling | None = Field(
-        default=None, description="Node selection, tolerations, affinity, spread."
+        default=None, description="Node selection, tolerations, affinity, spread (spread: services only)."
     )
     service_account_name: str | None = Field(
         default=None, description="ServiceAccount the pods run as.", min_length=1, max_length=253
@@ -372,6 +394,34 @@ class ServiceSettings(_Model):
         "every other field. Objects merge key by key, null removes a key, lists whose items all have a name "
         "(containers, initContainers, volumes) merge by name, other lists are replaced.",
     )
+
+
+class ServiceSettings(PodSettings):
+    """Settings that `spec.defaults` may provide and every service may override: the pod's, and what only a
+    long-running service has (probes, replicas, autoscaling, its Service, its disruption budget, its rollout)."""
+
+    readiness_probe: FreeForm | None = Field(
+        default=None,
+        description="A Kubernetes Probe (free-form), e.g. {httpGet: {path: /healthz, port: http}}.",
+    )
+    liveness_probe: FreeForm | None = Field(default=None, description="A Kubernetes Probe (free-form).")
+    startup_probe: FreeForm | None = Field(default=None, description="A Kubernetes Probe (free-form).")
+    replicas: int | None = Field(
+        default=None,
+        description="Number of pods (default 1). Mutually exclusive with autoscaling.",
+        ge=0,
+        le=10000,
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Scale with a HorizontalPodAutoscaler instead of a fixed replica count."
+    )
+    expose: Expose | None = Field(
+        default=None, description="How the service is reachable (default ClusterIP)."
+    )
+    disruption_budget: DisruptionBudget | None = Field(
+        default=None, description="PodDisruptionBudget settings (default: sized from the replica floor)."
+    )
+    rollout: Rollout | None = Field(default=None, description="Rolling update settings of the Deployment.")
 
 
 class Defaults(ServiceSettings):
@@ -432,6 +482,98 @@ class ServiceSpec(ServiceSettings):
     )
 
 
+class JobSpec(PodSettings):
+    """A task that runs to completion. Without `schedule`: once per revision of its rendering and config, as the
+    batch/v1 Job <app>-<name>-<run key>, before the services and jobs that depend on it. With `schedule`: a
+    batch/v1 CronJob <app>-<name>, outside the dependency order (nothing waits for it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+                "a job cannot depend on itself",
+                ".dependsOn",
+            ),
+            ("!has(self.timeZone) || has(self.schedule)", "timeZone needs a schedule", ".timeZone"),
+            (
+                "!has(self.concurrencyPolicy) || has(self.schedule)",
+                "concurrencyPolicy needs a schedule",
+                ".concurrencyPolicy",
+            ),
+        )
+    )
+
+    name: str = Field(
+        description="Job name, a DNS-1035 label, unique among the app's services and jobs. A run is the Job "
+        "<app>-<name>-<run key> and a scheduled job the CronJob <app>-<name>: <app>-<name> must fit in 52 "
+        "characters.",
+        min_length=1,
+        max_length=DNS_LABEL_MAX,
+        pattern=DNS_LABEL_PATTERN,
+    )
+    image: str = Field(
+        description="Container image, e.g. registry.example.com/shop/migrate:1.4.2.", min_length=1
+    )
+    command: list[str] | None = Field(
+        default=None, description="Entrypoint; replaces the image's ENTRYPOINT."
+    )
+    args: list[str] | None = Field(default=None, description="Arguments; replace the image's CMD.")
+    depends_on: list[Annotated[str, Field(max_length=DNS_LABEL_MAX)]] | None = Field(
+        default=None,
+        description="Services that must be Available and jobs whose current run must have succeeded before "
+        "this job runs (a scheduled job: before its CronJob is created or updated). Each service that has a "
+        "Kubernetes Service gives it <NAME>_HOST, <NAME>_PORT and <NAME>_URL.",
+        max_length=MAX_DEPENDENCIES,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    backoff_limit: int | None = Field(
+        default=None,
+        description="Retries before a run fails (BackoffLimitExceeded), each in a new pod (restartPolicy "
+        "Never, so every attempt's pod and logs are kept). Default 2.",
+        ge=0,
+        le=100,
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        description="Seconds a run may take, retries included, before it fails (DeadlineExceeded).",
+        ge=1,
+        le=2592000,
+    )
+    history_limit: int | None = Field(
+        default=None,
+        description="Runs kept per job for their logs, the current one included (default 3); older finished "
+        "runs are deleted. With schedule: the CronJob's successfulJobsHistoryLimit and "
+        "failedJobsHistoryLimit (default Kubernetes' 3 and 1).",
+        ge=1,
+        le=20,
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Cron schedule (minute hour day-of-month month day-of-week, or @hourly, @daily, ...): "
+        "the job becomes a CronJob that runs on it, and nothing may depend on it.",
+        max_length=256,
+        pattern=CRON_PATTERN,
+    )
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA time zone of the schedule, e.g. Europe/Paris (default: the controller manager's, "
+        "usually UTC). Only with schedule.",
+        max_length=64,
+        pattern=TIME_ZONE_PATTERN,
+    )
+    concurrency_policy: ConcurrencyPolicy | None = Field(
+        default=None,
+        description="What a scheduled run does while the previous one still runs: Forbid (the default here: "
+        "skip it), Allow or Replace. Only with schedule.",
+    )
+
+
+# Names are unique across services and jobs (one namespace of dependency names); nothing may wait for a
+# scheduled job. Bounded lists keep these within the API server's CEL cost budget.
+_KNOWN = "self.services.exists(t, t.name == d) || (has(self.jobs) && self.jobs.exists(j, j.name == d))"
+_NOT_SCHEDULED = "!has(self.jobs) || !self.jobs.exists(j, j.name == d && has(j.schedule))"
+
+
 class MicroserviceAppSpec(_Model):
     """The desired state of a whole microservice application."""
 
@@ -443,21 +585,49 @@ class MicroserviceAppSpec(_Model):
                 ".services",
             ),
             (
-                "self.services.all(s, !has(s.dependsOn) || "
-                "s.dependsOn.all(d, self.services.exists(t, t.name == d)))",
-                "every dependsOn entry must name a service of this app",
+                f"self.services.all(s, !has(s.dependsOn) || s.dependsOn.all(d, {_KNOWN}))",
+                "every dependsOn entry must name a service or a job of this app",
                 ".services",
+            ),
+            (
+                "!has(self.jobs) || self.jobs.all(j, !self.services.exists(s, s.name == j.name))",
+                "a job cannot have the name of a service: services and jobs share one set of names",
+                ".jobs",
+            ),
+            (
+                f"!has(self.jobs) || self.jobs.all(s, !has(s.dependsOn) || s.dependsOn.all(d, {_KNOWN}))",
+                "every dependsOn entry must name a service or a job of this app",
+                ".jobs",
+            ),
+            (
+                f"self.services.all(s, !has(s.dependsOn) || s.dependsOn.all(d, {_NOT_SCHEDULED}))",
+                "dependsOn cannot name a scheduled job (one with a schedule): nothing waits for it",
+                ".services",
+            ),
+            (
+                f"!has(self.jobs) || self.jobs.all(s, !has(s.dependsOn) || s.dependsOn.all(d, {_NOT_SCHEDULED}))",
+                "dependsOn cannot name a scheduled job (one with a schedule): nothing waits for it",
+                ".jobs",
             ),
         )
     )
 
     defaults: Defaults | None = Field(
-        default=None, description="Settings merged under every service's own (the service's value wins)."
+        default=None,
+        description="Settings merged under every service's own (the service's value wins), and the pod "
+        "settings among them under every job's (all but podSpecPatch).",
     )
     services: list[ServiceSpec] = Field(
         description="The services of the app.",
         min_length=1,
         max_length=MAX_SERVICES,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    jobs: list[JobSpec] | None = Field(
+        default=None,
+        description="Tasks that run to completion: migrations and other one-off tasks run once per revision "
+        "before what depends on them; scheduled tasks (schedule) run as CronJobs.",
+        max_length=MAX_JOBS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
@@ -501,6 +671,39 @@ class ServiceStatus(_Model):
     message: str | None = Field(default=None, description="Human-readable details.")
 
 
+class JobStatus(_Model):
+    """What one job looks like in the cluster: its current run (or, scheduled, its CronJob)."""
+
+    name: str = Field(description="Job name.")
+    phase: JobPhase = Field(
+        description="Pending (no run yet), Waiting (for dependencies, or for the previous run to end), Running, "
+        "Succeeded or Failed (the current run); Scheduled for a job with a schedule (its CronJob exists)."
+    )
+    run: str | None = Field(
+        default=None, description="The Job of the current run (<app>-<job>-<run key>), or the CronJob."
+    )
+    run_key: str | None = Field(
+        default=None,
+        description="The hash of the job's rendering and config that the current run is for: a new image or "
+        "new config makes a new key, hence a new run.",
+    )
+    start_time: str | None = Field(default=None, description="When the current run started.")
+    completion_time: str | None = Field(default=None, description="When the current run succeeded.")
+    waiting_for: list[str] | None = Field(
+        default=None, description="Dependencies not yet Available or succeeded (phase Waiting)."
+    )
+    last_schedule_time: str | None = Field(
+        default=None, description="Scheduled job: when its last run was scheduled."
+    )
+    last_successful_time: str | None = Field(
+        default=None, description="Scheduled job: when its last successful run completed."
+    )
+    last_result: JobResult | None = Field(
+        default=None, description="Scheduled job: Running, or how its last finished run ended."
+    )
+    message: str | None = Field(default=None, description="Human-readable details (why a run failed).")
+
+
 class MicroserviceAppStatus(_Model):
     """The observed state of the app, rebuilt from the cluster on every pass."""
 
@@ -521,6 +724,11 @@ class MicroserviceAppStatus(_Model):
     services: list[ServiceStatus] | None = Field(
         default=None,
         description="Per-service status, in the order of spec.services; absent while the phase is Invalid.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    jobs: list[JobStatus] | None = Field(
+        default=None,
+        description="Per-job status, in the order of spec.jobs; absent while the phase is Invalid.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
@@ -620,9 +828,7 @@ def _rule_errors(spec: MicroserviceAppSpec) -> list[tuple[str, str]]:
         errors += _settings_errors(service, base)
         if service.replicas is not None and service.autoscaling is not None:
             errors.append((base, "set replicas or autoscaling, not both"))
-        for j, dep in enumerate(service.depends_on or []):
-            if dep in (service.depends_on or [])[:j]:
-                errors.append((f"{base}.dependsOn[{j}]", f"duplicate entry {dep!r}"))
+        errors += _duplicate_dependencies(service.depends_on, base)
         port_names: set[str] = set()
         port_numbers: set[int] = set()
         container_ports: set[tuple[int, str]] = set()
@@ -644,39 +850,123 @@ def _rule_errors(spec: MicroserviceAppSpec) -> list[tuple[str, str]]:
             port_names.add(port.name)
             port_numbers.add(port.port)
             container_ports.add(container)
+    services = set(seen)
+    for i, job in enumerate(spec.jobs or []):
+        base = f"spec.jobs[{i}]"
+        if job.name in services:
+            errors.append(
+                (
+                    f"{base}.name",
+                    f"{job.name!r} is the name of a service: services and jobs share one set of names",
+                )
+            )
+        elif job.name in seen:
+            errors.append((f"{base}.name", f"duplicate job name {job.name!r}"))
+        seen.add(job.name)
+        errors += _settings_errors(job, base)
+        errors += _duplicate_dependencies(job.depends_on, base)
+        if job.schedule is None:
+            errors += [
+                (f"{base}.{alias}", f"{alias} needs a schedule")
+                for alias, value in (
+                    ("timeZone", job.time_zone),
+                    ("concurrencyPolicy", job.concurrency_policy),
+                )
+                if value is not None
+            ]
+        else:
+            errors += [(f"{base}.schedule", message) for message in cron_errors(job.schedule)]
     if spec.defaults is not None:
         errors += _settings_errors(spec.defaults, "spec.defaults")
     errors += _graph_errors(spec)
     return errors
 
 
+def _duplicate_dependencies(depends_on: Sequence[str] | None, base: str) -> list[tuple[str, str]]:
+    entries = list(depends_on or [])
+    return [
+        (f"{base}.dependsOn[{j}]", f"duplicate entry {dep!r}")
+        for j, dep in enumerate(entries)
+        if dep in entries[:j]
+    ]
+
+
+def cron_errors(schedule: str) -> list[str]:
+    """What the schedule's pattern (CRON_PATTERN) cannot say: a range whose start is beyond its end (Kubernetes
+    refuses the CronJob). Values out of a field's range are the pattern's. Empty when fine."""
+    if not re.fullmatch(CRON_PATTERN, schedule) or schedule.startswith("@"):
+        return []
+    errors = []
+    for text, (_, low, high, names) in zip(schedule.split(), CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            span = item.split("/")[0]
+            if "-" not in span:
+                continue
+            start, end = (_cron_value(part, names) for part in span.split("-"))
+            if start > end:
+                errors.append(f"range {span} runs backwards ({low}-{high} is the field's range)")
+    return errors
+
+
+def _cron_value(text: str, names: Sequence[str]) -> int:
+    lowered = text.lower()
+    if lowered in names:
+        # Months count from 1 (jan), days of the week from 0 (sun).
+        return names.index(lowered) + (1 if len(names) == len(CRON_MONTHS) else 0)
+    return int(text)
+
+
 def dependency_graph(spec: MicroserviceAppSpec) -> dict[str, list[str]]:
-    """service name -> the names it depends on, in the order of spec.services (input of graph.py)."""
-    return {service.name: list(service.depends_on or []) for service in spec.services}
+    """service or job name -> the names it depends on, services then jobs in spec order (input of graph.py)."""
+    graph_ = {service.name: list(service.depends_on or []) for service in spec.services}
+    return graph_ | {job.name: list(job.depends_on or []) for job in spec.jobs or []}
+
+
+def component_path(spec: MicroserviceAppSpec, name: str) -> str:
+    """The spec's path of a service or a job by name (spec.services[1], spec.jobs[0])."""
+    for i, service in enumerate(spec.services):
+        if service.name == name:
+            return f"spec.services[{i}]"
+    for i, job in enumerate(spec.jobs or []):
+        if job.name == name:
+            return f"spec.jobs[{i}]"
+    raise KeyError(name)
 
 
 def _graph_errors(spec: MicroserviceAppSpec) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
-    index = {service.name: i for i, service in enumerate(spec.services)}
     deps = dependency_graph(spec)
-    for service, dep in graph.unknown_dependencies(deps):
-        position = deps[service].index(dep)
-        errors.append((f"spec.services[{index[service]}].dependsOn[{position}]", f"unknown service {dep!r}"))
-    for service in deps:
-        if service in deps[service]:
-            errors.append((f"spec.services[{index[service]}].dependsOn", "a service cannot depend on itself"))
+    scheduled = {job.name for job in spec.jobs or [] if job.schedule is not None}
+    for item, dep in graph.unknown_dependencies(deps):
+        position = deps[item].index(dep)
+        errors.append(
+            (f"{component_path(spec, item)}.dependsOn[{position}]", f"unknown service or job {dep!r}")
+        )
+    for item, entries in deps.items():
+        for position, dep in enumerate(entries):
+            if dep in scheduled:
+                errors.append(
+                    (
+                        f"{component_path(spec, item)}.dependsOn[{position}]",
+                        f"{dep!r} is a scheduled job (it has a schedule): nothing waits for one",
+                    )
+                )
+        if item in entries:
+            kind = "job" if item in {job.name for job in spec.jobs or []} else "service"
+            errors.append((f"{component_path(spec, item)}.dependsOn", f"a {kind} cannot depend on itself"))
     # Self-dependencies were reported above; look for the longer cycles.
     cycle = graph.find_cycle({name: [d for d in ds if d != name] for name, ds in deps.items()})
     if cycle is not None:
         errors.append(
-            (f"spec.services[{index[cycle[0]]}].dependsOn", f"dependency cycle: {' -> '.join(cycle)}")
+            (f"{component_path(spec, cycle[0])}.dependsOn", f"dependency cycle: {' -> '.join(cycle)}")
         )
     return errors
 
 
-def _settings_errors(settings: ServiceSettings, base: str) -> list[tuple[str, str]]:
+def _settings_errors(settings: PodSettings, base: str) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
-    scaling = settings.autoscaling
+    service = settings if isinstance(settings, ServiceSettings) else None
+    scaling = service.autoscaling if service else None
     if (
         scaling
         and scaling.min_replicas
@@ -690,12 +980,12 @@ def _settings_errors(settings: ServiceSettings, base: str) -> list[tuple[str, st
     for k, var in enumerate(settings.env or []):
         if var.value is not None and var.value_from is not None:
             errors.append((f"{base}.env[{k}]", "set value or valueFrom, not both"))
-    budget = settings.disruption_budget
+    budget = service.disruption_budget if service else None
     if budget and budget.min_available is not None and budget.max_unavailable is not None:
         errors.append((f"{base}.disruptionBudget", "set minAvailable or maxUnavailable, not both"))
     # The Deployment and pod rules below are the API server's: caught here, the app is Invalid before any
     # child is written, instead of failing half-way through its services.
-    rollout = settings.rollout
+    rollout = service.rollout if service else None
     if rollout and _is_zero(rollout.max_surge) and _is_zero(rollout.max_unavailable):
         errors.append((f"{base}.rollout", "maxSurge and maxUnavailable may not both be 0"))
     resources = settings.resources
@@ -738,24 +1028,12 @@ _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 def validate_app(name: str, spec: Mapping[str, Any] | None) -> MicroserviceAppSpec:
     """Everything `parse_app_spec` checks, plus what needs the app's name: every child `<app>-<service>` must
-    be a DNS-1035 label of at most 63 characters, and every service must have what it needs after merging the
-    defaults (e.g. autoscaling.maxReplicas). Raises SpecError."""
+    be a DNS-1035 label of at most 63 characters (`<app>-<job>`: 52), and every service and job must have what
+    it needs after merging the defaults (e.g. autoscaling.maxReplicas). Raises SpecError."""
     parsed = parse_app_spec(spec)
     errors: list[tuple[str, str]] = []
     for i, service in enumerate(parsed.services):
-        child = f"{name}-{service.name}"
-        if len(child) > DNS_LABEL_MAX:
-            errors.append(
-                (
-                    f"spec.services[{i}].name",
-                    f"child name {child!r} is {len(child)} characters; <app>-<service> must be at most "
-                    f"{DNS_LABEL_MAX} (shorten the app or the service name)",
-                )
-            )
-        elif not _DNS_LABEL.match(child):
-            errors.append(
-                ("metadata.name", f"child name {child!r} must be a DNS-1035 label (start with a letter)")
-            )
+        errors += _child_name_errors(name, service.name, f"spec.services[{i}]", DNS_LABEL_MAX, "service")
         try:
             merged = effective_service(parsed.defaults, service)
         except SpecError as exc:
@@ -763,28 +1041,50 @@ def validate_app(name: str, spec: Mapping[str, Any] | None) -> MicroserviceAppSp
             continue
         if merged.autoscaling is not None and merged.autoscaling.max_replicas is None:
             errors.append((f"spec.services[{i}].autoscaling.maxReplicas", "required value"))
-        # The API server rejects the Deployment otherwise; here, before any child of the app is written.
-        volumes = {v.name for v in merged.volumes or []} | {
-            str(v.get("name"))
-            for v in (merged.pod_spec_patch or {}).get("volumes") or []
-            if isinstance(v, dict)
-        }
-        for k, mount in enumerate(merged.volume_mounts or []):
-            if mount.name not in volumes:
-                errors.append(
-                    (
-                        f"spec.services[{i}].volumeMounts[{k}].name",
-                        f"no volume named {mount.name!r} in volumes",
-                    )
-                )
-        # Each part was fine alone (parse_app_spec passed); these come from combining them.
-        errors += [
-            (path, f"{message} (after merging spec.defaults)")
-            for path, message in _settings_errors(merged, f"spec.services[{i}]")
-        ]
+        errors += _merged_errors(merged, f"spec.services[{i}]")
+    for i, job in enumerate(parsed.jobs or []):
+        errors += _child_name_errors(name, job.name, f"spec.jobs[{i}]", JOB_CHILD_MAX, "job")
+        try:
+            merged_job = effective_job(parsed.defaults, job)
+        except SpecError as exc:
+            errors += [(f"spec.jobs[{i}]{path}", message) for path, message in exc.errors]
+            continue
+        errors += _merged_errors(merged_job, f"spec.jobs[{i}]")
     if errors:
         raise SpecError(errors)
     return parsed
+
+
+def _child_name_errors(app: str, name: str, base: str, limit: int, kind: str) -> list[tuple[str, str]]:
+    child = f"{app}-{name}"
+    if len(child) > limit:
+        return [
+            (
+                f"{base}.name",
+                f"child name {child!r} is {len(child)} characters; <app>-<{kind}> must be at most "
+                f"{limit} (shorten the app or the {kind} name)",
+            )
+        ]
+    if not _DNS_LABEL.match(child):
+        return [("metadata.name", f"child name {child!r} must be a DNS-1035 label (start with a letter)")]
+    return []
+
+
+def _merged_errors(merged: PodSettings, base: str) -> list[tuple[str, str]]:
+    """What only the combination of the defaults and the service's (job's) own settings can get wrong."""
+    errors: list[tuple[str, str]] = []
+    # The API server rejects the pod otherwise; here, before any child of the app is written.
+    volumes = {v.name for v in merged.volumes or []} | {
+        str(v.get("name")) for v in (merged.pod_spec_patch or {}).get("volumes") or [] if isinstance(v, dict)
+    }
+    for k, mount in enumerate(merged.volume_mounts or []):
+        if mount.name not in volumes:
+            errors.append((f"{base}.volumeMounts[{k}].name", f"no volume named {mount.name!r} in volumes"))
+    # Each part was fine alone (parse_app_spec passed); these come from combining them.
+    errors += [
+        (path, f"{message} (after merging spec.defaults)") for path, message in _settings_errors(merged, base)
+    ]
+    return errors
 
 
 # ------------------------------------------------------------------------------------------- defaults merge
@@ -826,6 +1126,32 @@ def effective_service(defaults: Defaults | None, service: ServiceSpec) -> Servic
             base.pop("autoscaling", None)
     try:
         return ServiceSpec.model_validate(deep_merge(base, top, replaced=_REPLACED, list_keys=_LIST_KEYS))
+    except pydantic.ValidationError as exc:
+        raise SpecError(
+            [(_loc_to_path("", e["loc"]), _message(e)) for e in exc.errors(include_url=False)]
+        ) from None
+
+
+# What of spec.defaults a job takes: the pod's settings, but not podSpecPatch (a sidecar added for the services
+# would keep a Job from ever completing; a job sets its own).
+_JOB_DEFAULTS = frozenset(
+    (info.alias or name) for name, info in PodSettings.model_fields.items() if name != "pod_spec_patch"
+)
+
+
+def effective_job(defaults: Defaults | None, job: JobSpec) -> JobSpec:
+    """The job's settings with the pod settings of `spec.defaults` (all but podSpecPatch) merged under them, by
+    the rules of `effective_service`."""
+    if defaults is None:
+        return job
+    base = {
+        key: value
+        for key, value in defaults.model_dump(by_alias=True, exclude_none=True).items()
+        if key in _JOB_DEFAULTS
+    }
+    top = job.model_dump(by_alias=True, exclude_none=True)
+    try:
+        return JobSpec.model_validate(deep_merge(base, top, replaced=_REPLACED, list_keys=_LIST_KEYS))
     except pydantic.ValidationError as exc:
         raise SpecError(
             [(_loc_to_path("", e["loc"]), _message(e)) for e in exc.errors(include_url=False)]

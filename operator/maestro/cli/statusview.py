@@ -2,7 +2,8 @@
 as lines of text out. Pure: no I/O (status.py fetches and prints).
 
 The tree: the app (phase, ready services, generation vs observed generation, why it is not Ready) -> its services
-in spec order (phase, endpoint, whom they wait for, why they failed) -> their children, by kind in the order of
+in spec order (phase, endpoint, whom they wait for, why they failed), then its jobs (phase, their runs or
+CronJob) -> their children, by kind in the order of
 `render.kinds` (a summary for the kinds known here, a generic one for any other) -> the app's last Warning
 Events while it is not Ready.
 """
@@ -33,6 +34,11 @@ PHASE_STATE: dict[str, State] = {
     "Progressing": "progress",
     "Degraded": "failed",
     "Invalid": "failed",
+    # a job's
+    "Running": "progress",
+    "Succeeded": "ok",
+    "Failed": "failed",
+    "Scheduled": "ok",
 }
 FAILED_PHASES = frozenset({"Degraded", "Invalid"})
 
@@ -56,6 +62,9 @@ def build(
     by_name = {s.get("name"): s for s in status.get("services") or []}
     grouped = _by_service(children)
     services = [_service(name, by_name.get(name), grouped.pop(name, [])) for name in spec_services]
+    spec_jobs = [j.get("name") for j in (app.get("spec") or {}).get("jobs") or [] if j.get("name")]
+    jobs_by_name = {j.get("name"): j for j in status.get("jobs") or []}
+    jobs = [_job(name, jobs_by_name.get(name), grouped.pop(name, [])) for name in spec_jobs]
     current = _current(app)
     tree: dict[str, Any] = {
         "name": meta.get("name"),
@@ -69,6 +78,8 @@ def build(
         "services": services,
         "progress": progress(services),
     }
+    if jobs:
+        tree["jobs"] = jobs
     others = [child for group in grouped.values() for child in group]
     if others:  # children of services no longer in the spec, about to be pruned
         tree["otherChildren"] = others
@@ -167,6 +178,22 @@ def _service(name: str, status: Mapping[str, Any] | None, children: list[dict[st
         "waitingFor": list(status.get("waitingFor") or []),
         "message": status.get("message"),
         "children": children,
+    }
+
+
+def _job(name: str, status: Mapping[str, Any] | None, children: list[dict[str, Any]]) -> dict[str, Any]:
+    """A job: its status, and its children: the CronJob, or its runs, the current one first."""
+    status = status or {}
+    current = status.get("run")
+    runs = sorted(children, key=lambda c: (c["name"] != current, c["name"]))
+    return {
+        "name": name,
+        "phase": status.get("phase"),
+        "run": current,
+        "waitingFor": list(status.get("waitingFor") or []),
+        "message": status.get("message"),
+        "lastResult": status.get("lastResult"),
+        "children": runs,
     }
 
 
@@ -291,6 +318,39 @@ def _pdb(obj: Mapping[str, Any]) -> Summary:
     return Summary(text, fields)
 
 
+def _job_summary(obj: Mapping[str, Any]) -> Summary:
+    status = obj.get("status") or {}
+    fields = {
+        "active": status.get("active", 0),
+        "succeeded": status.get("succeeded", 0),
+        "failed": status.get("failed", 0),
+        "startTime": status.get("startTime"),
+        "completionTime": status.get("completionTime"),
+    }
+    failure = app_status.job_failure(obj)
+    if app_status.job_succeeded(obj):
+        return Summary(f"succeeded at {fields['completionTime']}", fields, "ok")
+    if failure is not None:
+        pods = "pod" if fields["failed"] == 1 else "pods"
+        return Summary(f"failed ({fields['failed']} {pods} failed)", fields, "failed", problem=failure)
+    failed = f", {fields['failed']} failed" if fields["failed"] else ""
+    return Summary(f"running ({fields['active']} active{failed})", fields, "progress")
+
+
+def _cronjob(obj: Mapping[str, Any]) -> Summary:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    fields = {
+        "schedule": spec.get("schedule"),
+        "lastScheduleTime": status.get("lastScheduleTime"),
+        "lastSuccessfulTime": status.get("lastSuccessfulTime"),
+        "active": len(status.get("active") or []),
+    }
+    text = f"schedule {fields['schedule']}"
+    if fields["lastScheduleTime"]:
+        text += f", last run {fields['lastScheduleTime']}"
+    return Summary(text, fields, "progress" if fields["active"] else None)
+
+
 def _generic(obj: Mapping[str, Any]) -> Summary:
     """Any other kind: its conditions (`Type=Status`), else its age."""
     conditions = [
@@ -307,6 +367,8 @@ SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Summary]] = {
     "Service": _service_summary,
     "HorizontalPodAutoscaler": _hpa,
     "PodDisruptionBudget": _pdb,
+    "Job": _job_summary,
+    "CronJob": _cronjob,
 }
 
 
@@ -358,6 +420,8 @@ def _lines(tree: Mapping[str, Any], now: datetime, width: int, glyphs: Glyphs) -
     nodes: list[tuple[Line, list[tuple[Line, list[Segment]]]]] = []
     for service in tree["services"]:
         nodes.append((_service_line(service), [_child_lines(c) for c in service["children"]]))
+    for job in tree.get("jobs") or []:
+        nodes.append((_job_line(job), [_child_lines(c) for c in job["children"]]))
     if tree.get("otherChildren"):
         nodes.append(([("(not in the spec)", None)], [_child_lines(c) for c in tree["otherChildren"]]))
     for index, (service_line, children) in enumerate(nodes):
@@ -390,6 +454,19 @@ def _service_line(service: Mapping[str, Any]) -> Line:
     # Progressing repeats the Deployment's counts and Degraded its failure, both shown under it.
     if service["message"] and phase not in ("Ready", "Waiting", "Progressing", "Degraded"):
         line.append(("  " + str(service["message"]), None))
+    return line
+
+
+def _job_line(job: Mapping[str, Any]) -> Line:
+    phase = job["phase"]
+    line: Line = [(f"job {job['name']}", "bold"), ("  ", None), (phase or "(no status)", _state(phase))]
+    if phase == "Waiting" and job["waitingFor"]:
+        line.append((" for " + ", ".join(job["waitingFor"]), "progress"))
+    if job.get("lastResult"):
+        line.append((f"  last run {job['lastResult']}", _state(job["lastResult"])))
+    # Why it waits or failed (with what its pod said); a Succeeded or Scheduled job has nothing to add.
+    if job["message"] and phase in ("Pending", "Running", "Failed"):
+        line.append(("  " + str(job["message"]), None))
     return line
 
 

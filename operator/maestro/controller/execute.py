@@ -1,7 +1,7 @@
 """Carrying out one pass: observe what plan.py needs, ask it, and do what it says. Every API request of a pass
 is sent from here (kube/client.py), in this order: the config sources, the app's children (listed by a live
-pass), the objects under desired names the child index does not know, the dry runs, the applies, the prunes,
-the status write, the events. Nothing is decided here but what the API server's answers say.
+pass), the objects under desired names the child index does not know, the dry runs, the pods of a job run that
+has just failed, the applies, the prunes, the status write, the events. Nothing is decided here but what the API server's answers say.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
     timestamp = timestamps.now()  # the plan's only clock
     spec = plan.validated(app)
     if isinstance(spec, api.MicroserviceAppSpec):
-        desired = plan.desire(app, spec, config_hashes(app, plan.merged_services(spec)))
+        desired = plan.desire(app, spec, config_hashes(app, plan.merged_components(spec)))
         observed = observe(app, desired, stores, live=live, previous=previous, timestamp=timestamp)
     else:
         desired = plan.desire(app, spec, {})
@@ -74,8 +74,8 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
 # ------------------------------------------------------------------------------------------------ observation
 
 
-def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.ServiceSpec]) -> dict[str, str]:
-    """Service name -> the hash of the ConfigMaps and Secrets in its configFrom (only services that have)."""
+def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.PodSettings]) -> dict[str, str]:
+    """Service (job) name -> the hash of the ConfigMaps and Secrets in its configFrom (only those that have)."""
     namespace = app["metadata"]["namespace"]
     cache: dict[str, dict[str, Any] | None] = {}
     hashes: dict[str, str] = {}
@@ -126,7 +126,13 @@ def observe(
             elif existing is not None:
                 foreign[key] = existing
     refusal = None if foreign else _dry_run(desired, owned)
-    return Observed(timestamp, previous, owned, foreign, refusal)
+    # What the pods of a run that failed said: read once, when the run is seen failed (the status keeps it).
+    pod_failures = {
+        run: detail
+        for run in plan.unexplained_failures(desired, owned, previous)
+        if (detail := status.pod_failure(kube.run_pods(namespace, run))) is not None
+    }
+    return Observed(timestamp, previous, owned, foreign, refusal, pod_failures)
 
 
 def _dry_run(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]]) -> FieldError | None:

@@ -38,8 +38,9 @@ Change = Literal["create", "update", "repair"]  # a new child, a new desired chi
 
 @dataclass(frozen=True)
 class Desired:
-    """What the app asks for: its services (defaults merged) in dependency order, each with its rendered children
-    (applied-hash annotated), or the errors of a spec Maestro cannot carry out."""
+    """What the app asks for: its services and jobs (defaults merged), in dependency order, each with its rendered
+    children (applied-hash annotated; a job's is the Job of its current run, or its CronJob), or the errors of a
+    spec Maestro cannot carry out. Names are unique across services and jobs."""
 
     app: Mapping[str, Any]
     errors: tuple[FieldError, ...] = ()
@@ -47,13 +48,24 @@ class Desired:
     deps: Mapping[str, list[str]] = field(default_factory=dict)
     order: tuple[str, ...] = ()
     children: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    jobs: Mapping[str, api.JobSpec] = field(default_factory=dict)  # in spec order
 
-    def field(self, service: str) -> str:
-        """The spec's path of a service (errors name it)."""
-        return f"spec.services[{list(self.services).index(service)}]"
+    def field(self, name: str) -> str:
+        """The spec's path of a service or job (errors name it)."""
+        if name in self.jobs:
+            return f"spec.jobs[{list(self.jobs).index(name)}]"
+        return f"spec.services[{list(self.services).index(name)}]"
 
     def keys(self) -> set[ChildKey]:
         return {key_of(child) for children in self.children.values() for child in children}
+
+    def component(self, name: str) -> render.Component:
+        """The merged service or job of that name."""
+        return self.jobs[name] if name in self.jobs else self.services[name]
+
+    def run(self, job: str) -> dict[str, Any] | None:
+        """The Job of a job's current run (None for a scheduled job)."""
+        return next((c for c in self.children.get(job, ()) if c["kind"] == "Job"), None)
 
 
 def validated(app: Mapping[str, Any]) -> api.MicroserviceAppSpec | tuple[FieldError, ...]:
@@ -69,6 +81,11 @@ def merged_services(spec: api.MicroserviceAppSpec) -> dict[str, api.ServiceSpec]
     return {service.name: service for service in render.effective_services(spec)}
 
 
+def merged_components(spec: api.MicroserviceAppSpec) -> dict[str, render.Component]:
+    """Every service, then every job, with the app's defaults merged under it, by name, in spec order."""
+    return render.effective_components(spec)
+
+
 def desire(
     app: Mapping[str, Any],
     spec: api.MicroserviceAppSpec | Sequence[FieldError],
@@ -77,31 +94,54 @@ def desire(
     """Render the app's children from its validated spec and its services' config hashes (observed)."""
     if not isinstance(spec, api.MicroserviceAppSpec):
         return Desired(app, errors=tuple(spec))
-    services = merged_services(spec)
+    components = merged_components(spec)
     deps = api.dependency_graph(spec)
     order = tuple(graph.topological_order(deps))
     children = {
         name: tuple(
             with_hash(child)
-            for child in render.render_service(
-                app, services[name], services, config_hash=config_hashes.get(name)
+            for child in render.render_component(
+                app, components[name], components, config_hash=config_hashes.get(name)
             )
         )
         for name in order
     }
-    return Desired(app, services=services, deps=deps, order=order, children=children)
+    services = {n: c for n, c in components.items() if isinstance(c, api.ServiceSpec)}
+    jobs = {n: c for n, c in components.items() if isinstance(c, api.JobSpec)}
+    return Desired(app, services=services, deps=deps, order=order, children=children, jobs=jobs)
 
 
 @dataclass(frozen=True)
 class Observed:
     """What the pass found: the app's .status, the children it controls, the objects under desired names that it
-    does not control, the first child the API server refused in a dry run, and the time."""
+    does not control, the first child the API server refused in a dry run, the time, and what the pods of the
+    failed runs said (run name -> status.pod_failure; only for those `unexplained_failures` names)."""
 
     timestamp: str
     previous: Mapping[str, Any] = field(default_factory=dict)
     children: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
     foreign: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
     refusal: FieldError | None = None
+    pod_failures: Mapping[str, str] = field(default_factory=dict)
+
+
+def unexplained_failures(
+    desired: Desired, children: Mapping[ChildKey, Mapping[str, Any]], previous: Mapping[str, Any]
+) -> list[str]:
+    """The current runs that failed and whose pods' word is not in the app's status yet: the executor reads
+    their pods (once per failed run, not on every pass)."""
+    told = {
+        (job.get("name"), job.get("run"))
+        for job in previous.get("jobs") or []
+        if job.get("phase") == "Failed"
+    }
+    return [
+        run["metadata"]["name"]
+        for name in desired.jobs
+        if (run := desired.run(name)) is not None
+        and status.job_failure(children.get(key_of(run))) is not None
+        and (name, run["metadata"]["name"]) not in told
+    ]
 
 
 def dry_runs(
@@ -112,10 +152,10 @@ def dry_runs(
     renderings of services with such fields (precheck.py): one applied before was accepted, the models check
     the rest."""
     return [
-        (desired.field(service), child)
-        for service in desired.order
-        if precheck.needs_dry_run(desired.services[service])
-        for child in desired.children[service]
+        (desired.field(name), child)
+        for name in desired.order
+        if precheck.needs_dry_run(desired.component(name))
+        for child in desired.children[name]
         if not up_to_date(child, children.get(key_of(child)))
     ]
 
@@ -198,6 +238,26 @@ class Plan:
             written = {w.key: as_written(w.child, self.observed.children.get(w.key)) for w in self.writes}
         return _report(self, written)
 
+    def held_by_failures(self) -> dict[str, tuple[str, ...]]:
+        """The services and jobs held back by a dependency that failed (a job whose current run failed, a
+        service whose rollout failed), with those dependencies. They never received this revision: still at
+        the last one that went through, they are what an automatic rollback (issue 16) must leave alone, and a
+        failed migration rolled nothing out at all (docs/api.md, "Jobs and rollbacks")."""
+        owned = self.observed.children
+        name = self.desired.app["metadata"]["name"]
+
+        def failed(dependency: str) -> bool:
+            run = self.desired.run(dependency)
+            if run is not None:
+                return status.job_failure(owned.get(key_of(run))) is not None
+            return (
+                status.deployment_failure(owned.get(("Deployment", render.child_name(name, dependency))))
+                is not None
+            )
+
+        held = {item: tuple(dep for dep in deps if failed(dep)) for item, deps in self.waiting.items()}
+        return {item: deps for item, deps in held.items() if deps}
+
 
 def as_written(child: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
     """The child as the API server answers its apply over `before`, as far as a pass reads it: the desired
@@ -233,14 +293,21 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
     owned = observed.children
     writes: list[Write] = []
     applied: list[str] = []
-    available: set[str] = set()
+    available: set[str] = set()  # services Available, jobs whose current run succeeded
     waiting: dict[str, tuple[str, ...]] = {}
-    for service in desired.order:
-        children = desired.children[service]
-        blocked = graph.rollout_allowed(desired.deps, service, available)
+    for name in desired.order:
+        children = desired.children[name]
+        blocked = graph.rollout_allowed(desired.deps, name, available)
         if blocked and not all(up_to_date(child, owned.get(key_of(child))) for child in children):
-            waiting[service] = tuple(blocked)
+            waiting[name] = tuple(blocked)
             continue
+        run = desired.run(name)
+        if run is not None and key_of(run) not in owned:
+            # A new run waits for the job's runs still going (two migrations at once could collide).
+            going = [r["metadata"]["name"] for r in _runs(desired, owned, name) if status.job_active(r)]
+            if going:
+                waiting[name] = tuple(going)
+                continue
         for child in children:
             before = owned.get(key_of(child))
             if in_place(child, before):
@@ -248,20 +315,57 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
             change: Change = (
                 "create" if before is None else "update" if not up_to_date(child, before) else "repair"
             )
-            writes.append(Write(service, desired.field(service), child, change))
-        applied.append(service)
-        key = ("Deployment", render.child_name(app["metadata"]["name"], service))
+            writes.append(Write(name, desired.field(name), child, change))
+        applied.append(name)
+        if run is not None:
+            # A run created in this pass has not run yet; one that exists is judged as observed.
+            if status.job_succeeded(owned.get(key_of(run))):
+                available.add(name)
+            continue
+        key = ("Deployment", render.child_name(app["metadata"]["name"], name))
         deployment = next((child for child in children if key_of(child) == key), None)
         # A Deployment written with a new spec or annotations gets a new generation, which its controller has not
         # observed yet (the write's answer shows the old observedGeneration): it is not Available in this pass.
         if status.deployment_available(owned.get(key)) and (
             deployment is None or keeps_generation(deployment, owned.get(key))
         ):
-            available.add(service)
+            available.add(name)
 
-    wanted = desired.keys()
+    wanted = desired.keys() | _history(desired, owned)
     prunes = tuple(Prune(obj) for key, obj in owned.items() if key not in wanted)
     return Plan(desired, observed, tuple(writes), prunes, waiting, tuple(applied))
+
+
+def _runs(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]], job: str) -> list[Mapping[str, Any]]:
+    """The job's runs in the cluster other than the current one, newest first (by creation, then name)."""
+    current = desired.run(job)
+    runs = [
+        obj
+        for key, obj in owned.items()
+        if key[0] == "Job"
+        and ((obj.get("metadata") or {}).get("labels") or {}).get(render.LABEL_COMPONENT) == job
+        and (current is None or key != key_of(current))
+    ]
+    return sorted(
+        runs,
+        key=lambda r: (str(r["metadata"].get("creationTimestamp") or ""), r["metadata"]["name"]),
+        reverse=True,
+    )
+
+
+def _history(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]]) -> set[ChildKey]:
+    """The earlier runs kept for their logs: per job, the newest up to its history limit (the current run
+    counts), and every run still going (never cut short; a new run waits for it). A job that left the spec, or
+    that now has a schedule, keeps none."""
+    kept: set[ChildKey] = set()
+    for name, job in desired.jobs.items():
+        if job.schedule is not None:
+            continue
+        limit = (job.history_limit or render.DEFAULT_HISTORY_LIMIT) - 1
+        for index, run in enumerate(_runs(desired, owned, name)):
+            if index < limit or status.job_active(run):
+                kept.add(key_of(run))
+    return kept
 
 
 def invalid(
@@ -296,7 +400,8 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
         )
         for service in desired.services.values()
     ]
-    new = status.app_status(app, services, previous=previous, timestamp=observed.timestamp)
+    jobs = [_job_status(decided, after, job) for job in desired.jobs.values()]
+    new = status.app_status(app, services, jobs=jobs, previous=previous, timestamp=observed.timestamp)
 
     events: list[Event] = []
     created = [label(w.child) for w in decided.writes if w.change == "create"]
@@ -318,18 +423,66 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
         events.append(Event("Normal", "Updated", "updated " + ", ".join(updated)))
     if pruned:
         events.append(Event("Normal", "Pruned", "deleted " + ", ".join(pruned)))
-    before_waiting = {s.get("name") for s in previous.get("services") or [] if s.get("phase") == "Waiting"}
+    before_waiting = {
+        s.get("name")
+        for s in [*(previous.get("services") or []), *(previous.get("jobs") or [])]
+        if s.get("phase") == "Waiting"
+    }
     events += [
-        Event("Normal", "WaitingForDependency", f"{service} waits for {', '.join(blocked)}")
-        for service, blocked in decided.waiting.items()
-        if service not in before_waiting
+        Event("Normal", "WaitingForDependency", f"{item} waits for {', '.join(blocked)}")
+        for item, blocked in decided.waiting.items()
+        if item not in before_waiting
     ]
 
     if_written: list[Event] = []
+    # A run's end is told once, when the status that says it goes out.
+    told = {(j.get("name"), j.get("run")): j.get("phase") for j in previous.get("jobs") or []}
+    for job in jobs:
+        if job.phase in ("Succeeded", "Failed") and told.get((job.name, job.run)) != job.phase:
+            if job.phase == "Succeeded":
+                if_written.append(Event("Normal", "JobSucceeded", f"{job.name}: run {job.run} succeeded"))
+            else:
+                if_written.append(
+                    Event("Warning", "JobFailed", f"{job.name}: run {job.run} failed: {job.message}")
+                )
     if new.phase != previous.get("phase") or previous.get("observedGeneration") != new.observed_generation:
         if new.phase == "Ready":  # ready at this generation: also after a rollout whose steps were held back
-            if_written.append(Event("Normal", "Ready", f"all {len(services)} services are ready"))
+            done = f", {len(jobs)} job{'s' if len(jobs) > 1 else ''} done" if jobs else ""
+            if_written.append(Event("Normal", "Ready", f"all {len(services)} services are ready{done}"))
         elif new.phase == "Degraded" and new.phase != previous.get("phase"):
-            message = next((c.message for c in new.conditions or [] if c.type == status.DEGRADED), "")
-            if_written.append(Event("Warning", "RolloutFailed", message))
+            degraded = next((c for c in new.conditions or [] if c.type == status.DEGRADED), None)
+            # A failed run alone has said it (JobFailed) with the job's words.
+            if degraded is not None and degraded.reason == "RolloutFailed":
+                if_written.append(Event("Warning", "RolloutFailed", degraded.message))
     return Report(new, tuple(events), tuple(if_written))
+
+
+def _job_status(
+    decided: Plan, after: Mapping[ChildKey, Mapping[str, Any]], job: api.JobSpec
+) -> api.JobStatus:
+    """A job's status from the child of its current rendering (the current run's Job, or its CronJob)."""
+    desired, observed = decided.desired, decided.observed
+    child = desired.children[job.name][0]
+    current = after.get(key_of(child))
+    waiting = decided.waiting.get(job.name, ())
+    result = status.job_status(
+        desired.app,
+        job,
+        current,
+        waiting_for=waiting,
+        failure_detail=observed.pod_failures.get(child["metadata"]["name"]),
+    )
+    if current is None:
+        # Not created yet: the status still names the run it is for.
+        labels = child["metadata"].get("labels") or {}
+        result = result.model_copy(
+            update={"run": child["metadata"]["name"], "run_key": labels.get(render.RUN_KEY_LABEL)}
+        )
+    if result.phase == "Failed" and child["metadata"]["name"] not in observed.pod_failures:
+        # The pods were read once, when the run failed (unexplained_failures): their word is in the status.
+        before: Mapping[str, Any] = next(
+            (j for j in observed.previous.get("jobs") or [] if j.get("name") == job.name), {}
+        )
+        if before.get("run") == result.run and before.get("phase") == "Failed" and before.get("message"):
+            result = result.model_copy(update={"message": before["message"]})
+    return result

@@ -1,4 +1,4 @@
-"""Which services' children the API server must judge (a dry-run apply) before any child of the app is written.
+"""Which services' (and jobs') children the API server must judge (a dry-run apply) before any child of the app is written.
 
 A pass writes nothing when any child of the app would be refused (plan.dry_runs picks the children, execute.py dry-runs them): a refusal half-way
 through the services would leave some of them applied. Most fields are checked by the models (api/models.py)
@@ -34,6 +34,12 @@ _MODELLED = frozenset(
         "resources",
         "depends_on",
         "image_pull_policy",
+        # a job's: all but time_zone (whether the API server knows the zone is its own judgement)
+        "backoff_limit",
+        "active_deadline_seconds",
+        "history_limit",
+        "schedule",
+        "concurrency_policy",
     }
 )
 _RESOURCE_NAMES = frozenset({"cpu", "memory", "ephemeral-storage"})
@@ -48,8 +54,8 @@ def _int_or_percent_checked(value: api.IntOrPercent | None) -> bool:
     return bool(_PERCENT.match(value))
 
 
-def unchecked_fields(service: api.ServiceSpec) -> list[str]:
-    """The fields of a (merged) service whose values only the API server can judge, by their spec names."""
+def unchecked_fields(service: api.ServiceSpec | api.JobSpec) -> list[str]:
+    """The fields of a (merged) service or job whose values only the API server can judge, by their spec names."""
     found = [
         field.alias or name
         for name, field in type(service).model_fields.items()
@@ -64,6 +70,8 @@ def unchecked_fields(service: api.ServiceSpec) -> list[str]:
             amount = api.parse_quantity(quantity)
             if resource not in _RESOURCE_NAMES or amount is None or amount < 0:
                 found.append(f"resources.{part}.{resource}")
+    if not isinstance(service, api.ServiceSpec):
+        return found
     if service.autoscaling is not None and service.autoscaling.behavior is not None:
         found.append("autoscaling.behavior")
     rollout, budget = service.rollout, service.disruption_budget
@@ -78,6 +86,7 @@ def unchecked_fields(service: api.ServiceSpec) -> list[str]:
     return found
 
 
-def needs_dry_run(service: api.ServiceSpec) -> bool:
-    """Whether a new rendering of this service's children must pass a dry-run apply before the app's write."""
+def needs_dry_run(service: api.ServiceSpec | api.JobSpec) -> bool:
+    """Whether a new rendering of this service's (job's) children must pass a dry-run apply before the app's
+    write."""
     return bool(unchecked_fields(service))

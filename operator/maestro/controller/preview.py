@@ -32,8 +32,9 @@ from maestro.render.names import LABEL_VERSION
 
 Action = Literal["create", "update", "prune", "unchanged"]
 # Why a service changes: the first four roll out new pods (a new Deployment or pod template), the last two do not.
-Reason = Literal["new", "image", "config", "pod spec", "scaling only", "other"]
-ROLLING: frozenset[Reason] = frozenset({"new", "image", "config", "pod spec"})
+# A job changes by a new run (its new rendering is a new Job), or its CronJob is new or changes ("other").
+Reason = Literal["new", "image", "config", "pod spec", "scaling only", "other", "run"]
+ROLLING: frozenset[Reason] = frozenset({"new", "image", "config", "pod spec", "run"})
 
 # Fields the API server sets or bumps on every write (or dry run): they would make every diff noisy.
 _SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -149,7 +150,7 @@ def _rollout(
     app_name = desired.app["metadata"]["name"]
     changes: dict[str, list[ChildDiff]] = {}
     for diff in diffs:
-        if diff.action != "unchanged" and diff.service is not None and diff.service in desired.services:
+        if diff.action != "unchanged" and diff.service is not None and diff.service in desired.children:
             changes.setdefault(diff.service, []).append(diff)
 
     waves: dict[str, int] = {}
@@ -166,10 +167,13 @@ def _rollout(
             Wait(service, dep, f"rolls in wave {waves[dep]}" if dep in waves else "not Available now")
             for dep in held
         ]
-        reasons = _reasons(live.get(key), after.get(key), changes[service])
+        if service in desired.jobs:
+            reasons = _job_reasons(desired, service, changes[service])
+        else:
+            reasons = _reasons(live.get(key), after.get(key), changes[service])
         sources = tuple(
             f"ConfigMap {source.config_map}" if source.config_map else f"Secret {source.secret}"
-            for source in desired.services[service].config_from or []
+            for source in desired.component(service).config_from or []
         )
         rollouts.append(Rollout(service, reasons, waves[service], sources if "config" in reasons else ()))
     order = {service: index for index, service in enumerate(desired.order)}
@@ -177,9 +181,19 @@ def _rollout(
     return tuple(rollouts), tuple(waits)
 
 
+def _job_reasons(desired: plan.Desired, job: str, changes: list[ChildDiff]) -> tuple[Reason, ...]:
+    """Why a job changes: a new run (a Job created: its run key is new), a new CronJob, or another change."""
+    if desired.run(job) is not None:
+        return ("run",) if any(c.kind == "Job" and c.action == "create" for c in changes) else ("other",)
+    return ("new",) if any(c.action == "create" for c in changes) else ("other",)
+
+
 def _holds(desired: plan.Desired, live: Mapping[ChildKey, Mapping[str, Any]], dependency: str) -> bool:
     """Whether a dependency holds its dependents back: its Deployment is not Available now, or the apply gives it
-    a new generation (its controller has to roll it out first)."""
+    a new generation (its controller has to roll it out first); a job: its current run has not succeeded."""
+    run = desired.run(dependency)
+    if run is not None:
+        return not status.job_succeeded(live.get(key_of(run)))
     key = ("Deployment", render.child_name(desired.app["metadata"]["name"], dependency))
     deployment = next(c for c in desired.children[dependency] if key_of(c) == key)
     return not status.deployment_available(live.get(key)) or not keeps_generation(deployment, live.get(key))

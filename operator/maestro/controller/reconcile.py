@@ -37,11 +37,11 @@ log = logging.getLogger(__name__)
 
 
 def referenced_sources(app: Mapping[str, Any]) -> set[str]:
-    """The source keys (configmap/<name>, secret/<name>) the app's services use in configFrom."""
+    """The source keys (configmap/<name>, secret/<name>) the app's services and jobs use in configFrom."""
     keys: set[str] = set()
     spec = app.get("spec") or {}
-    services = list(spec.get("services") or [])
-    for item in [spec.get("defaults") or {}, *services]:
+    components = [*(spec.get("services") or []), *(spec.get("jobs") or [])]
+    for item in [spec.get("defaults") or {}, *components]:
         for source in (item or {}).get("configFrom") or []:
             if source.get("configMap"):
                 keys.add(confighash.source_key("ConfigMap", source["configMap"]))

@@ -3,8 +3,8 @@
 Conditions: Ready, Progressing, Degraded, and kstatus' Reconciling and Stalled (docs/gitops.md), each with the
 app's observedGeneration.
 
-Pure: plain dicts (the app, its observed Deployments) in, an `api.MicroserviceAppStatus` out; no Kubernetes
-client. The status is rebuilt on every pass; `changed` tells whether it differs from what the app already
+Pure: plain dicts (the app, its observed Deployments, Jobs and CronJobs) in, an `api.MicroserviceAppStatus` out;
+no Kubernetes client. The status is rebuilt on every pass; `changed` tells whether it differs from what the app already
 shows, so the operator writes it only then. A condition keeps its lastTransitionTime while its status
 (True/False/Unknown) stays the same, as metav1.Condition semantics require.
 """
@@ -141,6 +141,126 @@ def service_status(
     )
 
 
+# --------------------------------------------------------------------------------------------------- jobs
+
+
+def job_succeeded(run: Mapping[str, Any] | None) -> bool:
+    """Whether a run's Job has completed (its Complete condition): what lets the job's dependents through."""
+    complete = _condition(run, "Complete")
+    return complete is not None and complete.get("status") == "True"
+
+
+def job_failure(run: Mapping[str, Any] | None) -> str | None:
+    """Why a run's Job failed (its Failed condition: BackoffLimitExceeded, DeadlineExceeded, ...), or None."""
+    failed = _condition(run, "Failed")
+    if failed is None or failed.get("status") != "True":
+        return None
+    reason, message = failed.get("reason") or "Failed", failed.get("message") or ""
+    return f"{reason}: {message}" if message else str(reason)
+
+
+def job_active(run: Mapping[str, Any] | None) -> bool:
+    """Whether a run is still going: neither complete nor failed (a run being created counts)."""
+    return run is not None and not job_succeeded(run) and job_failure(run) is None
+
+
+def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """What the failed pods of a run say, from the newest: its name, the container's exit code and reason, and
+    the termination message the container wrote (/dev/termination-log, or its last log lines with
+    terminationMessagePolicy FallbackToLogsOnError). None when no pod has failed yet (or they are gone)."""
+    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    for pod in sorted(
+        failed, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")), reverse=True
+    ):
+        pod_status = pod.get("status") or {}
+        for container in pod_status.get("containerStatuses") or []:
+            ended = ((container.get("state") or {}).get("terminated")) or {}
+            if ended.get("exitCode"):
+                text = f"pod {pod['metadata'].get('name')}: exit code {ended['exitCode']}"
+                if ended.get("reason"):
+                    text += f" ({ended['reason']})"
+                message = str(ended.get("message") or "").strip()
+                return f"{text}: {message}" if message else text
+        if pod_status.get("reason") or pod_status.get("message"):  # evicted, deadline: the pod's own reason
+            detail = ": ".join(str(pod_status[k]) for k in ("reason", "message") if pod_status.get(k))
+            return f"pod {pod['metadata'].get('name')}: {detail}"
+    return None
+
+
+def job_status(
+    app: Mapping[str, Any],
+    job: api.JobSpec,
+    current: Mapping[str, Any] | None,
+    *,
+    waiting_for: Sequence[str] = (),
+    failure_detail: str | None = None,
+) -> api.JobStatus:
+    """The status of one (merged) job from the child that carries its current rendering: the Job of its current
+    run, or its CronJob (None: not created yet). `waiting_for`: the dependencies (or the previous run) that held
+    it in this pass; `failure_detail`: what the failed run's pod said (pod_failure)."""
+    meta = (current or {}).get("metadata") or {}
+    labels = meta.get("labels") or {}
+    base: dict[str, Any] = {
+        "name": job.name,
+        "run": meta.get("name"),
+        "run_key": labels.get(render.RUN_KEY_LABEL),
+    }
+    observed = (current or {}).get("status") or {}
+    if job.schedule is not None:
+        return _scheduled_status(base, current, observed, waiting_for)
+    if waiting_for:
+        return api.JobStatus(
+            phase="Waiting",
+            waiting_for=list(waiting_for),
+            message=f"waiting for {', '.join(waiting_for)}",
+            **base,
+        )
+    if current is None:
+        return api.JobStatus(phase="Pending", message="Job not created yet", **base)
+    base.update(start_time=observed.get("startTime"))
+    if job_succeeded(current):
+        return api.JobStatus(phase="Succeeded", completion_time=observed.get("completionTime"), **base)
+    failure = job_failure(current)
+    if failure is not None:
+        message = f"{failure}; {failure_detail}" if failure_detail else failure
+        return api.JobStatus(phase="Failed", message=message, **base)
+    failed = observed.get("failed") or 0
+    active = observed.get("active") or 0
+    message = f"{active} pod{'' if active == 1 else 's'} running" + (f", {failed} failed" if failed else "")
+    return api.JobStatus(phase="Running", message=message, **base)
+
+
+def _scheduled_status(
+    base: dict[str, Any],
+    cronjob: Mapping[str, Any] | None,
+    observed: Mapping[str, Any],
+    waiting_for: Sequence[str],
+) -> api.JobStatus:
+    base["run_key"] = None
+    if waiting_for:
+        names = ", ".join(waiting_for)
+        return api.JobStatus(
+            phase="Waiting", waiting_for=list(waiting_for), message=f"waiting for {names}", **base
+        )
+    if cronjob is None:
+        return api.JobStatus(phase="Pending", message="CronJob not created yet", **base)
+    scheduled, succeeded = observed.get("lastScheduleTime"), observed.get("lastSuccessfulTime")
+    result: api.JobResult | None = None
+    if observed.get("active"):
+        result = "Running"
+    elif scheduled is not None:
+        # The CronJob keeps no result: its last run succeeded if it completed after it was scheduled.
+        result = "Succeeded" if succeeded is not None and str(succeeded) >= str(scheduled) else "Failed"
+    return api.JobStatus(
+        phase="Scheduled",
+        last_schedule_time=scheduled,
+        last_successful_time=succeeded,
+        last_result=result,
+        message=f"schedule {(cronjob.get('spec') or {}).get('schedule')}",
+        **base,
+    )
+
+
 # (status, reason, message) of one condition.
 Row = tuple[api.ConditionStatus, str, str]
 _AS_EXPECTED: Row = ("False", "AsExpected", "")
@@ -222,36 +342,46 @@ def app_status(
     app: Mapping[str, Any],
     services: Sequence[api.ServiceStatus],
     *,
+    jobs: Sequence[api.JobStatus] = (),
     previous: Mapping[str, Any] | None = None,
     timestamp: str | None = None,
 ) -> api.MicroserviceAppStatus:
-    """The app's status from its services' statuses (in spec order).
+    """The app's status from its services' and jobs' statuses (in spec order).
 
-    Phase: Degraded when a rollout failed, Ready when every service is Ready, Pending when every service is
+    Phase: Degraded when a rollout or a job's current run failed, Ready when every service is Ready and every
+    job's current run Succeeded (a scheduled job only needs its CronJob), Pending when every service and job is
     Pending or Waiting, else Progressing.
     """
     ready = [s for s in services if s.phase == "Ready"]
     ready_services = f"{len(ready)}/{len(services)}"
-    failed = [s for s in services if s.phase == "Degraded"]
-    waiting = [s for s in services if s.phase == "Waiting"]
-    not_ready = [s for s in services if s.phase != "Ready"]
-    details = "; ".join(f"{s.name}: {s.message or s.phase}" for s in not_ready)
+    parts: list[api.ServiceStatus | api.JobStatus] = [*services, *jobs]
+    failed_services = [s for s in services if s.phase == "Degraded"]
+    failed_jobs = [j for j in jobs if j.phase == "Failed"]
+    failed: list[api.ServiceStatus | api.JobStatus] = [*failed_services, *failed_jobs]
+    waiting = [p for p in parts if p.phase == "Waiting"]
+    not_ready = [p for p in parts if p.phase not in ("Ready", "Succeeded", "Scheduled")]
+    details = "; ".join(f"{p.name}: {p.message or p.phase}" for p in not_ready)
     rows: dict[str, Row]
     if failed:
-        held = [s.name for s in waiting if set(s.waiting_for or ()) & {f.name for f in failed}]
-        message = "; ".join(f"{s.name}: {s.message}" for s in failed)
+        held = [p.name for p in waiting if set(p.waiting_for or ()) & {f.name for f in failed}]
+        message = "; ".join(f"{p.name}: {p.message}" for p in failed)
         if held:
             message += f"; holding {', '.join(held)}"
+        # A service's failed rollout says more about the app than a job's failed run; a failed run alone is
+        # JobFailed (issue 16's rollback must tell them apart: a failed job rolled nothing out).
+        reason = "RolloutFailed" if failed_services else "JobFailed"
         phase: api.Phase = "Degraded"
         rows = {
-            "ready": ("False", "RolloutFailed", details),
-            "progressing": ("False", "RolloutFailed", message),
-            "degraded": ("True", "RolloutFailed", message),
-            "stalled": ("True", "RolloutFailed", message),
+            "ready": ("False", reason, details),
+            "progressing": ("False", reason, message),
+            "degraded": ("True", reason, message),
+            "stalled": ("True", reason, message),
         }
     elif not not_ready:
         phase = "Ready"
         message = f"{ready_services} services ready"
+        if jobs:
+            message += f", {len(jobs)} job{'s' if len(jobs) > 1 else ''} done"
         rows = {
             "ready": ("True", "AllServicesReady", message),
             "progressing": ("False", "RolloutComplete", message),
@@ -259,7 +389,7 @@ def app_status(
             "stalled": _AS_EXPECTED,
         }
     else:
-        phase = "Pending" if all(s.phase in ("Pending", "Waiting") for s in services) else "Progressing"
+        phase = "Pending" if all(p.phase in ("Pending", "Waiting") for p in parts) else "Progressing"
         reason = "WaitingForDependencies" if waiting else "RollingOut"
         rows = {
             "ready": ("False", "ServicesNotReady", details),
@@ -273,6 +403,7 @@ def app_status(
         ready_services=ready_services,
         conditions=_conditions(app, previous, timestamp or now(), **rows),
         services=list(services),
+        jobs=list(jobs) or None,
     )
 
 

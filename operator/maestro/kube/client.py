@@ -31,13 +31,15 @@ def _prefix(api_version: str) -> str:
 
 
 # kind -> (API path prefix, plural) of everything Maestro reads or writes: the child kinds (render/kinds.py),
-# the config sources a pass hashes, and the app itself.
+# the config sources a pass hashes, the pods of a failed job run (their termination message), and the app.
 KINDS: dict[str, tuple[str, str]] = {
     **{child.kind: (_prefix(child.api_version), child.plural) for child in kinds.CHILD_KINDS},
     "ConfigMap": ("/api/v1", "configmaps"),
     "Secret": ("/api/v1", "secrets"),
+    "Pod": ("/api/v1", "pods"),
     api.KIND: (f"/apis/{api.API_VERSION}", api.PLURAL),
 }
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on the pods of a Job
 
 _client: pykube.HTTPClient | None = None
 _lock = threading.Lock()
@@ -341,6 +343,11 @@ def source_data(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     if kind == "ConfigMap":
         data.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
     return data
+
+
+def run_pods(namespace: str, run: str) -> list[dict[str, Any]]:
+    """The pods of one Job (a job's run), by the label the Job controller gives them."""
+    return list_objects("Pod", namespace, {JOB_NAME_LABEL: run})
 
 
 def patch_status(app: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

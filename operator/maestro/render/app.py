@@ -1,5 +1,5 @@
 """Render a MicroserviceApp into its desired children: Deployment, Service, HorizontalPodAutoscaler and
-PodDisruptionBudget per service.
+PodDisruptionBudget per service, a Job (the current run) or a CronJob per job.
 
 Pure: dicts in, dicts out, no Kubernetes client. The same input gives identical output, so the operator can
 server-side apply the result on every pass and `maestro render` can print it. The objects list only the fields
@@ -12,7 +12,7 @@ from typing import Any
 from maestro.api import graph
 from maestro.api import models as api
 from maestro.render.kinds import CHILD_KINDS
-from maestro.render.target import Target
+from maestro.render.target import Component, Target
 
 
 def effective_services(spec: api.MicroserviceAppSpec) -> list[api.ServiceSpec]:
@@ -20,20 +20,35 @@ def effective_services(spec: api.MicroserviceAppSpec) -> list[api.ServiceSpec]:
     return [api.effective_service(spec.defaults, service) for service in spec.services]
 
 
-def render_service(
+def effective_jobs(spec: api.MicroserviceAppSpec) -> list[api.JobSpec]:
+    """Every job with the pod settings of the app's defaults merged under it, in spec order."""
+    return [api.effective_job(spec.defaults, job) for job in spec.jobs or []]
+
+
+def effective_components(spec: api.MicroserviceAppSpec) -> dict[str, Component]:
+    """Every merged service, then every merged job, by name (names are unique across both)."""
+    components: dict[str, Component] = {service.name: service for service in effective_services(spec)}
+    return components | {job.name: job for job in effective_jobs(spec)}
+
+
+def render_component(
     app: Mapping[str, Any],
-    service: api.ServiceSpec,
-    services: Mapping[str, api.ServiceSpec],
+    component: Component,
+    components: Mapping[str, Component],
     *,
     config_hash: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The children of one merged service (Deployment, then Service, HPA, PDB when they apply).
+    """The children of one merged service (Deployment, then Service, HPA, PDB when they apply) or job (its
+    current run's Job, or its CronJob).
 
-    `services` maps every merged service of the app by name (for the dependency variables). The operator
-    uses this to apply a service's children only once its dependencies are Available.
+    `components` maps every merged service (and job) of the app by name: the services among its dependencies give
+    it their variables. The operator uses this to apply a component's children only once its dependencies are
+    Available (or, jobs, succeeded).
     """
-    deps = [services[name] for name in service.depends_on or [] if name in services]
-    target = Target(app, service, deps, config_hash)
+    deps = [
+        dep for name in component.depends_on or [] if isinstance(dep := components.get(name), api.ServiceSpec)
+    ]
+    target = Target(app, component, deps, config_hash)
     return [child for kind in CHILD_KINDS if (child := kind.render(target)) is not None]
 
 
@@ -41,9 +56,9 @@ def render_app(
     app: Mapping[str, Any], *, config_hashes: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Every desired child of an app: the full MicroserviceApp object (metadata.name, optional namespace and
-    uid, spec) in, Deployments/Services/HPAs/PDBs out, services in dependency order (dependencies first).
+    uid, spec) in, Deployments/Services/HPAs/PDBs/Jobs/CronJobs out, in dependency order (dependencies first).
 
-    `config_hashes` maps a service name to its config hash (see confighash.py), put into its pod template
+    `config_hashes` maps a service (job) name to its config hash (see confighash.py), put into its pod template
     annotation `maestro.dev/config-hash`. Raises api.SpecError when the app is invalid.
     """
     metadata = app.get("metadata") or {}
@@ -51,10 +66,10 @@ def render_app(
     if not isinstance(name, str) or not name:
         raise api.SpecError([("metadata.name", "required value")])
     spec = api.validate_app(name, app.get("spec"))
-    merged = {service.name: service for service in effective_services(spec)}
+    merged = effective_components(spec)
     order = graph.topological_order(api.dependency_graph(spec))
     hashes = config_hashes or {}
     children: list[dict[str, Any]] = []
-    for service_name in order:
-        children += render_service(app, merged[service_name], merged, config_hash=hashes.get(service_name))
+    for item in order:
+        children += render_component(app, merged[item], merged, config_hash=hashes.get(item))
     return children

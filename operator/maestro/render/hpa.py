@@ -13,6 +13,8 @@ DEFAULT_CPU_TARGET = 80
 def render(target: Target) -> dict[str, Any] | None:
     """The HorizontalPodAutoscaler (autoscaling/v2) of one (merged) service, or None."""
     app, service = target.app, target.service
+    if service is None:
+        return None
     scaling = service.autoscaling
     if scaling is None:
         return None

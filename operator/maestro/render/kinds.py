@@ -1,6 +1,7 @@
 """The child kinds: the one table that rendering, the API client, the child watches, the RBAC check, the tests
 and the benchmarks read. Adding a kind is a renderer module (a `render(Target) -> dict | None`) and one entry
-here; then `make manifests` (the chart's RBAC is checked against this table by tests/unit/test_deploy.py)."""
+here; then `make manifests` (the chart's RBAC is checked against this table by tests/unit/test_deploy.py).
+A service gets the first four kinds (those that apply), a job a Job (a run) or, with a schedule, a CronJob."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maestro.render import deployment, hpa, pdb, service
+from maestro.render import cronjob, deployment, hpa, job, pdb, service
 from maestro.render.target import Target
 
 Renderer = Callable[[Target], dict[str, Any] | None]
@@ -16,8 +17,8 @@ Renderer = Callable[[Target], dict[str, Any] | None]
 
 @dataclass(frozen=True)
 class ChildKind:
-    """One kind of object an app owns. `render` returns the service's object of this kind, or None when the
-    service has none (an HPA without autoscaling). `watched`: the operator lists and watches the kind (its
+    """One kind of object an app owns. `render` returns the service's (job's) object of this kind, or None when
+    it has none (an HPA without autoscaling, a Deployment for a job). `watched`: the operator lists and watches the kind (its
     child index, childwatch.py), so a child changed or deleted by hand is put back at once."""
 
     kind: str
@@ -41,6 +42,8 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("Service", "v1", "services", service.render),
     ChildKind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", hpa.render),
     ChildKind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", pdb.render),
+    ChildKind("Job", "batch/v1", "jobs", job.render),
+    ChildKind("CronJob", "batch/v1", "cronjobs", cronjob.render),
 )
 BY_KIND: dict[str, ChildKind] = {child.kind: child for child in CHILD_KINDS}
 KIND_NAMES: tuple[str, ...] = tuple(child.kind for child in CHILD_KINDS)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from maestro.api import models as api
+from maestro.render.target import Component
 
 MANAGED_BY = "maestro"
 CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
@@ -46,8 +47,8 @@ def image_version(image: str) -> str | None:
     return tag if len(tag) <= api.DNS_LABEL_MAX and _LABEL_VALUE.match(tag) else None
 
 
-def labels(app_name: str, service: api.ServiceSpec) -> dict[str, str]:
-    """The recommended app.kubernetes.io labels of a service's children and pods."""
+def labels(app_name: str, service: Component) -> dict[str, str]:
+    """The recommended app.kubernetes.io labels of a service's (or job's) children and pods."""
     result = {
         LABEL_NAME: service.name,
         LABEL_INSTANCE: app_name,
@@ -82,11 +83,11 @@ def endpoint(app_name: str, service: api.ServiceSpec, namespace: str | None = No
     return f"http://{host}:{ports[0].port}"
 
 
-def child_metadata(app: Mapping[str, Any], service: api.ServiceSpec) -> dict[str, Any]:
-    """The metadata every child of a service has: its name, the app's namespace, the service's labels and a
-    controller ownerReference to the app."""
+def child_metadata(app: Mapping[str, Any], service: Component, name: str | None = None) -> dict[str, Any]:
+    """The metadata every child of a service (or job) has: its name (by default <app>-<service>), the app's
+    namespace, the service's labels and a controller ownerReference to the app."""
     meta = app["metadata"]
-    result: dict[str, Any] = {"name": child_name(meta["name"], service.name)}
+    result: dict[str, Any] = {"name": name or child_name(meta["name"], service.name)}
     if meta.get("namespace"):
         result["namespace"] = meta["namespace"]
     result["labels"] = labels(meta["name"], service)

@@ -26,6 +26,8 @@ def render(target: Target) -> dict[str, Any] | None:
     a broken rollout never deadlocks a node drain. `disruptionBudget` overrides or disables this.
     """
     app, service = target.app, target.service
+    if service is None:
+        return None
     budget = service.disruption_budget or api.DisruptionBudget()
     if budget.enabled is False:
         return None

@@ -11,6 +11,8 @@ from maestro.render.target import Target
 def render(target: Target) -> dict[str, Any] | None:
     """The Kubernetes Service of one (merged) service, or None (no ports, or expose type None)."""
     app, service = target.app, target.service
+    if service is None:
+        return None
     ports = service_ports(service)
     if not ports:
         return None

@@ -1,4 +1,5 @@
-"""What every child kind's renderer is given: one (merged) service of an app, with what it needs of the rest."""
+"""What every child kind's renderer is given: one (merged) service or job of an app, with what it needs of the
+rest."""
 
 from __future__ import annotations
 
@@ -8,14 +9,25 @@ from typing import Any
 
 from maestro.api import models as api
 
+Component = api.ServiceSpec | api.JobSpec  # what an app is made of: its services and its jobs
+
 
 @dataclass(frozen=True)
 class Target:
-    """One service to render. `app` is the MicroserviceApp object (metadata.name, optional namespace and uid:
-    without a uid no ownerReference is written); `dependencies` are the merged services it depends on (for
-    their variables); `config_hash` covers its configFrom sources (None: it has none)."""
+    """One service or job to render. `app` is the MicroserviceApp object (metadata.name, optional namespace and
+    uid: without a uid no ownerReference is written); `dependencies` are the merged services it depends on (for
+    their variables; jobs give none); `config_hash` covers its configFrom sources (None: it has none). A
+    renderer returns None for a component its kind is not made for (a job gets no Deployment)."""
 
     app: Mapping[str, Any]
-    service: api.ServiceSpec
+    component: Component
     dependencies: Sequence[api.ServiceSpec] = ()
     config_hash: str | None = None
+
+    @property
+    def service(self) -> api.ServiceSpec | None:
+        return self.component if isinstance(self.component, api.ServiceSpec) else None
+
+    @property
+    def job(self) -> api.JobSpec | None:
+        return self.component if isinstance(self.component, api.JobSpec) else None

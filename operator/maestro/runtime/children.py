@@ -1,6 +1,6 @@
 """What the operator knows of every child it manages, kept from the watch events kopf already receives (an
 informer's cache, in client-go's terms), so that a pass reads its app's children from memory instead of
-listing them: each of a pass's four label-selected LISTs would scan every object of its kind in the namespace,
+listing them: each of a pass's label-selected LISTs (one per child kind) would scan every object of its kind in the namespace,
 a cost that grows with the square of the apps in one namespace (docs/benchmarks.md).
 
 Only what a pass reads is kept (relevance.projection: metadata, spec, a Deployment's status fields), as compact
@@ -155,7 +155,7 @@ class ChildIndex:
         the namespace, one listing per kind, consumed one object at a time), differ from what is kept: an
         object missing on either side, or kept at an older version than listed with other content. A child
         created after its kind's listing is no disagreement (its version is newer than the listing's): while
-        apps converge there are many, and each would cost a live pass (four LISTs). A child written in between
+        apps converge there are many, and each would cost a live pass (a LIST per child kind). A child written in between
         otherwise makes its app look stale: harmless, it costs a live pass."""
         listed_by_owner: dict[str, set[str]] = {}
         listed_at: dict[str, int | None] = {}

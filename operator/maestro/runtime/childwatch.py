@@ -1,5 +1,6 @@
-"""The watches of the child kinds (Deployments, Services, HPAs, PDBs) that feed the child index: a plain list
-and watch per kind and namespace, each followed by a thread, instead of kopf's event handlers.
+"""The watches of the child kinds (render/kinds.py: Deployments, Services, HPAs, PDBs, Jobs, CronJobs) that feed
+the child index: a plain list and watch per kind and namespace, each followed by a thread, instead of kopf's event
+handlers.
 
 Why not kopf: kopf runs every watch event through its per-object machinery (a worker task, a queue and a
 memory per object, kept for seconds after its last event). Child events are most of the events the operator
@@ -36,7 +37,7 @@ OnEvent = Callable[[str | None, Mapping[str, Any]], None]
 # (kind, namespace or None, uids listed): after listing again, what was listed (the rest was deleted meanwhile).
 OnRelist = Callable[[str, str | None, set[str]], None]
 # Seconds to wait before reopening a stream that broke, by failures in a row (the last one repeats): at most
-# 5 s, so that the operator notices an API server that is back within 5 s (four small requests per namespace).
+# 5 s, so that the operator notices an API server that is back within 5 s (a small request per child kind and namespace).
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 

@@ -131,8 +131,8 @@ class Operator:
         metrics.forget_missing(present)
         self.apps.retain(present)
         # One listing of the namespace's children, compared with the child index: only an app whose children
-        # disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (four LISTs,
-        # each scanning the namespace).
+        # disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a LIST per child
+        # kind, each scanning the namespace).
         stale: set[str] = set()
         for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
             listings = (

@@ -6,7 +6,7 @@ controllers rewrite their own status, and every write Maestro makes comes back t
 filter most passes would write nothing (docs/benchmarks.md).
 
 A pass reads from a child only its metadata (ownership, the applied-hash annotation), its spec (whether a desired
-field was edited by hand) and, for a Deployment, the status fields that status.py uses. The `projection` keeps
+field was edited by hand) and, for a Deployment, a Job or a CronJob, the status fields that status.py uses. The `projection` keeps
 exactly those; the child index (children.py) keeps the projection of every child, and an event whose
 projection is the one kept cannot change the outcome of a pass.
 
@@ -20,8 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# The metadata a pass looks at: ownership and conflicts, the applied hash, hand edits of labels/annotations.
-_METADATA_FIELDS = ("generation", "labels", "annotations", "ownerReferences", "deletionTimestamp")
+# The metadata a pass looks at: ownership and conflicts, the applied hash, hand edits of labels/annotations, and
+# when it was made (a job's runs are kept newest first). The creation time never changes: it starts no pass.
+_METADATA_FIELDS = (
+    "generation",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+    "creationTimestamp",
+)
 # The Deployment status fields status.py reads (availability, rollout progress, failures, replica counts).
 _DEPLOYMENT_STATUS_FIELDS = (
     "observedGeneration",
@@ -33,6 +41,11 @@ _DEPLOYMENT_STATUS_FIELDS = (
 )
 # Of a condition, what status.py reads: not its timestamps, which change at every step of a rollout.
 _CONDITION_FIELDS = ("type", "status", "reason", "message")
+# A job's run: whether it runs, succeeded or failed, and when (status.job_status). Not `ready` or
+# `uncountedTerminatedPods`, which the Job controller rewrites as pods come and go.
+_JOB_STATUS_FIELDS = ("active", "succeeded", "failed", "startTime", "completionTime")
+# A scheduled job: its last schedule, its last success, the runs going (status.job_status).
+_CRONJOB_STATUS_FIELDS = ("active", "lastScheduleTime", "lastSuccessfulTime")
 
 
 def projection(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,6 +66,17 @@ def projection(obj: Mapping[str, Any]) -> dict[str, Any]:
             if condition.get("type") != "Progressing" or condition.get("reason") == "ProgressDeadlineExceeded"
         ]
         result["status"] = projected
+    elif obj.get("kind") == "Job":
+        status = obj.get("status") or {}
+        projected = {key: status[key] for key in _JOB_STATUS_FIELDS if key in status}
+        projected["conditions"] = [
+            {key: condition[key] for key in _CONDITION_FIELDS if key in condition}
+            for condition in status.get("conditions") or []
+        ]
+        result["status"] = projected
+    elif obj.get("kind") == "CronJob":
+        status = obj.get("status") or {}
+        result["status"] = {key: status[key] for key in _CRONJOB_STATUS_FIELDS if key in status}
     return result
 
 

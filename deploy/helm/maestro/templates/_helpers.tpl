@@ -53,6 +53,11 @@ tests/unit/test_deploy.py checks that it matches what the operator's code calls.
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [get, list, watch]
+# Pods: listed (by the Job controller's job-name label) only when a job's run has failed, to report its pod's exit
+# code and termination message. Never watched, never written.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Events about apps (Maestro's own and kopf's warnings). Only created.
 - apiGroups: [""]
   resources: [events]

@@ -1,0 +1,3 @@
+module maestro.dev/images
+
+go 1.26
