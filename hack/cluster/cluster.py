@@ -430,8 +430,9 @@ def make_pki(pki: Path, api_ip: str, net: node.NodeNetwork | None) -> None:
                f"subjectAltName=IP:{net.node_ip},DNS:{node.NODE_NAME}\nextendedKeyUsage=serverAuth\n")  # fmt: skip
     issue_cert(pki, "node", f"/O=system:nodes/CN=system:node:{node.NODE_NAME}", CLIENT)
     issue_cert(pki, "kube-proxy", "/CN=system:kube-proxy", CLIENT)  # bound to system:node-proxier by default
-    issue_cert(pki, "metrics-server", f"/CN=metrics-server", f"subjectAltName=IP:{net.node_ip}\n"
-               "extendedKeyUsage=serverAuth\n")  # fmt: skip
+    # The aggregator checks the name of the APIService's Service, not the address it dials.
+    issue_cert(pki, "metrics-server", "/CN=metrics-server",
+               f"subjectAltName=IP:{net.node_ip},DNS:metrics-server.kube-system.svc\nextendedKeyUsage=serverAuth\n")  # fmt: skip
     make_ca(pki, "front-proxy-ca", "/CN=maestro-front-proxy-ca")
     issue_cert(pki, "front-proxy-client", "/CN=front-proxy-client", CLIENT, ca="front-proxy-ca")
 
@@ -740,12 +741,12 @@ def start_node(cluster: Cluster, bins: Path, net: node.NodeNetwork, server: str)
     inside = net.nsenter()
 
     log("starting containerd in the node's namespace")
-    paths.file("containerd.toml").write_text(node.containerd_config(paths, images.PAUSE_IMAGE))
+    paths.file("containerd.toml").write_text(node.containerd_config(paths, images.PAUSE.ref))
     (paths.cni_conf_dir / "10-maestro.conflist").write_text(json.dumps(node.cni_config(net, paths), indent=2))
     spawn(cluster, "containerd", [*inside, "containerd", f"--config={paths.file('containerd.toml')}"])
     wait_for("containerd's socket", paths.containerd_socket.exists, 30, cluster, "containerd")
     log("importing the pause and sample images into containerd")
-    images.import_images(paths.containerd_socket, images.default_names(), log)
+    images.import_images(paths.containerd_socket, images.default_names(), log=log)
 
     paths.file("resolv.conf").write_text("")
     for identity in ("node", "kube-proxy"):
@@ -792,6 +793,8 @@ def start_metrics_server(cluster: Cluster, bins: Path, net: node.NodeNetwork) ->
         f"--bind-address={net.node_ip}", f"--secure-port={METRICS_SERVER_PORT}",
         f"--tls-cert-file={pki / 'metrics-server.crt'}", f"--tls-private-key-file={pki / 'metrics-server.key'}",
         f"--kubelet-certificate-authority={pki / 'ca.crt'}", "--kubelet-preferred-address-types=InternalIP",
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}", "--requestheader-allowed-names=front-proxy-client",
+        "--node-selector=type!=kwok",  # kwok's nodes report 10.0.0.1, which is off this machine
         "--metric-resolution=15s",
     ])  # fmt: skip
     kubectl(bins, cluster, "apply", "-f", "-", stdin=json.dumps(metrics_api_objects(net, pki)))

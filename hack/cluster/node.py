@@ -227,16 +227,18 @@ def kube_proxy_config(net: NodeNetwork, kubeconfig: Path) -> dict[str, object]:
 
 
 def corefile(net: NodeNetwork, kubeconfig: Path, context: str) -> str:
-    """Cluster names only: any other name is refused, since pods may reach nothing off this machine."""
+    """Cluster names only: any other name is refused, since pods may reach nothing off this machine. No
+    `fallthrough`: with no plugin after `kubernetes` it turns every unknown name into SERVFAIL."""
     return (
         f"{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
         f"    bind {net.node_ip}\n"
         "    errors\n"
-        "    ready :8181\n"
+        # Explicit addresses: the defaults (:8080, :8181) listen on every address of the namespace.
+        f"    health {net.node_ip}:8080\n"
+        f"    ready {net.node_ip}:8181\n"
         f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
         f"        kubeconfig {kubeconfig} {context}\n"
         "        pods insecure\n"
-        "        fallthrough in-addr.arpa ip6.arpa\n"
         "    }\n"
         "    cache 5\n"
         "}\n"
