@@ -41,6 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # hack/: the shared gobuild module
+import debian  # noqa: E402
 import gobuild  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent / "images"))
@@ -568,6 +569,7 @@ def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
         (cluster.state / sub).mkdir(parents=True, exist_ok=True)
     net = None
     if real_node:
+        debian.need(node.HOST_TOOLS, log, "the real node")
         net = node.NodeNetwork(node.free_slot(STATE_ROOT, cluster.name), cluster.name)
         cluster.node_paths.root.mkdir(parents=True)
         (cluster.node_paths.root / "network.json").write_text(json.dumps({"slot": net.slot}))  # claims the slot

@@ -31,6 +31,20 @@ SLOTS = 64  # at most this many clusters with a real node on one machine
 CLUSTER_DOMAIN = "cluster.local"
 # Changed by the kubelet at start (it wants panics to reboot and overcommit on); `down` puts them back.
 KUBELET_SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory")
+# What the node needs on the host, by Debian package (installed by `up` as root when missing).
+HOST_TOOLS = {
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "runc": "runc",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "/usr/lib/cni/host-local": "containernetworking-plugins",
+    "/usr/lib/cni/loopback": "containernetworking-plugins",
+    "/usr/lib/cni/portmap": "containernetworking-plugins",
+    "iptables": "iptables",  # kube-proxy and the CNI bridge plugin
+    "conntrack": "conntrack",  # kube-proxy clears stale UDP entries (DNS) with it
+    "nsenter": "util-linux",
+    "ip": "iproute2",
+}
 KWOK_POD_RANGE = "10.244.0.0/16"  # kwok's fake pod IPs: never routable from the node
 
 

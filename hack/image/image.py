@@ -60,6 +60,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hack/: the shared debian module
+import debian  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_ROOT = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro"))
 IMAGE_CACHE = CACHE_ROOT / "image"
@@ -184,27 +187,8 @@ def run_long(argv: Sequence[str], what: str, echo: Callable[[str], bool] = lambd
 # tools
 
 
-def _apt_install(packages: Sequence[str]) -> None:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if not any(Path("/var/lib/apt/lists").glob("*Packages*")):
-        with step("apt-get update (no package lists yet)"):
-            run(["apt-get", "update"], env=env)
-    with step(f"apt-get install {' '.join(packages)}"):
-        run(["apt-get", "install", "-y", "--no-install-recommends", *packages], env=env)
-
-
 def need(tools: dict[str, str]) -> None:
-    """Each tool (command: its Debian package) on PATH, installed with apt-get when missing (as root)."""
-    missing = {command: package for command, package in tools.items() if shutil.which(command) is None}
-    if missing:
-        _apt_install(sorted(set(missing.values())))
-    still = [command for command in missing if shutil.which(command) is None]
-    if still:
-        raise SystemExit(
-            f"{', '.join(still)} not found; on Debian/Ubuntu: apt-get install {' '.join(sorted(set(missing.values())))}"
-        )
+    debian.need(tools, log, "image.py")
 
 
 def need_root() -> None:

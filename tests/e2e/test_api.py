@@ -21,8 +21,9 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yam
 
 
 def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(path.read_text())
-    return document
+    """The example's MicroserviceApp (the file may also hold the ConfigMaps and Secrets it refers to)."""
+    (app,) = [doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc["kind"] == "MicroserviceApp"]
+    return dict(app)
 
 
 def test_there_are_examples() -> None:

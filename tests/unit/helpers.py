@@ -8,8 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def example_documents(path: Path) -> list[dict[str, Any]]:
+    """Every object of an example file: the app and the ConfigMaps and Secrets it refers to."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def example_app(path: Path) -> dict[str, Any]:
+    """The one MicroserviceApp of an example file."""
+    (found,) = [doc for doc in example_documents(path) if doc["kind"] == "MicroserviceApp"]
+    return found
 
 
 def app(*services: dict[str, Any], name: str = "shop", **spec: Any) -> dict[str, Any]:

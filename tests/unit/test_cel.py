@@ -16,7 +16,7 @@ from hypothesis import given, settings
 
 from maestro.api import crd
 
-from .helpers import EXAMPLES
+from .helpers import EXAMPLES, example_app
 from .test_invalid_apps import INVALID_APPS
 from .test_properties import apps
 
@@ -94,7 +94,7 @@ def test_every_rule_compiles() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_pass_every_rule(path: Any) -> None:
-    assert failures(yaml.safe_load(path.read_text())) == []
+    assert failures(example_app(path)) == []
 
 
 def test_cel_cases_are_invalid_apps() -> None:

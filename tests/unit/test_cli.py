@@ -83,10 +83,12 @@ def test_render_invalid_app_fails_without_output(capsys: pytest.CaptureFixture[s
         ("services: [\n  - {name: web", "not valid YAML (line"),
         ("", "no MicroserviceApp in the file"),
         ("- 1\n- 2\n", "document 1: not an object"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "no MicroserviceApp in the file"),
         (
-            "apiVersion: v1\nkind: ConfigMap\n",
+            "apiVersion: maestro.dev/v1\nkind: MicroserviceApp\n",
             "expected apiVersion maestro.dev/v1alpha1 and kind MicroserviceApp",
         ),
+        ("kind: MicroserviceApp\n", "expected apiVersion maestro.dev/v1alpha1 and kind MicroserviceApp"),
     ],
 )
 def test_bad_files_are_one_line_errors(

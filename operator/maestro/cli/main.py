@@ -31,7 +31,7 @@ class InputError(Exception):
 
 
 def load_apps(path: str) -> list[dict[str, Any]]:
-    """The MicroserviceApp documents of a YAML file (`-` for stdin); other kinds are an error."""
+    """The MicroserviceApp documents of a YAML file (`-` for stdin); objects of other API groups are skipped."""
     try:
         if path == "-":
             text = sys.stdin.read()
@@ -47,20 +47,30 @@ def load_apps(path: str) -> list[dict[str, Any]]:
         line = f" (line {where.line + 1})" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InputError(f"{path}: not valid YAML{line}: {problem}") from None
-    if not documents:
-        raise InputError(f"{path}: no MicroserviceApp in the file")
     apps: list[dict[str, Any]] = []
     for index, doc in enumerate(documents):
         where = f"{path}: document {index + 1}"
         if not isinstance(doc, Mapping):
             raise InputError(f"{where}: not an object")
+        if is_other_object(doc):
+            continue  # the app's ConfigMaps and Secrets, as `kubectl apply -f` takes them along
         if doc.get("apiVersion") != api.API_VERSION or doc.get("kind") != api.KIND:
             raise InputError(
                 f"{where}: expected apiVersion {api.API_VERSION} and kind {api.KIND}, "
                 f"got {doc.get('apiVersion')!r} and {doc.get('kind')!r}"
             )
         apps.append(dict(doc))
+    if not apps:
+        raise InputError(f"{path}: no MicroserviceApp in the file")
     return apps
+
+
+def is_other_object(doc: Mapping[str, Any]) -> bool:
+    """A Kubernetes object of another API group; a maestro.dev document of the wrong kind or version is an error."""
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+        return False
+    return api_version.split("/")[0] != api.API_VERSION.split("/")[0]
 
 
 def app_errors(app: Mapping[str, Any]) -> list[str]:
