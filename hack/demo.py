@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_NAME = os.environ.get("MAESTRO_DEMO_NAME", "maestro-demo")  # tests run the demo under another name
@@ -26,6 +29,7 @@ CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py"), f"--na
 NAMESPACE = DEMO_NAME
 EXAMPLE = ROOT / "examples" / "shop.yaml"
 CRD = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
+NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 
 
 def step(message: str) -> None:
@@ -75,12 +79,17 @@ def main() -> int:
         capture_output=True,
     )
     kubectl("label", "--overwrite", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
+    if not args.kubeconfig:
+        # The local cluster sends pods to its simulated nodes unless their namespace asks for the real one.
+        kubectl("annotate", "--overwrite", "namespace", NAMESPACE, f"{NODE_SELECTOR_ANNOTATION}=type=real")
 
-    step("Starting the operator (maestro run), log in " + str(state / "operator.log"))
+    metrics_port = free_port()  # never a fixed port: a second demo or the test suite may run beside this one
+    step(f"Starting the operator (maestro run, metrics on 127.0.0.1:{metrics_port}), log in {state / 'operator.log'}")
     stop_operator(state)
     log = (state / "operator.log").open("ab")
     operator = subprocess.Popen(
-        [sys.executable, "-m", "maestro", "run", f"--namespace={NAMESPACE}"],
+        [sys.executable, "-m", "maestro", "run", f"--namespace={NAMESPACE}",
+         f"--metrics-port={metrics_port}", "--metrics-bind-address=127.0.0.1"],  # fmt: skip
         env={**os.environ, "KUBECONFIG": str(kubeconfig)},
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -108,12 +117,44 @@ def main() -> int:
         time.sleep(3)
 
     step("The app and what Maestro made of it")
-    kubectl("-n", NAMESPACE, "get", "msa,deployments,services,hpa,pdb,pods")
+    kubectl("-n", NAMESPACE, "get", "msa,deployments,services,hpa,pdb,pods", "-o", "wide")
+    step("web calls catalog, which calls db, through the Services and URLs Maestro injected (real pods)")
+    call = subprocess.run(
+        [kubectl_bin, f"--kubeconfig={kubeconfig}", "get", "--raw",
+         f"/api/v1/namespaces/{NAMESPACE}/services/http:shop-web:http/proxy/call?depth=2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    print(describe_calls(call.stdout) if call.returncode == 0 else f"    the call failed: {call.stderr.strip()}")
     print(
         f"\nTry it yourself:\n  export KUBECONFIG={kubeconfig}\n  kubectl -n {NAMESPACE} get msa shop -o yaml\n"
         f"The operator keeps running in the background (pid {operator.pid}). Stop everything: make demo-down"
     )
     return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def describe_calls(body: str, indent: str = "    ") -> str:
+    """The sample service's /call answer as a tree: who reached whom through which injected URL."""
+    try:
+        report = json.loads(body)
+    except json.JSONDecodeError:
+        return f"{indent}{body.strip()[:500]}"
+    return "\n".join(call_lines(report, indent))
+
+
+def call_lines(report: dict[str, Any], indent: str) -> list[str]:
+    lines = [f"{indent}{report.get('name', '?')} {report.get('version', '')}".rstrip()]
+    for variable, call in sorted(report.get("calls", {}).items()):
+        reached = f"reached {call.get('name')} {call.get('version', '')}" if call.get("ok") else call.get("error")
+        lines.append(f"{indent}  {variable}={call.get('url')}: {reached or call.get('status')}")
+        if call.get("calls"):
+            lines += call_lines({"calls": call["calls"]}, indent + "    ")[1:]
+    return lines
 
 
 def stop_operator(state: Path) -> None:

@@ -35,17 +35,54 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
+CONTROL_PLANE = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+REAL_NODE = {"containerd", "kubelet", "kube-proxy", "coredns", "metrics-server"}
+KUBELET_SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory")
+
+
+def host_settings() -> dict[str, object]:
+    """What a real node may change on the host and `down` must put back. Links and routes are those of the
+    node's slot (mst<slot>h, via hack/cluster/node.py), so that other clusters on the machine do not count."""
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    return {
+        "links": sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith("mst")),
+        "routes": sorted(line for line in routes.splitlines() if " dev mst" in line),
+        "netns": Path(f"/run/netns/maestro-{NAME}").exists(),
+        "sysctls": {key: (Path("/proc/sys") / key).read_text() for key in KUBELET_SYSCTLS},
+        "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/maestro-{NAME}")),
+        "mounts": [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if NAME in line],
+        "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
+    }
+
+
+def assert_pods_reach_nothing_off_the_machine(state: Path) -> None:
+    """Pods route through the node's namespace, which has no default route: any address off this machine, and
+    kwok's fake pod IPs, are unreachable; the host's own address for the node is reachable."""
+    inside = ["nsenter", f"--net=/run/netns/maestro-{NAME}", "ip", "route", "get"]
+    for address in ("8.8.8.8", "192.0.2.1", "10.244.0.5"):
+        result = subprocess.run([*inside, address], capture_output=True, text=True)
+        assert result.returncode != 0, f"{address} is routable from the node: {result.stdout}"
+    network = json.loads((state / "node" / "network.json").read_text())
+    assert subprocess.run([*inside, f"10.201.{network['slot']}.1"], capture_output=True).returncode == 0
+
+
 def test_up_is_idempotent_and_down_stops_everything() -> None:
-    first = script("up", "--nodes=1")
+    """With no simulated node (`--nodes 0`), and as root with the real node, whose host changes `down` undoes."""
+    before = host_settings()
+    first = script("up", "--nodes=0")
     assert first.returncode == 0, first.stdout + first.stderr
     kubeconfig = Path(script("env").stdout.split("\n")[0].removeprefix("export KUBECONFIG="))
     state = kubeconfig.parent
+    real = os.geteuid() == 0
     try:
         started = pids(state)
-        assert set(started) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+        assert set(started) == CONTROL_PLANE | (REAL_NODE if real else set())
         assert all(alive(pid) for pid in started.values())
+        if real:
+            assert host_settings() != before, "the real node runs in a network namespace of its own"
+            assert_pods_reach_nothing_off_the_machine(state)
 
-        second = script("up", "--nodes=1")
+        second = script("up", "--nodes=0")
         assert second.returncode == 0, second.stdout + second.stderr
         assert "already running" in second.stdout
         assert pids(state) == started, "a second `up` starts nothing new"
@@ -60,13 +97,14 @@ def test_up_is_idempotent_and_down_stops_everything() -> None:
                 check=True,
             ).stdout
         )
-        assert [n["metadata"]["name"] for n in nodes["items"]] == ["kwok-node-0"]
+        assert [n["metadata"]["name"] for n in nodes["items"]] == (["real-node"] if real else [])
     finally:
         stopped = script("down")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert not [name for name, pid in started.items() if alive(pid)], "every process is gone after down"
     assert not state.exists(), "down removes the cluster's state"
     assert script("status").returncode == 1
+    assert host_settings() == before, "down restores every host setting the node changed"
 
 
 def test_one_component_stops_and_starts_with_its_state() -> None:

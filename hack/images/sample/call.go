@@ -52,11 +52,13 @@ func (s *server) handleCall(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, callReport{Name: s.cfg.name, Version: s.cfg.version, OK: allOK(calls), Calls: calls})
 }
 
-// dependencyURLs picks the variables Maestro injects per dependency (<DEP>_URL), and any other *_URL.
+// dependencyURLs picks the variables Maestro injects per dependency (<DEP>_URL), and any other HTTP *_URL;
+// others (postgres://...) name protocols this service does not speak.
 func dependencyURLs(environ []string) map[string]string {
 	urls := map[string]string{}
 	for name, value := range envMap(environ) {
-		if strings.HasSuffix(name, "_URL") && value != "" {
+		isHTTP := strings.HasPrefix(value, "http://") || strings.HasPrefix(value, "https://")
+		if strings.HasSuffix(name, "_URL") && isHTTP {
 			urls[name] = value
 		}
 	}
