@@ -44,4 +44,6 @@ def need(tools: dict[str, str], log: Log, why: str) -> None:
         _run(["apt-get", "install", "-y", "--no-install-recommends", *packages], log)
     still = [tool for tool in missing if not present(tool)]
     if still:
-        raise SystemExit(f"{why} needs {', '.join(still)}; on Debian/Ubuntu: apt-get install {' '.join(packages)}")
+        raise SystemExit(
+            f"{why} needs {', '.join(still)}; on Debian/Ubuntu: apt-get install {' '.join(packages)}"
+        )

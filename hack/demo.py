@@ -84,12 +84,21 @@ def main() -> int:
         kubectl("annotate", "--overwrite", "namespace", NAMESPACE, f"{NODE_SELECTOR_ANNOTATION}=type=real")
 
     metrics_port = free_port()  # never a fixed port: a second demo or the test suite may run beside this one
-    step(f"Starting the operator (maestro run, metrics on 127.0.0.1:{metrics_port}), log in {state / 'operator.log'}")
+    step(
+        f"Starting the operator (maestro run, metrics on 127.0.0.1:{metrics_port}), log in {state / 'operator.log'}"
+    )
     stop_operator(state)
     log = (state / "operator.log").open("ab")
     operator = subprocess.Popen(
-        [sys.executable, "-m", "maestro", "run", f"--namespace={NAMESPACE}",
-         f"--metrics-port={metrics_port}", "--metrics-bind-address=127.0.0.1"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "maestro",
+            "run",
+            f"--namespace={NAMESPACE}",
+            f"--metrics-port={metrics_port}",
+            "--metrics-bind-address=127.0.0.1",
+        ],
         env={**os.environ, "KUBECONFIG": str(kubeconfig)},
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -124,7 +133,9 @@ def main() -> int:
          f"/api/v1/namespaces/{NAMESPACE}/services/http:shop-web:http/proxy/call?depth=2"],
         capture_output=True, text=True,
     )  # fmt: skip
-    print(describe_calls(call.stdout) if call.returncode == 0 else f"    the call failed: {call.stderr.strip()}")
+    print(
+        describe_calls(call.stdout) if call.returncode == 0 else f"    the call failed: {call.stderr.strip()}"
+    )
     print(
         f"\nTry it yourself:\n  export KUBECONFIG={kubeconfig}\n  kubectl -n {NAMESPACE} get msa shop -o yaml\n"
         f"The operator keeps running in the background (pid {operator.pid}). Stop everything: make demo-down"
@@ -150,7 +161,9 @@ def describe_calls(body: str, indent: str = "    ") -> str:
 def call_lines(report: dict[str, Any], indent: str) -> list[str]:
     lines = [f"{indent}{report.get('name', '?')} {report.get('version', '')}".rstrip()]
     for variable, call in sorted(report.get("calls", {}).items()):
-        reached = f"reached {call.get('name')} {call.get('version', '')}" if call.get("ok") else call.get("error")
+        reached = (
+            f"reached {call.get('name')} {call.get('version', '')}" if call.get("ok") else call.get("error")
+        )
         lines.append(f"{indent}  {variable}={call.get('url')}: {reached or call.get('status')}")
         if call.get("calls"):
             lines += call_lines({"calls": call["calls"]}, indent + "    ")[1:]

@@ -498,9 +498,7 @@ def https_ok(cluster: Cluster, host: str, port: int, path: str) -> bool:
     context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
     context.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
     try:
-        with urllib.request.urlopen(
-            f"https://{host}:{port}{path}", context=context, timeout=2
-        ) as response:
+        with urllib.request.urlopen(f"https://{host}:{port}{path}", context=context, timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -572,7 +570,9 @@ def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
         debian.need(node.HOST_TOOLS, log, "the real node")
         net = node.NodeNetwork(node.free_slot(STATE_ROOT, cluster.name), cluster.name)
         cluster.node_paths.root.mkdir(parents=True)
-        (cluster.node_paths.root / "network.json").write_text(json.dumps({"slot": net.slot}))  # claims the slot
+        (cluster.node_paths.root / "network.json").write_text(
+            json.dumps({"slot": net.slot})
+        )  # claims the slot
         log(f"creating the node's network namespace {net.netns} (node {net.node_ip}, pods {net.pod_cidr})")
         node.create_network(net)
     # With a real node the API server listens where the node and its pods reach it; else on loopback only.
@@ -586,7 +586,13 @@ def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
         "the default ServiceAccount",
         lambda: (
             subprocess.run(
-                [str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "serviceaccount", "default"],
+                [
+                    str(bins / "kubectl"),
+                    f"--kubeconfig={cluster.kubeconfig}",
+                    "get",
+                    "serviceaccount",
+                    "default",
+                ],
                 capture_output=True,
             ).returncode
             == 0
@@ -700,7 +706,9 @@ KWOK_NODE_SELECTOR = "type=kwok"
 
 def write_admission_config(state: Path) -> Path:
     selector = state / "podnodeselector.yaml"
-    selector.write_text(json.dumps({"podNodeSelectorPluginConfig": {"clusterDefaultNodeSelector": KWOK_NODE_SELECTOR}}))
+    selector.write_text(
+        json.dumps({"podNodeSelectorPluginConfig": {"clusterDefaultNodeSelector": KWOK_NODE_SELECTOR}})
+    )
     config = state / "admission.yaml"
     config.write_text(json.dumps({
         "apiVersion": "apiserver.config.k8s.io/v1",
@@ -759,22 +767,34 @@ def start_node(cluster: Cluster, bins: Path, net: node.NodeNetwork, server: str)
         *inside, str(bins / "kubelet"), f"--config={paths.file('kubelet.yaml')}",
         f"--kubeconfig={paths.file('node.kubeconfig')}", f"--root-dir={paths.kubelet_dir}",
         f"--hostname-override={node.NODE_NAME}", f"--node-ip={net.node_ip}",
-        f"--node-labels=type=real,maestro.dev/real-node=true", "--v=1",
+        "--node-labels=type=real,maestro.dev/real-node=true", "--v=1",
     ])  # fmt: skip
     paths.file("kube-proxy.yaml").write_text(
         json.dumps(node.kube_proxy_config(net, paths.file("kube-proxy.kubeconfig")))
     )
-    spawn(cluster, "kube-proxy", [*inside, str(bins / "kube-proxy"), f"--config={paths.file('kube-proxy.yaml')}", "--v=1"])
+    spawn(
+        cluster,
+        "kube-proxy",
+        [*inside, str(bins / "kube-proxy"), f"--config={paths.file('kube-proxy.yaml')}", "--v=1"],
+    )
 
     paths.file("Corefile").write_text(node.corefile(net, cluster.kubeconfig, cluster.name))
     log(f"starting CoreDNS on {net.node_ip}:53")
     spawn(cluster, "coredns", [*inside, str(bins / "coredns"), "-conf", str(paths.file("Corefile"))])
     start_metrics_server(cluster, bins, net)
-    wait_for(f"node {node.NODE_NAME} Ready", lambda: ready_nodes(bins, cluster, "type=real") >= 1, 120, cluster, "kubelet")
+    wait_for(
+        f"node {node.NODE_NAME} Ready",
+        lambda: ready_nodes(bins, cluster, "type=real") >= 1,
+        120,
+        cluster,
+        "kubelet",
+    )
     wait_for("CoreDNS ready", lambda: http_ok(f"http://{net.node_ip}:8181/ready"), 60, cluster, "coredns")
     wait_for(
         "the metrics API (metrics-server through the aggregation layer)",
-        lambda: https_ok(cluster, net.host_ip, int(str(cluster.ports()["kube-apiserver"])), "/apis/metrics.k8s.io/v1beta1"),
+        lambda: https_ok(
+            cluster, net.host_ip, int(str(cluster.ports()["kube-apiserver"])), "/apis/metrics.k8s.io/v1beta1"
+        ),
         120,
         cluster,
         "metrics-server",
@@ -823,15 +843,24 @@ def metrics_api_objects(net: node.NodeNetwork, pki: Path) -> dict[str, object]:
 
 def ready_nodes(bins: Path, cluster: Cluster, selector: str) -> int:
     result = subprocess.run(
-        [str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get", "nodes", "-l", selector, "-o", "json"],
+        [
+            str(bins / "kubectl"),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "get",
+            "nodes",
+            "-l",
+            selector,
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
         return 0
     count = 0
-    for node in json.loads(result.stdout)["items"]:
-        conditions = node.get("status", {}).get("conditions", [])
+    for item in json.loads(result.stdout)["items"]:
+        conditions = item.get("status", {}).get("conditions", [])
         if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
             count += 1
     return count
@@ -929,7 +958,9 @@ def start_one(cluster: Cluster, process: str) -> None:
     ports = cluster.ports()
     if process == "kube-apiserver":
         host, port = str(ports.get("kube-apiserver-ip", "127.0.0.1")), int(str(ports["kube-apiserver"]))
-        wait_for("kube-apiserver /readyz", lambda: https_ok(cluster, host, port, "/readyz"), 120, cluster, process)
+        wait_for(
+            "kube-apiserver /readyz", lambda: https_ok(cluster, host, port, "/readyz"), 120, cluster, process
+        )
     elif process == "etcd":
         port = int(str(ports["etcd"]))
         wait_for("etcd health", lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, cluster, process)
@@ -944,7 +975,9 @@ def status(cluster: Cluster) -> int:
         print(f"kubeconfig: {cluster.kubeconfig}")
     net = cluster.network()
     if net:
-        print(f"real node: {node.NODE_NAME} at {net.node_ip}, pods {net.pod_cidr}, network namespace {net.netns}")
+        print(
+            f"real node: {node.NODE_NAME} at {net.node_ip}, pods {net.pod_cidr}, network namespace {net.netns}"
+        )
     return 0 if set(alive) == set(cluster.expected()) else 1
 
 

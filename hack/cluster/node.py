@@ -300,7 +300,10 @@ def create_network(net: NodeNetwork) -> None:
     run(*inside, "route", "add", "blackhole", KWOK_POD_RANGE)
     run("ip", "route", "add", net.pod_cidr, "via", net.node_ip, "dev", net.host_link)
     for key, value in (
-        ("net.ipv4.ip_forward", "1"),  # pod <-> host through the node; per namespace, the host's stays as it is
+        (
+            "net.ipv4.ip_forward",
+            "1",
+        ),  # pod <-> host through the node; per namespace, the host's stays as it is
         ("net.bridge.bridge-nf-call-iptables", "1"),  # kube-proxy's rules must see bridged pod traffic
         ("net.ipv4.conf.all.route_localnet", "1"),
     ):

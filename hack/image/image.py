@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hack/: the shared debian module
-import debian  # noqa: E402
+import debian
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_ROOT = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro"))

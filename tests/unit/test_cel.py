@@ -11,7 +11,6 @@ from typing import Any
 import celpy
 import celpy.adapter
 import pytest
-import yaml
 from hypothesis import given, settings
 
 from maestro.api import crd

@@ -18,7 +18,11 @@ def referenced(app: dict[str, Any]) -> set[tuple[str, str]]:
     for pod in [spec.get("defaults", {}), *spec.get("services", []), *spec.get("jobs", [])]:
         for source in pod.get("configFrom", []):
             if not source.get("optional"):
-                found.add(("ConfigMap", source["configMap"]) if "configMap" in source else ("Secret", source["secret"]))
+                found.add(
+                    ("ConfigMap", source["configMap"])
+                    if "configMap" in source
+                    else ("Secret", source["secret"])
+                )
         for source in pod.get("envFrom", []):
             for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
                 if key in source and not source[key].get("optional"):
