@@ -270,14 +270,19 @@ def run(*argv: str) -> str:
     return result.stdout
 
 
-def free_slot(state_root: Path, cluster: str) -> int:
-    """The lowest slot that no other cluster's state claims and whose host interface does not exist."""
+def host_link_exists(slot: int) -> bool:
+    return Path(f"/sys/class/net/mst{slot}h").exists()
+
+
+def free_slot(state_root: Path, cluster: str, link_exists: Callable[[int], bool] = host_link_exists) -> int:
+    """The lowest slot that no other cluster's state claims and whose host interface does not exist (a crashed
+    cluster's state may be gone while its link is not)."""
     taken = set()
     for other in state_root.glob("*/node/network.json"):
         if other.parent.parent.name != cluster:
             taken.add(int(json.loads(other.read_text())["slot"]))
     for slot in range(SLOTS):
-        if slot not in taken and not Path(f"/sys/class/net/mst{slot}h").exists():
+        if slot not in taken and not link_exists(slot):
             return slot
     raise SystemExit(f"no free slot for a real node: {SLOTS} clusters already have one")
 

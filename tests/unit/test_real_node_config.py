@@ -31,8 +31,12 @@ def test_free_slot_skips_slots_other_clusters_claim(tmp_path: Path) -> None:
     for name, slot in (("a", 0), ("b", 1)):
         (tmp_path / name / "node").mkdir(parents=True)
         (tmp_path / name / "node" / "network.json").write_text(json.dumps({"slot": slot}))
-    assert node.free_slot(tmp_path, "c") == 2
-    assert node.free_slot(tmp_path, "a") == 0, "a cluster's own claim does not block it"
+    no_links = lambda slot: False  # noqa: E731
+    assert node.free_slot(tmp_path, "c", no_links) == 2
+    assert node.free_slot(tmp_path, "a", no_links) == 0, "a cluster's own claim does not block it"
+    assert node.free_slot(tmp_path, "c", lambda slot: slot == 2) == 3, (
+        "a link left by a crashed cluster blocks"
+    )
 
 
 def test_kubelet_is_set_for_this_machine(tmp_path: Path) -> None:

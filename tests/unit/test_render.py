@@ -6,14 +6,13 @@ import copy
 from typing import Any
 
 import pytest
-import yaml
 
 from maestro import render
 from maestro.api import models as api
 from maestro.render.hpa import render as render_hpa
 from maestro.render.target import Target
 
-from .helpers import EXAMPLES, app, by_kind, svc
+from .helpers import EXAMPLES, app, by_kind, example_app, svc
 
 STABLE = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "web"}
 
@@ -318,7 +317,7 @@ def test_too_long_child_name_raises() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_render_with_restricted_pods(path: Any) -> None:
-    example = yaml.safe_load(path.read_text())
+    example = example_app(path)
     assert "namespace" not in example["metadata"]
     children = render.render_app(example)
     for child in children:
