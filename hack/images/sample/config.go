@@ -17,6 +17,9 @@ type config struct {
 	ports       []int // $PORT first, then $LISTEN_PORTS, without duplicates
 	readyAfter  time.Duration
 	crashAfter  time.Duration // 0: never
+	exitAfter   time.Duration // 0: never; a Job's task: exit with exitCode after this long
+	exitCode    int
+	exitMessage string
 	failAtStart bool
 	configDirs  []string
 }
@@ -35,6 +38,18 @@ func loadConfig(getenv func(string) string, hostname string) (config, error) {
 	}
 	if cfg.crashAfter, err = parseSeconds("CRASH_AFTER_SECONDS", getenv("CRASH_AFTER_SECONDS")); err != nil {
 		return cfg, err
+	}
+	if cfg.exitAfter, err = parseSeconds("EXIT_AFTER_SECONDS", getenv("EXIT_AFTER_SECONDS")); err != nil {
+		return cfg, err
+	}
+	if value := getenv("EXIT_CODE"); value != "" {
+		if cfg.exitCode, err = strconv.Atoi(value); err != nil || cfg.exitCode < 0 || cfg.exitCode > 255 {
+			return cfg, fmt.Errorf("EXIT_CODE=%q: want a number from 0 to 255", value)
+		}
+	}
+	cfg.exitMessage = getenv("EXIT_MESSAGE")
+	if cfg.exitMessage == "" && cfg.exitAfter > 0 {
+		cfg.exitMessage = fmt.Sprintf("EXIT_AFTER_SECONDS: done after %s as asked", cfg.exitAfter)
 	}
 	if value := getenv("FAIL_AT_START"); value != "" {
 		if cfg.failAtStart, err = strconv.ParseBool(value); err != nil {

@@ -38,6 +38,9 @@ func main() {
 			exit(1, fmt.Sprintf("CRASH_AFTER_SECONDS: crashing %s after start as asked", cfg.crashAfter))
 		})
 	}
+	if cfg.exitAfter > 0 {
+		time.AfterFunc(cfg.exitAfter, func() { exit(cfg.exitCode, cfg.exitMessage) })
+	}
 	s := newServer(cfg, os.Args[1:], os.Environ, exit)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

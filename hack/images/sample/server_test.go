@@ -232,6 +232,7 @@ func TestLoadConfig(t *testing.T) {
 	env := map[string]string{
 		"PORT": "3000", "LISTEN_PORTS": "8080, 3000,,9090", "READY_AFTER_SECONDS": "1.5",
 		"CRASH_AFTER_SECONDS": "30", "FAIL_AT_START": "0", "CONFIG_DIR": "/etc/a:/etc/b", "VERSION": "1.0",
+		"EXIT_AFTER_SECONDS": "2", "EXIT_CODE": "3", "EXIT_MESSAGE": "migration failed",
 	}
 	cfg, err := loadConfig(func(name string) string { return env[name] }, "pod-abc")
 	if err != nil {
@@ -240,6 +241,7 @@ func TestLoadConfig(t *testing.T) {
 	want := config{
 		name: "pod-abc", version: "1.0", ports: []int{3000, 8080, 9090}, readyAfter: 1500 * time.Millisecond,
 		crashAfter: 30 * time.Second, configDirs: []string{"/etc/a", "/etc/b"},
+		exitAfter: 2 * time.Second, exitCode: 3, exitMessage: "migration failed",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
@@ -253,6 +255,7 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 	}
 	for name, value := range map[string]string{
 		"PORT": "http", "LISTEN_PORTS": "70000", "READY_AFTER_SECONDS": "-1", "FAIL_AT_START": "maybe",
+		"EXIT_CODE": "300", "EXIT_AFTER_SECONDS": "soon",
 	} {
 		if _, err := loadConfig(func(n string) string { return map[string]string{name: value}[n] }, "h"); err == nil {
 			t.Errorf("%s=%s: no error", name, value)
