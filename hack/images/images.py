@@ -56,6 +56,7 @@ class Image:
     binary: str  # the Go package under hack/images, and the binary's path in the image (/<binary>)
     env: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
+    task_commands: tuple[str, ...] = ()  # more paths of the binary, run as one-shot tasks (symbolic links)
 
     @property
     def archive(self) -> str:
@@ -70,6 +71,8 @@ SAMPLE = Image(
     "sample",
     env=(f"LISTEN_PORTS={','.join(map(str, EXAMPLE_PORTS))}",),
     ports=(8080, *EXAMPLE_PORTS),
+    # The examples' jobs run `/app/manage migrate ...`: called by that name the binary is a task that exits 0.
+    task_commands=("app/manage",),
 )
 PAUSE = Image("maestro.local/pause:1", "pause")
 IMAGES = (PAUSE, SAMPLE)
@@ -95,19 +98,26 @@ def log_stderr(message: str) -> None:
 # archives
 
 
-def _entry(name: str, mode: int, data: bytes | None = None) -> tuple[tarfile.TarInfo, bytes | None]:
+def _entry(
+    name: str, mode: int, data: bytes | None = None, link: str | None = None
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = mode, 0, 0, 0, "root", "root"
-    if data is None:
+    if link is not None:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    elif data is None:
         info.type = tarfile.DIRTYPE
     else:
         info.size = len(data)
     return info, data
 
 
-def layer_tar(binary_name: str, binary: bytes) -> bytes:
+def layer_tar(binary_name: str, binary: bytes, task_commands: Iterable[str] = ()) -> bytes:
     """The image's only layer, as an uncompressed tar with its entries in a fixed order."""
+    folders = sorted({str(Path(command).parent) for command in task_commands} - {"."})
     entries = [
+        *(_entry(folder, 0o755) for folder in folders),
+        *(_entry(command, 0o777, link=f"/{binary_name}") for command in task_commands),
         _entry(binary_name, 0o755, binary),
         _entry("dev", 0o755),
         _entry("etc", 0o755),
@@ -159,7 +169,7 @@ def _sha256(data: bytes) -> str:
 
 def archive_bytes(image: Image, binary: bytes, arch: str) -> bytes:
     """A `docker save` archive: manifest.json naming the config and the layer, which sit beside it."""
-    layer = layer_tar(image.binary, binary)
+    layer = layer_tar(image.binary, binary, image.task_commands)
     layer_hex = _sha256(layer)
     config = image_config(image, f"sha256:{layer_hex}", arch)
     config_name, layer_name = f"{_sha256(config)}.json", f"{layer_hex}/layer.tar"

@@ -78,8 +78,11 @@ def test_layer_holds_the_binary_a_user_and_the_mount_points() -> None:
     _, _, layer = unpack(images.archive_bytes(images.SAMPLE, BINARY, "amd64"))
     entries = members(layer)
     assert sorted(entries) == sorted(
-        ["sample", "dev", "etc", "etc/group", "etc/nsswitch.conf", "etc/passwd", "proc", "sys", "tmp"]
+        ["sample", "app", "app/manage", "dev", "etc", "etc/group", "etc/nsswitch.conf", "etc/passwd", "proc"]
+        + ["sys", "tmp"]
     )
+    manage = entries["app/manage"][0]
+    assert manage.issym() and manage.linkname == "/sample", "the examples' jobs run /app/manage"
     binary, data = entries["sample"]
     assert binary.isfile() and binary.mode == 0o755 and data == BINARY
     for name in ("dev", "proc", "sys", "etc"):

@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -29,6 +31,11 @@ func main() {
 	cfg, err := loadConfig(os.Getenv, hostname)
 	if err != nil {
 		exit(1, err.Error())
+	}
+	if isTask(os.Args[0]) {
+		log.Printf("task %q: exiting with status %d in %s", os.Args, cfg.exitCode, cfg.exitAfter)
+		time.Sleep(cfg.exitAfter)
+		exit(cfg.exitCode, taskReason(os.Args, os.Getenv("EXIT_MESSAGE")))
 	}
 	if cfg.failAtStart {
 		exit(1, "FAIL_AT_START is set: failing at start as asked")
@@ -49,6 +56,20 @@ func main() {
 		exit(1, err.Error())
 	}
 	log.Printf("%s stopped on a signal", cfg.name)
+}
+
+// isTask tells whether the binary was called by a task's name: the image's /app/manage link, which the examples'
+// jobs run (`/app/manage migrate`). Then it serves nothing: it waits EXIT_AFTER_SECONDS and exits with EXIT_CODE.
+func isTask(argv0 string) bool {
+	return filepath.Base(argv0) == "manage"
+}
+
+// taskReason is a task's termination message: EXIT_MESSAGE, or what it was asked to do.
+func taskReason(args []string, message string) string {
+	if message != "" {
+		return message
+	}
+	return strings.Join(args, " ") + ": done"
 }
 
 // exitWith returns the function that ends the process: a log line, the reason in the termination log, a status.

@@ -298,3 +298,17 @@ func symlink(t *testing.T, target, link string) {
 		t.Fatal(err)
 	}
 }
+
+func TestTaskMode(t *testing.T) {
+	for argv0, want := range map[string]bool{"/app/manage": true, "manage": true, "/sample": false, "/app/managed": false} {
+		if got := isTask(argv0); got != want {
+			t.Errorf("isTask(%q) = %v, want %v", argv0, got, want)
+		}
+	}
+	if got := taskReason([]string{"/app/manage", "migrate", "--no-input"}, ""); got != "/app/manage migrate --no-input: done" {
+		t.Errorf("taskReason = %q", got)
+	}
+	if got := taskReason([]string{"/app/manage"}, "schema is current"); got != "schema is current" {
+		t.Errorf("taskReason with EXIT_MESSAGE = %q", got)
+	}
+}
