@@ -41,18 +41,27 @@ KUBELET_SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory
 
 
 def host_settings() -> dict[str, object]:
-    """What a real node may change on the host and `down` must put back. Links and routes are those of the
-    node's slot (mst<slot>h, via hack/cluster/node.py), so that other clusters on the machine do not count."""
-    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    """What this cluster's real node may change on the host, and `down` must put back. Its link and routes are
+    checked by slot (`this_node_is_gone`); other clusters running on the machine do not count."""
     return {
-        "links": sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith("mst")),
-        "routes": sorted(line for line in routes.splitlines() if " dev mst" in line),
         "netns": Path(f"/run/netns/maestro-{NAME}").exists(),
-        "sysctls": {key: (Path("/proc/sys") / key).read_text() for key in KUBELET_SYSCTLS},
         "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/maestro-{NAME}")),
         "mounts": [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if NAME in line],
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
     }
+
+
+def kubelet_sysctls() -> dict[str, str]:
+    return {key: (Path("/proc/sys") / key).read_text() for key in KUBELET_SYSCTLS}
+
+
+def real_nodes_running() -> bool:
+    return any(p.name.startswith("mst") for p in Path("/sys/class/net").iterdir())
+
+
+def this_node_is_gone(slot: int) -> bool:
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    return not Path(f"/sys/class/net/mst{slot}h").exists() and f"dev mst{slot}h" not in routes
 
 
 def assert_pods_reach_nothing_off_the_machine(state: Path) -> None:
@@ -69,6 +78,7 @@ def assert_pods_reach_nothing_off_the_machine(state: Path) -> None:
 def test_up_is_idempotent_and_down_stops_everything() -> None:
     """With no simulated node (`--nodes 0`), and as root with the real node, whose host changes `down` undoes."""
     before = host_settings()
+    sysctls_before = None if real_nodes_running() else kubelet_sysctls()
     first = script("up", "--nodes=0")
     assert first.returncode == 0, first.stdout + first.stderr
     kubeconfig = Path(script("env").stdout.split("\n")[0].removeprefix("export KUBECONFIG="))
@@ -80,6 +90,8 @@ def test_up_is_idempotent_and_down_stops_everything() -> None:
         assert all(alive(pid) for pid in started.values())
         if real:
             assert host_settings() != before, "the real node runs in a network namespace of its own"
+            slot = int(json.loads((state / "node" / "network.json").read_text())["slot"])
+            assert not this_node_is_gone(slot)
             assert_pods_reach_nothing_off_the_machine(state)
 
         second = script("up", "--nodes=0")
@@ -105,6 +117,11 @@ def test_up_is_idempotent_and_down_stops_everything() -> None:
     assert not state.exists(), "down removes the cluster's state"
     assert script("status").returncode == 1
     assert host_settings() == before, "down restores every host setting the node changed"
+    if real:
+        assert this_node_is_gone(slot), "down removes the node's link and route"
+    if sysctls_before is not None and not real_nodes_running():
+        # Restored when the last real node on the machine goes (others may have started meanwhile).
+        assert kubelet_sysctls() == sysctls_before
 
 
 def test_one_component_stops_and_starts_with_its_state() -> None:
