@@ -5,6 +5,7 @@ a cluster."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -65,10 +66,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest, cluster_kubectl: Kubectl) -> Iterator[str]:
+# A namespace with this annotation runs its pods on the local cluster's real node (containerd and a kubelet in a
+# network namespace, hack/cluster/node.py) rather than on kwok's simulated ones: the API server's PodNodeSelector
+# admission gives every other namespace `type=kwok`. Other clusters (kind) ignore it: pods run on their nodes.
+REAL_NODE_SELECTOR = {"scheduler.alpha.kubernetes.io/node-selector": "type=real"}
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+
+def make_namespace(
+    request: pytest.FixtureRequest,
+    cluster_kubectl: Kubectl,
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    real_pods: bool = False,
+) -> Iterator[str]:
+    """A fresh namespace for one test, with its default ServiceAccount; described when the test failed (with
+    its containers' logs when its pods are real), then deleted (without waiting)."""
     name = f"e2e-{secrets.token_hex(3)}"
-    cluster_kubectl("create", "namespace", name)
+    metadata = {"name": name, "labels": labels or {}, "annotations": annotations or {}}
+    cluster_kubectl(
+        "create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+    )
     wait_until(
         f"the default ServiceAccount in {name}",
         lambda: cluster_kubectl.in_namespace(name).get("serviceaccount", "default"),
@@ -76,8 +98,24 @@ def namespace(request: pytest.FixtureRequest, cluster_kubectl: Kubectl) -> Itera
     yield name
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
-        print(describe_namespace(cluster_kubectl.in_namespace(name)))
+        print(describe_namespace(cluster_kubectl.in_namespace(name), logs=real_pods))
     cluster_kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster_kubectl: Kubectl) -> Iterator[str]:
+    yield from make_namespace(request, cluster_kubectl)
+
+
+@pytest.fixture
+def real_namespace(request: pytest.FixtureRequest, cluster_kubectl: Kubectl) -> Iterator[str]:
+    """A namespace whose pods are real: containers on the local cluster's real node (images from
+    hack/images, docs/images.md), under the `restricted` Pod Security level, enforced. A module overrides
+    `namespace` with it (`def namespace(real_namespace: str) -> str`) to run the usual fixtures (`kubectl`,
+    the operator) there."""
+    yield from make_namespace(
+        request, cluster_kubectl, labels=RESTRICTED, annotations=REAL_NODE_SELECTOR, real_pods=True
+    )
 
 
 @pytest.fixture
@@ -86,8 +124,9 @@ def kubectl(cluster_kubectl: Kubectl, namespace: str) -> Kubectl:
     return cluster_kubectl.in_namespace(namespace)
 
 
-def describe_namespace(kubectl: Kubectl) -> str:
-    """What a person would look at first when a test fails: events and the objects in the namespace."""
+def describe_namespace(kubectl: Kubectl, *, logs: bool = False) -> str:
+    """What a person would look at first when a test fails: events and the objects in the namespace; with
+    `logs`, the last lines of every container's log (real pods; kwok's have none)."""
     parts = [f"===== namespace {kubectl.namespace}: events ====="]
     parts.append(kubectl.run("get", "events", "--sort-by=.lastTimestamp", check=False).stdout)
     kinds = (
@@ -97,4 +136,9 @@ def describe_namespace(kubectl: Kubectl) -> str:
     parts.append("===== objects =====")
     parts.append(kubectl.run("get", kinds, "-o", "wide", check=False).stdout)
     parts.append(kubectl.run("get", "microserviceapps", "-o", "yaml", check=False).stdout)
+    if logs:
+        parts.append("===== container logs (last 20 lines each) =====")
+        for pod in kubectl.run("get", "pods", "-o", "name", check=False).stdout.split():
+            result = kubectl.run("logs", pod, "--all-containers", "--prefix", "--tail=20", check=False)
+            parts.append(result.stdout + result.stderr)
     return "\n".join(parts)
