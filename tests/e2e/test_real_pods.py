@@ -258,6 +258,7 @@ def test_rendered_pods_pass_restricted_pod_security(
     assert pods(kubectl, "loose", "loose") == []
 
 
+@pytest.mark.timeout(420)  # its waits: the app, then the HPA up and down, 150 s each at most
 def test_hpa_scales_real_pods_up_and_down_and_maestro_leaves_replicas_alone(
     kubectl: Kubectl, client: Client, op: OperatorProcess
 ) -> None:
