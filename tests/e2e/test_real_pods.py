@@ -27,9 +27,8 @@ from tests.faults.client import Client, Unreachable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-IMAGE = (
-    "registry.example.com/shop/catalog:1.4.2"  # one of the default names: the sample image (images.py names)
-)
+# The sample image, under one of the names the cluster imports it as (`hack/images/images.py names`).
+IMAGE = "registry.example.com/shop/catalog:1.4.2"
 HTTP = [{"name": "http", "port": 80, "targetPort": 8080}]
 SLOW = 120.0  # real pods start, probe and stop on a shared machine: more headroom than kwok's
 
