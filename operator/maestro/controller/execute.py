@@ -75,21 +75,20 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
 
 
 def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.PodSettings]) -> dict[str, str]:
-    """Service (job) name -> the hash of the ConfigMaps and Secrets in its configFrom (only those that have)."""
+    """Service (job) name -> the hash of the ConfigMaps and Secrets it uses: its configFrom and mounted volumes
+    (only for those that use some)."""
     namespace = app["metadata"]["namespace"]
     cache: dict[str, dict[str, Any] | None] = {}
     hashes: dict[str, str] = {}
     for name, service in services.items():
-        if not service.config_from:
-            continue
         sources: dict[str, dict[str, Any] | None] = {}
-        for source in service.config_from:
-            kind, ref = ("ConfigMap", source.config_map) if source.config_map else ("Secret", source.secret)
-            key = confighash.source_key(kind, str(ref))
+        for kind, ref in confighash.referenced(service):
+            key = confighash.source_key(kind, ref)
             if key not in cache:
-                cache[key] = kube.source_data(kind, namespace, str(ref))
+                cache[key] = kube.source_data(kind, namespace, ref)
             sources[key] = cache[key]
-        hashes[name] = confighash.config_hash(sources)
+        if sources:
+            hashes[name] = confighash.config_hash(sources)
     return hashes
 
 
