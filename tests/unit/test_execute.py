@@ -11,6 +11,7 @@ import pytest
 
 from maestro.controller import execute, reconcile, rollout
 from maestro.controller.stores import Stores
+from maestro.kube import client as kube
 from tests.unit import fake_api
 from tests.unit.helpers import app as make_app
 from tests.unit.helpers import svc
@@ -239,3 +240,20 @@ def test_a_rollout_in_progress_reads_its_new_pods_and_comes_back_until_they_deci
     make_available(server, stores, "shop-db")  # rolled out after all: steady, no pod is read
     reconcile_pass(server, stores)
     assert ("list", "Pod", "") not in server.requests
+
+
+def test_a_role_without_the_rollout_listings_leaves_the_rollout_to_its_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, stores = cluster(monkeypatch, CHAIN)
+    reconcile_pass(server, stores)
+    start_rollout(server, stores, "shop-db", restarts=3)
+
+    def forbidden(namespace: str, selector: object) -> list[dict[str, Any]]:
+        raise kube.ApiError(
+            403, "Forbidden", 'replicasets.apps is forbidden: cannot list resource "replicasets"'
+        )
+
+    monkeypatch.setattr(kube, "replica_sets", forbidden)
+    outcome = reconcile_pass(server, stores)
+    assert outcome.phase == "Progressing"  # not Degraded, and the pass did not fail

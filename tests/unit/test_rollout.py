@@ -71,9 +71,24 @@ CASES = [
         "3 restarts in 40 s, CrashLoopBackOff (exit code 1)",
     ),
     Case(
-        "three restarts, running again between crashes: failed, named by the last termination",
+        "three restarts, running again between crashes: judged when it is down again",
         [pod(container(restarts=3, last_exit=2, last_reason="Error"), age=30)],
-        "3 restarts in 30 s, Error (exit code 2)",
+        None,
+    ),
+    Case(
+        "three restarts, ended and not restarted yet: failed, named by its termination",
+        [
+            pod(
+                container(restarts=3, last_exit=2, last_reason="Error")
+                | {"state": {"terminated": {"exitCode": 2}}}
+            )
+        ],
+        "3 restarts in 60 s, Error (exit code 2)",
+    ),
+    Case(
+        "a long-lived pod's old restarts, running and ready: not this rollout's",
+        [pod(container(restarts=7, last_exit=137, last_reason="OOMKilled") | {"ready": True}, age=3600)],
+        None,
     ),
     Case(
         "the container's last words are quoted",

@@ -1,13 +1,14 @@
 """Whether a service's rollout has failed, early (issue 16, "Failure detection"), pure.
 
 A Deployment says its rollout failed only when its progress deadline (10 minutes by default) has passed
-(status.deployment_failure). The pods of its new ReplicaSet say it much earlier: a container that has restarted
-RESTART_THRESHOLD times, or that has waited GRACE_SECONDS in a state it does not leave by itself (its image cannot
-be pulled, its configuration refers to a missing key, ...). A pod that starts but never gets ready is not judged
+(status.deployment_failure). The pods of its new ReplicaSet say it much earlier: a container down (not running,
+not ready) after RESTART_THRESHOLD restarts, or one that has waited GRACE_SECONDS in a state it does not leave by
+itself (its image cannot be pulled, its configuration refers to a missing key, ...). A pod that starts but never gets ready is not judged
 here: a slow start looks the same, and the progress deadline is there for it.
 
 The executor reads the pods only for the services that `inspected` names, i.e. whose Deployment is in the middle
-of a rollout at its current generation: a steady app costs no request. While such a rollout is neither done nor
+of a rollout at its current generation (or that lost its availability after one: the Deployment's status, as the
+child index keeps it, cannot tell them apart): a steady app costs no request. While such a rollout is neither done nor
 failed, the pass comes back after RECHECK_SECONDS (`watch_again`): crash-looping pods change nothing in their
 Deployment's status, so no watch event would bring it back.
 """
@@ -103,8 +104,9 @@ def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def pods_failure(pods: Sequence[Mapping[str, Any]], now: str) -> str | None:
-    """Why the new ReplicaSet's pods show the rollout failed, or None: the container with the most restarts once
-    they reach RESTART_THRESHOLD ("3 restarts in 40 s, CrashLoopBackOff: <its last words>"), else a container
+    """Why the new ReplicaSet's pods show the rollout failed, or None: of the containers down now (not running,
+    not ready), the one with the most restarts once they reach RESTART_THRESHOLD ("3 restarts in 40 s,
+    CrashLoopBackOff (exit code 1): <its last words>"), else a container
     waiting in one of WAITING_FAILURES in a pod older than GRACE_SECONDS ("ImagePullBackOff for 35 s: <the
     kubelet's message>"). `now`: the pass's time (metav1.Time)."""
     crashing: tuple[int, Mapping[str, Any], Mapping[str, Any]] | None = None
@@ -114,7 +116,10 @@ def pods_failure(pods: Sequence[Mapping[str, Any]], now: str) -> str | None:
             continue  # on its way out: not the rollout's doing
         for container in _containers(pod):
             restarts = int(container.get("restartCount") or 0)
-            if restarts >= RESTART_THRESHOLD and (crashing is None or restarts > crashing[0]):
+            # Down now (waiting to restart, or ended): a container running again, or ready, is judged by what it
+            # does next, and a long-lived pod's old restarts are not this rollout's.
+            down = not container.get("ready") and "running" not in (container.get("state") or {})
+            if down and restarts >= RESTART_THRESHOLD and (crashing is None or restarts > crashing[0]):
                 crashing = (restarts, pod, container)
             waiting = (container.get("state") or {}).get("waiting") or {}
             if (
