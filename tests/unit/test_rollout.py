@@ -22,6 +22,7 @@ def container(
     last_reason: str = "Error",
     last_message: str = "",
     name: str = "web",
+    finished: str | None = None,
 ) -> dict[str, Any]:
     state: dict[str, Any] = {"running": {"startedAt": "2026-01-01T00:00:10Z"}}
     if waiting is not None:
@@ -31,6 +32,8 @@ def container(
         terminated = {"exitCode": last_exit, "reason": last_reason}
         if last_message:
             terminated["message"] = last_message
+        if finished:
+            terminated["finishedAt"] = finished
         result["lastState"] = {"terminated": terminated}
     return result
 
@@ -71,9 +74,19 @@ CASES = [
         "3 restarts in 40 s, CrashLoopBackOff (exit code 1)",
     ),
     Case(
-        "three restarts, running again between crashes: judged when it is down again",
-        [pod(container(restarts=3, last_exit=2, last_reason="Error"), age=30)],
+        "three restarts, running again since a crash long ago, not ready: judged by what it does next",
+        [pod(container(restarts=3, last_exit=2, last_reason="Error", finished="2025-12-31T23:50:00Z"))],
         None,
+    ),
+    Case(
+        "three restarts, running again between crashes (the last 20 s ago): failed, named by that crash",
+        [
+            pod(
+                container(restarts=3, last_exit=2, last_reason="Error", finished="2026-01-01T00:00:40Z"),
+                age=30,
+            )
+        ],
+        "3 restarts in 30 s, Error (exit code 2)",
     ),
     Case(
         "three restarts, ended and not restarted yet: failed, named by its termination",

@@ -1,8 +1,8 @@
 """Whether a service's rollout has failed, early (issue 16, "Failure detection"), pure.
 
 A Deployment says its rollout failed only when its progress deadline (10 minutes by default) has passed
-(status.deployment_failure). The pods of its new ReplicaSet say it much earlier: a container down (not running,
-not ready) after RESTART_THRESHOLD restarts, or one that has waited GRACE_SECONDS in a state it does not leave by
+(status.deployment_failure). The pods of its new ReplicaSet say it much earlier: a container crash-looping
+after RESTART_THRESHOLD restarts, or one that has waited GRACE_SECONDS in a state it does not leave by
 itself (its image cannot be pulled, its configuration refers to a missing key, ...). A pod that starts but never gets ready is not judged
 here: a slow start looks the same, and the progress deadline is there for it.
 
@@ -24,6 +24,9 @@ from maestro.controller import status
 RESTART_THRESHOLD = 3  # restarts of one container of the new ReplicaSet's pods: the rollout failed
 GRACE_SECONDS = 30.0  # how long a container may wait in one of WAITING_FAILURES before the rollout failed
 RECHECK_SECONDS = 5.0  # a rollout in progress is looked at again after this long
+# A container running again after its last crash counts as crash-looping for this long after that crash (the
+# kubelet's back-off between restarts grows to 5 minutes): the pass that looks between two crashes sees it too.
+CRASH_MEMORY_SECONDS = 300.0
 DEFAULT_PROGRESS_DEADLINE = 600  # Kubernetes' default progressDeadlineSeconds
 
 # The waiting reasons a container does not leave by itself (the kubelet's; CrashLoopBackOff is counted by its
@@ -103,9 +106,15 @@ def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [*(pod_status.get("initContainerStatuses") or []), *(pod_status.get("containerStatuses") or [])]
 
 
+def _recently_crashed(container: Mapping[str, Any], now: str) -> bool:
+    ended = _seconds(((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+    current = _seconds(now)
+    return ended is not None and current is not None and current - ended < CRASH_MEMORY_SECONDS
+
+
 def pods_failure(pods: Sequence[Mapping[str, Any]], now: str) -> str | None:
-    """Why the new ReplicaSet's pods show the rollout failed, or None: of the containers down now (not running,
-    not ready), the one with the most restarts once they reach RESTART_THRESHOLD ("3 restarts in 40 s,
+    """Why the new ReplicaSet's pods show the rollout failed, or None: of the containers crash-looping (not
+    ready, and not running or running again after a crash less than CRASH_MEMORY_SECONDS ago), the one with the most restarts once they reach RESTART_THRESHOLD ("3 restarts in 40 s,
     CrashLoopBackOff (exit code 1): <its last words>"), else a container
     waiting in one of WAITING_FAILURES in a pod older than GRACE_SECONDS ("ImagePullBackOff for 35 s: <the
     kubelet's message>"). `now`: the pass's time (metav1.Time)."""
@@ -116,9 +125,12 @@ def pods_failure(pods: Sequence[Mapping[str, Any]], now: str) -> str | None:
             continue  # on its way out: not the rollout's doing
         for container in _containers(pod):
             restarts = int(container.get("restartCount") or 0)
-            # Down now (waiting to restart, or ended): a container running again, or ready, is judged by what it
-            # does next, and a long-lived pod's old restarts are not this rollout's.
-            down = not container.get("ready") and "running" not in (container.get("state") or {})
+            # Crash-looping: not ready, and down now (waiting to restart, or ended) or running again after a
+            # recent crash. A ready container, or one whose last crash is long past, is judged by what it does
+            # next: a long-lived pod's old restarts are not this rollout's.
+            down = not container.get("ready") and (
+                "running" not in (container.get("state") or {}) or _recently_crashed(container, now)
+            )
             if down and restarts >= RESTART_THRESHOLD and (crashing is None or restarts > crashing[0]):
                 crashing = (restarts, pod, container)
             waiting = (container.get("state") or {}).get("waiting") or {}
