@@ -538,12 +538,17 @@ def import_into(
     image = image or build()
     need({"ctr": "containerd"})
     ctr = ["ctr", "--address", address, "-n", namespace, "images"]
-    with step(f"importing {image.name} into containerd {address} (namespace {namespace})"):
-        run([*ctr, "import", str(image.archive)])
-        for name in also:
-            if name != image.name:
-                run([*ctr, "tag", "--force", image.name, name])
-                log(f"  also tagged {name}")
+    # The tag carries the digest of everything the image is built from: the same name there is the same image.
+    present = run([*ctr, "ls", "--quiet", f"name=={image.name}"], check=False).stdout.split()
+    if image.name in present:
+        log(f"{image.name}: already in containerd {address}")
+    else:
+        with step(f"importing {image.name} into containerd {address} (namespace {namespace})"):
+            run([*ctr, "import", str(image.archive)])
+    for name in also:
+        if name != image.name:
+            run([*ctr, "tag", "--force", image.name, name])
+            log(f"  also tagged {name}")
     return image
 
 
