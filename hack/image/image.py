@@ -739,7 +739,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "path":
         image = planned()
     elif args.command == "import":
-        image = import_into(args.address, args.namespace, also=[chart_default_name()] if args.chart_default else ())
+        image = import_into(
+            args.address, args.namespace, also=[chart_default_name()] if args.chart_default else ()
+        )
     else:
         image = build(force=getattr(args, "force", False))
         if args.command == "check":

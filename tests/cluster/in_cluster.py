@@ -122,7 +122,9 @@ class Pods:
     def service_get(self, path: str) -> tuple[bool, str]:
         """GET `path` through the metrics Service (the API server's service proxy picks one of its endpoints)."""
         assert self.service
-        return self.raw(f"/api/v1/namespaces/{self.kubectl.namespace}/services/{self.service}:metrics/proxy{path}")
+        return self.raw(
+            f"/api/v1/namespaces/{self.kubectl.namespace}/services/{self.service}:metrics/proxy{path}"
+        )
 
     def role(self, pod: str) -> str:
         ok, body = self.pod_get(pod, "/readyz")
@@ -151,15 +153,24 @@ class Pods:
             ready = [
                 p
                 for p in pods
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
+                )
             ]
             if len(pods) != self.replicas or len(ready) != self.replicas:
                 return None
             roles = self.roles()
-            return roles if sorted(roles.values()) == sorted(["active"] + ["standby"] * (self.replicas - 1)) else None
+            return (
+                roles
+                if sorted(roles.values()) == sorted(["active"] + ["standby"] * (self.replicas - 1))
+                else None
+            )
 
         return wait_until(
-            f"{self.replicas} operator pods Ready, one active", settled, timeout=timeout, describe=self.describe
+            f"{self.replicas} operator pods Ready, one active",
+            settled,
+            timeout=timeout,
+            describe=self.describe,
         )
 
     def active(self) -> str:
@@ -208,7 +219,9 @@ def rbac_denials(logs: str) -> list[str]:
     "system:serviceaccount:..." cannot ...`). Other 403s are not about its rights: a cluster-wide operator also
     sees namespaces being deleted ("unable to create new content in namespace ... because it is being
     terminated")."""
-    return [line for line in logs.splitlines() if "forbidden: User" in line or "Not enough permissions" in line]
+    return [
+        line for line in logs.splitlines() if "forbidden: User" in line or "Not enough permissions" in line
+    ]
 
 
 class InClusterOperator:

@@ -76,7 +76,9 @@ def release(
          "--set", "image.pullPolicy=Never", "--set", f"peering.name={name}", "--wait", "--timeout=180s"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    pods = Pods(kubectl, name, f"app.kubernetes.io/instance={name}", operator_image, service=f"{name}-metrics")
+    pods = Pods(
+        kubectl, name, f"app.kubernetes.io/instance={name}", operator_image, service=f"{name}-metrics"
+    )
     try:
         assert install.returncode == 0, install.stderr + "\n" + pods.describe()
         pods.wait_ready()
@@ -178,7 +180,11 @@ def test_killing_the_acting_pod_hands_over_to_the_other(pods: Pods, kubectl: Kub
     kubectl.apply(msa("shop", svc("web", replicas=1)))
     wait_until("the Deployment shop-web", lambda: scale_of(kubectl) == 1, timeout=60)
 
-    rounds = ["crash (SIGKILL of its process)", "kubectl delete pod (SIGTERM)", "delete --grace-period=0 --force"]
+    rounds = [
+        "crash (SIGKILL of its process)",
+        "kubectl delete pod (SIGTERM)",
+        "delete --grace-period=0 --force",
+    ]
     measured: list[tuple[str, float]] = []
     for number, how in enumerate(rounds, start=1):
         active = pods.active()
@@ -204,7 +210,11 @@ def test_killing_the_acting_pod_hands_over_to_the_other(pods: Pods, kubectl: Kub
         measured.append((how, elapsed))
         print(f"takeover after {how}: the spec change was applied {elapsed:.1f} s after the kill")
         # The role it reports (/readyz, maestro_leader) follows within a keep-alive (test_ha.py waits too).
-        wait_until(f"{other} to report itself active", lambda: pods.role(other) == "active", describe=pods.describe)
+        wait_until(
+            f"{other} to report itself active",
+            lambda other=other: pods.role(other) == "active",
+            describe=pods.describe,
+        )
         assert pods.metric(other, "maestro_apply_total") > 0, "the change was made by the pod that stood by"
         # Back to two: a crashed container is restarted in its pod, a deleted pod replaced; either stands by.
         roles = pods.wait_ready()

@@ -62,7 +62,9 @@ def cleanup(cluster_kubectl: Kubectl) -> None:
     docs = [d for d in yaml.safe_load_all(MANIFESTS.read_text()) if d]
     for doc in docs:
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-            cluster_kubectl.run("delete", doc["kind"], doc["metadata"]["name"], "--ignore-not-found", check=False)
+            cluster_kubectl.run(
+                "delete", doc["kind"], doc["metadata"]["name"], "--ignore-not-found", check=False
+            )
     cluster_kubectl.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
     cluster_kubectl.run("delete", "clusterkopfpeering", "maestro", "--ignore-not-found", check=False)
 
@@ -81,7 +83,9 @@ def fresh(cluster_kubectl: Kubectl, crd: None) -> Iterator[None]:
         cleanup(cluster_kubectl)
 
 
-def check_running(cluster_kubectl: Kubectl, kubectl: Kubectl, operator_image: OperatorImage, app: str) -> None:
+def check_running(
+    cluster_kubectl: Kubectl, kubectl: Kubectl, operator_image: OperatorImage, app: str
+) -> None:
     """Two pods of the default image on the real node, one acting, /metrics through the Service; an app in the
     test's namespace made Ready."""
     pods = Pods(
@@ -103,7 +107,9 @@ def check_running(cluster_kubectl: Kubectl, kubectl: Kubectl, operator_image: Op
         assert pods.metric(pods.active(), "maestro_apply_total") > 0
         assert not rbac_denials(pods.logs())
     except BaseException:
-        print(f"===== the operator pods =====\n{pods.describe()}\n===== their logs =====\n{pods.logs()[-20000:]}")
+        print(
+            f"===== the operator pods =====\n{pods.describe()}\n===== their logs =====\n{pods.logs()[-20000:]}"
+        )
         raise
 
 
