@@ -4,8 +4,8 @@ private one, as a node's would take it), as user 10001, read-only root filesyste
 operator runs from the image against the test cluster with the chart's arguments and ServiceAccount token, and
 makes an app Ready.
 
-Not yet the chart's pod itself (in-cluster config, probes through the kubelet, two replicas): that needs a node
-that runs containers, which the local control plane's simulated nodes do not.
+The chart's pods themselves (in-cluster config, probes through the kubelet, two replicas with peering) run on the
+local cluster's real node in test_chart_in_cluster.py.
 
 Needs root, debootstrap and buildah (the script installs them with apt-get when missing), containerd and runc.
 """
