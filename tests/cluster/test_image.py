@@ -180,6 +180,18 @@ def test_the_operator_runs_from_the_image_as_the_chart_runs_it(
         ]
     )
     assert tools.stdout.strip() == "[]", tools.stdout + tools.stderr
+    # No caches: pip's (PIP_NO_CACHE_DIR in the build stage, and only the venv reaches the final one), apt's
+    # downloaded packages and lists (removed from the base), nor the build context.
+    caches = run(
+        command=[
+            "python3",
+            "-c",
+            "import glob, os; print(sorted(glob.glob('/root/.cache/*') + glob.glob('/var/cache/apt/archives/*.deb')"
+            " + [p for p in glob.glob('/var/lib/apt/lists/*') if os.path.isfile(p)] + glob.glob('/src')"
+            " + glob.glob('/tmp/*')))",
+        ]
+    )
+    assert caches.returncode == 0 and caches.stdout.strip() == "[]", caches.stdout + caches.stderr
 
 
 def get(port: int, path: str) -> tuple[int, str]:
