@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CLUSTER := $(BIN)/python hack/cluster/cluster.py
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint unit test faults demo demo-down cluster-up cluster-down crd manifests argocd image image-check
+.PHONY: setup lint unit test faults demo demo-down cluster-up cluster-down crd manifests argocd image image-check image-import
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,3 +81,9 @@ image:
 
 image-check:
 	$(PYTHON) hack/image/image.py check
+
+# The image (built when missing) into the local cluster's real node, also as the chart's default name, so that
+# `helm install deploy/helm/maestro` runs it there (docs/install.md, "On the local cluster"). MAESTRO_CLUSTER_NAME
+# picks the cluster (default maestro).
+image-import:
+	$(PYTHON) hack/cluster/cluster.py import-image

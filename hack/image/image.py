@@ -22,8 +22,9 @@ The Dockerfile's base (`PYTHON_IMAGE`, python:3.11-slim-bookworm for users with 
 
     image.py build [--json]     build (or reuse) the image; prints MAESTRO_IMAGE=..., _REPOSITORY, _TAG, _ARCHIVE
     image.py path [--json]      the same names without building (exit 1 when the archive is not built yet)
-    image.py import --address SOCK [--namespace k8s.io]
-                                build (or reuse), then import the archive into that containerd
+    image.py import --address SOCK [--namespace k8s.io] [--chart-default]
+                                build (or reuse), then import the archive into that containerd (and with
+                                --chart-default also name it as the chart's defaults do: repository:appVersion)
     image.py check              build (or reuse), then run it in a private containerd as the chart does: user
                                 10001, read-only root filesystem: `maestro --version`, `maestro run --help`, and
                                 the chart's default arguments against `--help`
@@ -519,13 +520,35 @@ def build(force: bool = False) -> Image:
 # containerd: the import, and a private one to run the image as the kubelet would
 
 
-def import_into(address: str, namespace: str = "k8s.io", image: Image | None = None) -> Image:
+def chart_default_name() -> str:
+    """The image the chart runs with its default values: image.repository at the chart's appVersion (the
+    Deployment's `image.tag | default .Chart.AppVersion`)."""
+    chart = (VALUES.parent / "Chart.yaml").read_text()
+    match = re.search(r"^appVersion:[ \t]*(\S+)", chart, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no appVersion in {VALUES.parent / 'Chart.yaml'}")
+    return f"{chart_repository()}:{match.group(1).strip(chr(34) + chr(39))}"
+
+
+def import_into(
+    address: str, namespace: str = "k8s.io", image: Image | None = None, also: Sequence[str] = ()
+) -> Image:
     """Build (or reuse) the image and import its archive into the containerd at `address` (the kubelet's
-    images live in the k8s.io namespace)."""
+    images live in the k8s.io namespace); `also`: more names for the same image there (`ctr images tag`)."""
     image = image or build()
     need({"ctr": "containerd"})
-    with step(f"importing {image.name} into containerd {address} (namespace {namespace})"):
-        run(["ctr", "--address", address, "-n", namespace, "images", "import", str(image.archive)])
+    ctr = ["ctr", "--address", address, "-n", namespace, "images"]
+    # The tag carries the digest of everything the image is built from: the same name there is the same image.
+    present = run([*ctr, "ls", "--quiet", f"name=={image.name}"], check=False).stdout.split()
+    if image.name in present:
+        log(f"{image.name}: already in containerd {address}")
+    else:
+        with step(f"importing {image.name} into containerd {address} (namespace {namespace})"):
+            run([*ctr, "import", str(image.archive)])
+    for name in also:
+        if name != image.name:
+            run([*ctr, "tag", "--force", image.name, name])
+            log(f"  also tagged {name}")
     return image
 
 
@@ -699,6 +722,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import_parser = commands.add_parser("import", help="build (or reuse), then import into a containerd")
     import_parser.add_argument("--address", required=True, help="containerd's socket")
     import_parser.add_argument("--namespace", default="k8s.io", help="containerd namespace (default k8s.io)")
+    import_parser.add_argument(
+        "--chart-default",
+        action="store_true",
+        help="also tag it as the image the chart's default values name (repository:appVersion)",
+    )
     commands.add_parser(
         "check", help="build (or reuse), then run it as the chart does in a private containerd"
     )
@@ -711,7 +739,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "path":
         image = planned()
     elif args.command == "import":
-        image = import_into(args.address, args.namespace)
+        image = import_into(
+            args.address, args.namespace, also=[chart_default_name()] if args.chart_default else ()
+        )
     else:
         image = build(force=getattr(args, "force", False))
         if args.command == "check":

@@ -4,8 +4,8 @@ private one, as a node's would take it), as user 10001, read-only root filesyste
 operator runs from the image against the test cluster with the chart's arguments and ServiceAccount token, and
 makes an app Ready.
 
-Not yet the chart's pod itself (in-cluster config, probes through the kubelet, two replicas): that needs a node
-that runs containers, which the local control plane's simulated nodes do not.
+The chart's pods themselves (in-cluster config, probes through the kubelet, two replicas with peering) run on the
+local cluster's real node in test_chart_in_cluster.py.
 
 Needs root, debootstrap and buildah (the script installs them with apt-get when missing), containerd and runc.
 """
@@ -180,6 +180,18 @@ def test_the_operator_runs_from_the_image_as_the_chart_runs_it(
         ]
     )
     assert tools.stdout.strip() == "[]", tools.stdout + tools.stderr
+    # No caches: pip's (PIP_NO_CACHE_DIR in the build stage, and only the venv reaches the final one), apt's
+    # downloaded packages and lists (removed from the base), nor the build context.
+    caches = run(
+        command=[
+            "python3",
+            "-c",
+            "import glob, os; print(sorted(glob.glob('/root/.cache/*') + glob.glob('/var/cache/apt/archives/*.deb')"
+            " + [p for p in glob.glob('/var/lib/apt/lists/*') if os.path.isfile(p)] + glob.glob('/src')"
+            " + glob.glob('/tmp/*')))",
+        ]
+    )
+    assert caches.returncode == 0 and caches.stdout.strip() == "[]", caches.stdout + caches.stderr
 
 
 def get(port: int, path: str) -> tuple[int, str]:

@@ -2,9 +2,10 @@
 operator out of cluster with the chart's ServiceAccount token instead of admin credentials; an app still becomes
 Ready, and the ServiceAccount can do nothing outside its role.
 
-The chart's operator Deployment is installed too; its pod does not really run here (the simulated nodes run no
-images; kwok only marks the pod Ready), so `maestro run` plays its part (tests/cluster/test_image.py runs it from
-the built image). The plain manifests are applied as a user would (`kubectl apply -k deploy/manifests`).
+The chart's operator Deployment is installed too; here its pod lands on a simulated node (kwok only marks it
+Ready), so `maestro run` plays its part, which also runs on kind. The chart's pods run for real, from the image
+built here, on the local cluster's real node in tests/cluster/test_chart_in_cluster.py. The plain manifests are
+applied as a user would (`kubectl apply -k deploy/manifests`).
 """
 
 from __future__ import annotations
