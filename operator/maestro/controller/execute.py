@@ -152,6 +152,12 @@ def _apply(child: Mapping[str, Any], path: str, *, dry_run: bool = False) -> dic
             raise ChildRejected(
                 path, f"the API server rejected {compare.label(child)}: {error.message}"
             ) from error
+        if kube.not_served(child["kind"], error):
+            raise ChildRejected(
+                path,
+                f"{compare.label(child)}: this cluster does not serve {child['apiVersion']} {child['kind']} "
+                f"(install its CRDs, e.g. the Gateway API's; or route through an Ingress: expose.http.ingress)",
+            ) from error
         raise
 
 
