@@ -278,21 +278,27 @@ class HttpRoute(_Model):
         max_length=MAX_HOSTS,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    paths: list[Annotated[str, Field(max_length=1024, pattern=PATH_PATTERN)]] | None = Field(
+    paths: (
+        list[
+            Annotated[
+                str,
+                Field(
+                    max_length=1024,
+                    pattern=PATH_PATTERN,
+                    json_schema_extra=_cel(
+                        ("!self.matches('(^|/)[.][.]?(/|$)')", "a path may not have . or .. segments")
+                    ),
+                ),
+            ]
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Path prefixes routed to the service (default [/]); a prefix matches whole segments "
         "(/api matches /api and /api/x, not /apix). No `.` or `..` segments.",
         min_length=1,
         max_length=MAX_PATHS,
-        json_schema_extra={
-            "x-kubernetes-list-type": "set",
-            **_cel(
-                (
-                    "self.all(p, !p.split('/').exists(s, s == '.' || s == '..'))",
-                    "a path may not have . or .. segments",
-                )
-            ),
-        },
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     port: str | None = Field(
         default=None,
