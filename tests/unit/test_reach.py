@@ -478,3 +478,17 @@ def test_the_watch_of_an_unserved_kind_waits_and_lists_again(monkeypatch: pytest
     assert (watch.served, watch.version) == (False, None)  # follow() waits UNSERVED_RETRY, then lists again
     watch.list()
     assert (watch.served, watch.version) == (True, "7")
+
+
+def test_a_rejection_is_told_for_refusals_and_unserved_kinds_only() -> None:
+    from maestro.controller import execute
+
+    route = by_kind(children(shop()), "HTTPRoute", "shop-web")
+    policy = by_kind(children(shop()), "NetworkPolicy", "shop-web")
+    not_found = kube.ApiError(404, "NotFound", "the server could not find the requested resource")
+    told = execute.rejection(route, not_found)
+    assert told is not None and "does not serve gateway.networking.k8s.io/v1 HTTPRoute" in told
+    assert execute.rejection(policy, not_found) is None  # a built-in kind: retried, not the app's fault
+    assert execute.rejection(policy, kube.ApiError(422, "Invalid", "bad")) == (
+        "the API server rejected NetworkPolicy/shop-web: bad"
+    )
