@@ -65,10 +65,10 @@ CASES = [
             svc("db"),
         ),
         children=live(CHAIN),
-        actions={  # the Services and policies too: the version label follows the image
+        actions={  # the Services too: the version label follows the image (a policy has none)
             f"{kind}/shop-{service}": "update"
             for service in ("web", "api")
-            for kind in ("Deployment", "Service", "NetworkPolicy")
+            for kind in ("Deployment", "Service")
         },
         rollouts=[("api", ("image",), 1), ("web", ("image",), 2)],
         waits=[("web", "api", "rolls in wave 1")],
@@ -134,7 +134,6 @@ CASES = [
         actions={
             "Deployment/shop-web": "update",
             "Service/shop-web": "update",
-            "NetworkPolicy/shop-web": "update",
             "NetworkPolicy/shop-db": "update",  # web is a new dependent: let in
         },
         rollouts=[("db", ("other",), 1), ("web", ("image",), 2)],
@@ -148,11 +147,7 @@ CASES = [
         ),
         children=live(WITH_CONFIG, config={"db": "hash-before"}),
         config={"db": "hash-after"},
-        actions={
-            "Deployment/shop-db": "update",
-            "Service/shop-db": "update",
-            "NetworkPolicy/shop-db": "update",
-        },
+        actions={"Deployment/shop-db": "update", "Service/shop-db": "update"},
         rollouts=[("db", ("image", "config"), 1)],
         config_named={"db": ("ConfigMap db-config",)},
     ),

@@ -32,7 +32,7 @@ def render(target: Target) -> dict[str, Any] | None:
     return {
         "apiVersion": API_VERSION,
         "kind": "HTTPRoute",
-        "metadata": child_metadata(app, service),
+        "metadata": child_metadata(app, service, versioned=False),
         "spec": {
             "parentRefs": [parent],
             "hostnames": list(http.hosts or []),

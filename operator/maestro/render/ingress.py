@@ -34,6 +34,6 @@ def render(target: Target) -> dict[str, Any] | None:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": child_metadata(app, service),
+        "metadata": child_metadata(app, service, versioned=False),
         "spec": spec,
     }
