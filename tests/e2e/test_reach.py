@@ -161,3 +161,42 @@ def test_an_invalid_route_is_reported_naming_the_field(kubectl: Kubectl, op: Ope
         in ready["message"]
     )
     assert names(kubectl, "httproutes") == set()
+
+
+def test_the_gateways_answer_is_read_back_into_the_status(kubectl: Kubectl, op: OperatorProcess) -> None:
+    kubectl.apply(shop())
+    wait_ready(kubectl, "shop")
+    assert web_status(kubectl)["route"]["accepted"] == "Unknown"
+    # What a gateway controller writes (none runs here): accepted, but its backend is not resolved.
+    stamp = "2026-01-01T00:00:00Z"
+    answer = {
+        "parents": [
+            {
+                "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"},
+                "controllerName": "example.com/gateway",
+                "conditions": [
+                    {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                     "lastTransitionTime": stamp},
+                    {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound",
+                     "message": "no endpoints", "lastTransitionTime": stamp},
+                ],
+            }
+        ]
+    }  # fmt: skip
+    kubectl(
+        "patch",
+        "httproute",
+        "shop-web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": answer}),
+    )
+
+    def read_back() -> dict[str, Any] | None:
+        route: dict[str, Any] = web_status(kubectl).get("route") or {}
+        return route if route.get("accepted") == "True" else None
+
+    route = wait_until("the route's acceptance in the app's status", read_back, timeout=60)
+    assert route["resolvedRefs"] == "False"
+    assert route["message"] == "ResolvedRefs: BackendNotFound: no endpoints"
