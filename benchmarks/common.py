@@ -459,6 +459,10 @@ def operator_requests(delta: Counter[Key]) -> dict[str, int]:
         "app_gets": app_reads,
         "child_lists": child_lists,
         "child_gets": child_gets,
+        # a rollout's new ReplicaSet and its pods (controller/rollout.py); the controllers and kwok watch them
+        "rollout_lists": sum(
+            v for (verb, _, res, _), v in delta.items() if res in {"replicasets", "pods"} and verb == "LIST"
+        ),
         "events_all_clients": events,
     }
 

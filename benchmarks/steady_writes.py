@@ -133,7 +133,7 @@ def main() -> int:
         for counts in per_change:
             print(
                 f"  applies {counts['applies']}, app writes {counts['app_writes']}, passes {counts['passes']}, "
-                f"events (all clients) {counts['events_all_clients']}"
+                f"rollout lists {counts['rollout_lists']}, events (all clients) {counts['events_all_clients']}"
             )
         print(f"  median writes per change: {common.median([c['writes'] for c in per_change])}")
         print(f"  log: {workdir / 'operator.log'}")

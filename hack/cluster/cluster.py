@@ -267,6 +267,134 @@ MAESTRO_KWOK_STAGES: list[dict[str, object]] = [
     )
 ]
 
+# A service's pods that fail as a broken release would (issue 16's failed rollouts), keyed on the annotation
+# `kwok.maestro.dev/fault` (a service's podAnnotations): `crash-loop` runs and crashes with exit code 1 (and
+# `kwok.maestro.dev/message` as its termination message) every `kwok.maestro.dev/duration` (default 2s), its
+# restart count growing, in CrashLoopBackOff between runs; `never-ready` runs and never gets ready;
+# `image-pull` and `config-error` stay Pending, their container waiting in ImagePullBackOff or
+# CreateContainerConfigError. Their weight makes kwok pick them over its own pod-ready stage.
+FAULT_ANNOTATION = "kwok.maestro.dev/fault"
+_FAULT = f'.metadata.annotations["{FAULT_ANNOTATION}"]'
+_POD_ALIVE = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+_NOT_READY = """{{ $now := Now }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: Ready
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: ContainersReady
+"""
+_CRASHED = """{{ $annotations := or .metadata.annotations dict }}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: RESTARTS
+  started: false
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: back-off restarting failed container
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      message: {{ or (index $annotations "kwok.maestro.dev/message") "" | Quote }}
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ end }}
+phase: Running
+startTime: {{ or .status.startTime $now | Quote }}
+"""
+
+
+def _fault_stage(name: str, fault: list[str], phase: str, template: str, **spec: object) -> dict[str, object]:
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": f"maestro-pod-{name}"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {
+                "matchExpressions": [
+                    _POD_ALIVE,
+                    {"key": ".status.phase", "operator": "In", "values": [phase]},
+                    {"key": _FAULT, "operator": "In", "values": fault},
+                ]
+            },
+            "weight": 100,
+            "next": {"statusTemplate": template},
+            **spec,
+        },
+    }
+
+
+MAESTRO_KWOK_STAGES += [
+    # The first run ends at once; then, while the pod lives, one more crash every `duration`.
+    _fault_stage(
+        "crash-loop-start", ["crash-loop"], "Pending", _NOT_READY + _CRASHED.replace("RESTARTS", "1")
+    ),
+    _fault_stage(
+        "crash-loop-restart",
+        ["crash-loop"],
+        "Running",
+        "{{ $now := Now }}\n"
+        + _CRASHED.replace("RESTARTS", "{{ add1 (or (index $.status.containerStatuses 0).restartCount 0) }}"),
+        delay={"durationMilliseconds": 2000, "durationFrom": {"expressionFrom": _annotation("duration")}},
+    ),
+    _fault_stage(
+        "never-ready",
+        ["never-ready"],
+        "Pending",
+        _NOT_READY
+        + """containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  started: true
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+{{ end }}
+phase: Running
+startTime: {{ $now | Quote }}
+""",
+    ),
+    # No timestamp in it: applied a second time, it changes nothing, so kwok's pod-ready never gets the pod.
+    _fault_stage(
+        "waiting",
+        ["image-pull", "config-error"],
+        "Pending",
+        """{{ $fault := index .metadata.annotations "kwok.maestro.dev/fault" }}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    waiting:
+{{ if eq $fault "image-pull" }}
+      reason: ImagePullBackOff
+      message: {{ printf "Back-off pulling image %q" .image | Quote }}
+{{ else }}
+      reason: CreateContainerConfigError
+      message: simulated configuration error
+{{ end }}
+{{ end }}
+phase: Pending
+""",
+    ),
+]
+
 
 def write_maestro_stages(cluster: Cluster) -> Path:
     """Maestro's stages as a second kwok config file, in the cluster's own state (not the binaries' cache)."""

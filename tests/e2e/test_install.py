@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests import helm_script as helm_script_module
-from tests.e2e import test_jobs, test_operator
+from tests.e2e import test_jobs, test_operator, test_rollout
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess, running
 from tests.e2e.waits import wait_until
@@ -167,6 +167,32 @@ def test_operator_works_with_the_service_account_token(
         operator.stop()
 
 
+def test_a_failed_rollout_is_told_early_with_the_service_account_token(
+    cluster_kubectl: Kubectl, installed: Installed, tmp_path: Path, test_cluster: Any
+) -> None:
+    """Reading a rollout's new ReplicaSet and its pods (controller/rollout.py) needs nothing the role lacks."""
+    if not test_cluster.local:
+        pytest.skip("the crash-looping pods are kwok's stages: local cluster only")
+    kubeconfig = service_account_kubeconfig(cluster_kubectl, installed, tmp_path / "maestro.kubeconfig")
+    operator = OperatorProcess(kubeconfig, installed.namespace, tmp_path / "operator.log")
+    operator.start()
+    try:
+        kubectl = cluster_kubectl.in_namespace(installed.namespace)
+        kubectl.apply(test_operator.msa("crash", test_operator.svc("api")))
+        test_operator.wait_ready(kubectl, "crash")
+        kubectl.apply(test_operator.msa("crash", test_rollout.faulty("api", "crash-loop")))
+        app = wait_until("the app to be Degraded", lambda: test_rollout.failed(kubectl, "crash"), timeout=90)
+        assert " restarts in " in test_operator.condition(app, "Degraded")["message"]
+        log = operator.log()
+        assert "Forbidden" not in log, log[-5000:]
+    except BaseException:
+        print(f"===== operator log ({operator.log_path}) =====")
+        print(operator.log()[-60000:])
+        raise
+    finally:
+        operator.stop()
+
+
 def test_service_account_can_do_nothing_else(cluster_kubectl: Kubectl, installed: Installed) -> None:
     ns = installed.namespace
     # Inside its namespace, what the operator needs.
@@ -192,6 +218,10 @@ def test_service_account_can_do_nothing_else(cluster_kubectl: Kubectl, installed
     assert can_i(cluster_kubectl, installed, "create", "pods", "-n", ns) == "no"
     assert can_i(cluster_kubectl, installed, "list", "pods", "-n", ns) == "yes"  # a failed run's pods
     assert can_i(cluster_kubectl, installed, "get", "pods", "-n", ns) == "no"
+    # a rollout's new ReplicaSet (its pods tell a failed rollout), listed only
+    assert can_i(cluster_kubectl, installed, "list", "replicasets.apps", "-n", ns) == "yes"
+    assert can_i(cluster_kubectl, installed, "get", "replicasets.apps", "-n", ns) == "no"
+    assert can_i(cluster_kubectl, installed, "list", "replicasets.apps", "-n", "default") == "no"
     assert can_i(cluster_kubectl, installed, "create", "jobs.batch", "-n", ns) == "yes"
     assert can_i(cluster_kubectl, installed, "update", "cronjobs.batch", "-n", ns) == "no"
     assert can_i(cluster_kubectl, installed, "create", "clusterrolebindings") == "no"

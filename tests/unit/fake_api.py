@@ -44,7 +44,16 @@ class FakeApi:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeApi:
         """Answer the requests of kube/client.py's functions that a pass calls."""
-        for name in ("get", "owned_children", "apply", "delete", "patch_status", "post_event"):
+        for name in (
+            "get",
+            "owned_children",
+            "apply",
+            "delete",
+            "patch_status",
+            "post_event",
+            "replica_sets",
+            "pods",
+        ):
             monkeypatch.setattr(kube, name, getattr(self, name))
         return self
 
@@ -71,6 +80,22 @@ class FakeApi:
                 ):
                     children[(kind, name)] = copy.deepcopy(obj)
         return children
+
+    def _labelled(self, kind: str, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        self.requests.append(("list", kind, ""))
+        return [
+            copy.deepcopy(obj)
+            for (k, ns, _), obj in self.objects.items()
+            if k == kind
+            and ns == namespace
+            and selector.items() <= ((obj["metadata"].get("labels") or {}).items())
+        ]
+
+    def replica_sets(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        return self._labelled("ReplicaSet", namespace, selector)
+
+    def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        return self._labelled("Pod", namespace, selector)
 
     def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         kind, name = obj["kind"], obj["metadata"]["name"]

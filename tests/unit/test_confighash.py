@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maestro.api import models as api
 from maestro.render import confighash
 
 
@@ -32,3 +33,30 @@ def test_configmap_and_secret_of_same_name_differ() -> None:
 
 def test_no_sources_hash_is_fixed() -> None:
     assert confighash.config_hash({}) == confighash.config_hash({})
+
+
+def test_referenced_are_config_from_then_mounted_ones_once_each() -> None:
+    settings = api.ServiceSpec.model_validate(
+        {
+            "name": "web",
+            "image": "registry.example.com/web:1",
+            "configFrom": [{"configMap": "web-config"}, {"secret": "web-secret"}],
+            "volumes": [
+                {"name": "files", "configMap": {"name": "web-config"}},  # also in configFrom: counted once
+                {"name": "tls", "secret": {"secretName": "web-tls"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "p", "projected": {"sources": [{"secret": {"name": "token"}}, {"downwardAPI": {}}]}},
+            ],
+        }
+    )
+    assert confighash.referenced(settings) == [
+        ("ConfigMap", "web-config"),
+        ("Secret", "web-secret"),
+        ("Secret", "web-tls"),
+        ("Secret", "token"),
+    ]
+
+
+def test_a_volume_without_config_references_nothing() -> None:
+    assert confighash.volume_sources({"name": "data", "persistentVolumeClaim": {"claimName": "x"}}) == []
+    assert confighash.volume_sources({"name": "bad", "configMap": {}}) == []

@@ -99,7 +99,7 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
         elif kind == api.KIND:
             verbs = {"get", "list"}
             needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status
-        elif kind == "Pod":  # kube.run_pods: a failed job run's pods
+        elif kind in ("Pod", "ReplicaSet"):  # kube.run_pods, kube.pods, kube.replica_sets
             verbs = {"list"}
         else:  # config sources, read by kube.source_data
             verbs = {"get"}

@@ -114,6 +114,27 @@ class Case:
     fields: list[str] = field(default_factory=list)  # the Invalid's fields at fault
     events: list[str] = field(default_factory=list)  # reasons, the ones told only when written last
     no_replicas: bool = False  # the Deployment leaves spec.replicas to the HPA
+    rollout_pods: Mapping[str, list[dict[str, Any]]] = field(
+        default_factory=dict
+    )  # the new ReplicaSets' pods
+
+
+def crashing_pod(restarts: int = 3) -> dict[str, Any]:
+    """A pod of a new ReplicaSet, 40 s old, whose container has crashed `restarts` times."""
+    return {
+        "metadata": {"name": "shop-db-new-1", "creationTimestamp": "2025-12-31T23:59:20Z"},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "db",
+                    "restartCount": restarts,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+                }
+            ],
+        },
+    }
 
 
 CASES = [
@@ -154,6 +175,23 @@ CASES = [
         waiting={"api": ("db",), "web": ("api",)},
         phase="Degraded",
         events=["WaitingForDependency", "WaitingForDependency", "RolloutFailed"],
+    ),
+    Case(
+        "a dependency whose new pods crash-loop: Degraded before its deadline, holding its dependent",
+        CHAIN,
+        children=service_children("db", ready=False),
+        rollout_pods={"db": [crashing_pod()]},
+        waiting={"api": ("db",), "web": ("api",)},
+        phase="Degraded",
+        events=["WaitingForDependency", "WaitingForDependency", "RolloutFailed"],
+    ),
+    Case(
+        "a dependency whose new pods crashed less than the threshold: still rolling out",
+        CHAIN,
+        children=service_children("db", ready=False),
+        rollout_pods={"db": [crashing_pod(restarts=2)]},
+        waiting={"api": ("db",), "web": ("api",)},
+        events=["WaitingForDependency", "WaitingForDependency"],
     ),
     Case(
         "every service Available: nothing to write, Ready told once written",
@@ -282,6 +320,7 @@ def run(case: Case, previous: Mapping[str, Any] | None = None) -> plan.Plan | pl
         children={compare.key_of(c): c for c in case.children(before)},
         foreign={compare.key_of(c): c for c in case.foreign},
         refusal=case.refusal,
+        rollout_pods=case.rollout_pods,
     )
     return plan.plan(desired, observed)
 
@@ -381,3 +420,48 @@ def test_the_status_of_a_written_deployment_is_the_one_its_write_returned() -> N
     service = decided.report().status.services[0]  # type: ignore[index]
     assert (service.phase, service.image) == ("Progressing", "registry.example.com/web:2")
     assert decided.report().status.phase == "Progressing"
+
+
+def test_a_crash_looping_rollout_says_why_and_holds_its_dependents() -> None:
+    case = next(c for c in CASES if c.name.startswith("a dependency whose new pods crash-loop"))
+    decided = run(case)
+    assert isinstance(decided, plan.Plan)
+    assert decided.failures == {"db": "3 restarts in 40 s, CrashLoopBackOff (exit code 1)"}
+    assert decided.watching == ()  # decided: no need to look again
+    assert decided.held_by_failures() == {"api": ("db",)}  # what a rollback must leave alone
+    report = decided.report()
+    degraded = next(c for c in report.status.conditions or [] if c.type == status.DEGRADED)
+    assert (degraded.status, degraded.reason) == ("True", "RolloutFailed")
+    assert degraded.message == "db: 3 restarts in 40 s, CrashLoopBackOff (exit code 1); holding api"
+    assert [(e.type, e.message) for e in report.if_written if e.reason == "RolloutFailed"] == [
+        ("Warning", degraded.message)
+    ]
+    db = next(s for s in report.status.services or [] if s.name == "db")
+    assert (db.phase, db.message) == ("Degraded", "3 restarts in 40 s, CrashLoopBackOff (exit code 1)")
+
+
+def test_an_undecided_rollout_is_watched_and_a_rewritten_one_is_not_judged_by_its_old_pods() -> None:
+    undecided = next(c for c in CASES if c.name.startswith("a dependency whose new pods crashed less"))
+    decided = run(undecided)
+    assert isinstance(decided, plan.Plan) and decided.watching == ("db",) and not decided.failures
+    # A new rendering of db (a fix): the pods read are the failed rollout's, which is being replaced.
+    fixed = make_app(svc("web", dependsOn=["api"]), svc("api", dependsOn=["db"]), svc("db", image="db:2"))
+    old = {compare.key_of(c): c for c in service_children("db", ready=False)(desired_of(CHAIN))}
+    decided = plan.plan(
+        desired_of(fixed), plan.Observed(NOW, children=old, rollout_pods={"db": [crashing_pod()]})
+    )
+    assert isinstance(decided, plan.Plan)
+    assert "Deployment/shop-db" in [compare.label(w.child) for w in decided.writes]
+    assert (decided.failures, decided.watching) == ({}, ())
+    assert decided.report().status.phase == "Progressing"
+
+
+def test_only_deployments_in_the_middle_of_a_rollout_are_inspected() -> None:
+    desired = desired_of(CHAIN)
+    children = all_of(
+        service_children("db"), service_children("api", ready=False), service_children("web", failed=True)
+    )(desired)
+    # web past its deadline says why itself; db is steady; api's pods are read.
+    assert plan.inspected(desired, {compare.key_of(c): c for c in children}) == ["api"]
+    steady = all_of(*(service_children(n) for n in ("db", "api", "web")))(desired)
+    assert plan.inspected(desired, {compare.key_of(c): c for c in steady}) == []

@@ -282,6 +282,25 @@ def test_referenced_sources() -> None:
     assert reconcile.referenced_sources(obj) == {"configmap/web-config", "secret/db-pass", "configmap/common"}
 
 
+def test_referenced_sources_include_mounted_ones() -> None:
+    projected = {
+        "sources": [{"configMap": {"name": "ca"}}, {"secret": {"name": "token"}}, {"downwardAPI": {}}]
+    }
+    obj = app(
+        svc(
+            "web", volumes=[{"name": "a", "configMap": {"name": "web-files"}}, {"name": "b", "emptyDir": {}}]
+        ),
+        svc("db", volumes=[{"name": "tls", "secret": {"secretName": "db-tls"}}]),
+        defaults={"volumes": [{"name": "p", "projected": projected}]},
+    )
+    assert reconcile.referenced_sources(obj) == {
+        "configmap/web-files",
+        "secret/db-tls",
+        "configmap/ca",
+        "secret/token",
+    }
+
+
 def test_in_place_means_nothing_to_write() -> None:
     obj = app(svc("web"))
     desired = compare.with_hash(render.render_app(obj)[0])

@@ -1,7 +1,7 @@
 """Carrying out one pass: observe what plan.py needs, ask it, and do what it says. Every API request of a pass
 is sent from here (kube/client.py), in this order: the config sources, the app's children (listed by a live
 pass), the objects under desired names the child index does not know, the dry runs, the pods of a job run that
-has just failed, the applies, the prunes, the status write, the events. Nothing is decided here but what the API server's answers say.
+has just failed, the ReplicaSets and pods of a Deployment in the middle of a rollout, the applies, the prunes, the status write, the events. Nothing is decided here but what the API server's answers say.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro import render
 from maestro.api import models as api
 from maestro.api import timestamps
-from maestro.controller import compare, plan, status
+from maestro.controller import compare, plan, rollout, status
 from maestro.controller.compare import ChildKey
 from maestro.controller.plan import Desired, FieldError, Observed
 from maestro.controller.stores import Stores
@@ -33,7 +34,8 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     writes: int = 0  # apply requests sent
     status_written: bool = False
-    recheck_after: float | None = None  # a status held back (statushold.py): pass again after this long
+    # A status held back (statushold.py), or a rollout still undecided (rollout.py): pass again after this long.
+    recheck_after: float | None = None
 
 
 class ChildRejected(Exception):
@@ -75,21 +77,20 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
 
 
 def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.PodSettings]) -> dict[str, str]:
-    """Service (job) name -> the hash of the ConfigMaps and Secrets in its configFrom (only those that have)."""
+    """Service (job) name -> the hash of the ConfigMaps and Secrets it uses: its configFrom and mounted volumes
+    (only for those that use some)."""
     namespace = app["metadata"]["namespace"]
     cache: dict[str, dict[str, Any] | None] = {}
     hashes: dict[str, str] = {}
     for name, service in services.items():
-        if not service.config_from:
-            continue
         sources: dict[str, dict[str, Any] | None] = {}
-        for source in service.config_from:
-            kind, ref = ("ConfigMap", source.config_map) if source.config_map else ("Secret", source.secret)
-            key = confighash.source_key(kind, str(ref))
+        for kind, ref in confighash.referenced(service):
+            key = confighash.source_key(kind, ref)
             if key not in cache:
-                cache[key] = kube.source_data(kind, namespace, str(ref))
+                cache[key] = kube.source_data(kind, namespace, ref)
             sources[key] = cache[key]
-        hashes[name] = confighash.config_hash(sources)
+        if sources:
+            hashes[name] = confighash.config_hash(sources)
     return hashes
 
 
@@ -132,7 +133,32 @@ def observe(
         for run in plan.unexplained_failures(desired, owned, previous)
         if (detail := status.pod_failure(kube.run_pods(namespace, run))) is not None
     }
-    return Observed(timestamp, previous, owned, foreign, refusal, pod_failures)
+    rollout_pods = {
+        service: new_pods(namespace, owned[("Deployment", render.child_name(meta["name"], service))])
+        for service in plan.inspected(desired, owned)
+    }
+    return Observed(timestamp, previous, owned, foreign, refusal, pod_failures, rollout_pods)
+
+
+def new_pods(namespace: str, deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pods of a Deployment's new ReplicaSet (none before its controller has made it): two listings, by its
+    pods' selector labels."""
+    selector = dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    if not selector:
+        return []
+    try:
+        replicaset = rollout.new_replicaset(deployment, kube.replica_sets(namespace, selector))
+        template_hash = rollout.template_hash(replicaset) if replicaset is not None else None
+        if template_hash is None:
+            return []
+        return kube.pods(namespace, {**selector, rollout.TEMPLATE_HASH_LABEL: template_hash})
+    except kube.ApiError as error:
+        if error.status != 403:
+            raise
+        # A role from before this check (an operator upgraded without its chart): the rollout is judged by its
+        # Deployment alone, as it was, rather than every pass of it failing.
+        log.warning("cannot list the pods of a rollout (early failure detection is off): %s", error.message)
+        return []
 
 
 def _dry_run(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]]) -> FieldError | None:
@@ -195,7 +221,11 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
         outcome.pruned.append(compare.label(prune.child))
     report = decided.report(written)
     outcome.phase = report.status.phase
-    return _finish(app, stores, observed.previous, report, outcome)
+    _finish(app, stores, observed.previous, report, outcome)
+    if decided.watching:  # crash-looping pods change nothing their Deployment's watch would report
+        wait = rollout.RECHECK_SECONDS
+        outcome.recheck_after = min(wait, outcome.recheck_after) if outcome.recheck_after else wait
+    return outcome
 
 
 def _finish(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from maestro import render
 from maestro.api import graph
 from maestro.api import models as api
-from maestro.controller import precheck, status
+from maestro.controller import precheck, rollout, status
 from maestro.controller.compare import (
     ChildKey,
     generation,
@@ -120,8 +120,9 @@ def desire(
 @dataclass(frozen=True)
 class Observed:
     """What the pass found: the app's .status, the children it controls, the objects under desired names that it
-    does not control, the first child the API server refused in a dry run, the time, and what the pods of the
-    failed runs said (run name -> status.pod_failure; only for those `unexplained_failures` names)."""
+    does not control, the first child the API server refused in a dry run, the time, what the pods of the
+    failed runs said (run name -> status.pod_failure; only for those `unexplained_failures` names), and the pods
+    of the new ReplicaSet of each service rolling out (service -> pods; only for those `inspected` names)."""
 
     timestamp: str
     previous: Mapping[str, Any] = field(default_factory=dict)
@@ -129,6 +130,7 @@ class Observed:
     foreign: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
     refusal: FieldError | None = None
     pod_failures: Mapping[str, str] = field(default_factory=dict)
+    rollout_pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
 
 def unexplained_failures(
@@ -147,6 +149,18 @@ def unexplained_failures(
         if (run := desired.run(name)) is not None
         and status.job_failure(children.get(key_of(run))) is not None
         and (name, run["metadata"]["name"]) not in told
+    ]
+
+
+def inspected(desired: Desired, children: Mapping[ChildKey, Mapping[str, Any]]) -> list[str]:
+    """The services whose Deployment is in the middle of a rollout (rollout.rolling_out): the executor reads the
+    pods of their new ReplicaSet, which tell a failed rollout long before its progress deadline. None in a
+    steady app."""
+    name = desired.app["metadata"]["name"]
+    return [
+        service
+        for service in desired.services
+        if rollout.rolling_out(children.get(("Deployment", render.child_name(name, service))))
     ]
 
 
@@ -236,6 +250,11 @@ class Plan:
     prunes: tuple[Prune, ...]
     waiting: Mapping[str, tuple[str, ...]]
     applied: tuple[str, ...]
+    # Services whose rollout their new pods show failed (rollout.pods_failure), and why; and those whose rollout
+    # is still undecided and worth another look (rollout.watch_again): the executor passes again after
+    # rollout.RECHECK_SECONDS.
+    failures: Mapping[str, str] = field(default_factory=dict)
+    watching: tuple[str, ...] = ()
 
     def report(self, written: Mapping[ChildKey, Mapping[str, Any]] | None = None) -> Report:
         """The status and events, from the children as the writes left them (`written`: what each write
@@ -256,7 +275,7 @@ class Plan:
             run = self.desired.run(dependency)
             if run is not None:
                 return status.job_failure(owned.get(key_of(run))) is not None
-            return (
+            return dependency in self.failures or (
                 status.deployment_failure(owned.get(("Deployment", render.child_name(name, dependency))))
                 is not None
             )
@@ -339,7 +358,18 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
 
     wanted = desired.keys() | _history(desired, owned)
     prunes = tuple(Prune(obj) for key, obj in owned.items() if key not in wanted)
-    return Plan(desired, observed, tuple(writes), prunes, waiting, tuple(applied))
+    failures: dict[str, str] = {}
+    watching: list[str] = []
+    for service, pods in observed.rollout_pods.items():
+        observed_deployment = owned.get(("Deployment", render.child_name(app["metadata"]["name"], service)))
+        if observed_deployment is None or any(w.key == key_of(observed_deployment) for w in writes):
+            continue  # rewritten in this pass: a new rollout, which those pods are not of
+        cause = rollout.pods_failure(pods, stamp)
+        if cause is not None:
+            failures[service] = cause
+        elif rollout.watch_again(observed_deployment, pods, stamp):
+            watching.append(service)
+    return Plan(desired, observed, tuple(writes), prunes, waiting, tuple(applied), failures, tuple(watching))
 
 
 def _runs(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]], job: str) -> list[Mapping[str, Any]]:
@@ -404,6 +434,7 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
             after.get(("Deployment", render.child_name(name, service.name))),
             waiting_for=decided.waiting.get(service.name, ()),
             route=status.route_status(service, route, None if route is None else after.get(key_of(route))),
+            failure=decided.failures.get(service.name),
         )
         for service in desired.services.values()
         for route in [desired.route(service.name)]

@@ -28,6 +28,7 @@ from maestro.controller.compare import (
     label,
     up_to_date,
 )
+from maestro.render import confighash
 from maestro.render.names import LABEL_VERSION
 
 Action = Literal["create", "update", "prune", "unchanged"]
@@ -171,10 +172,7 @@ def _rollout(
             reasons = _job_reasons(desired, service, changes[service])
         else:
             reasons = _reasons(live.get(key), after.get(key), changes[service])
-        sources = tuple(
-            f"ConfigMap {source.config_map}" if source.config_map else f"Secret {source.secret}"
-            for source in desired.component(service).config_from or []
-        )
+        sources = tuple(f"{kind} {name}" for kind, name in confighash.referenced(desired.component(service)))
         rollouts.append(Rollout(service, reasons, waves[service], sources if "config" in reasons else ()))
     order = {service: index for index, service in enumerate(desired.order)}
     rollouts.sort(key=lambda rollout: (rollout.wave, order[rollout.service]))

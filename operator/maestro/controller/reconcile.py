@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def referenced_sources(app: Mapping[str, Any]) -> set[str]:
-    """The source keys (configmap/<name>, secret/<name>) the app's services and jobs use in configFrom."""
+    """The source keys (configmap/<name>, secret/<name>) the app's services and jobs use: in configFrom and in
+    mounted volumes."""
     keys: set[str] = set()
     spec = app.get("spec") or {}
     components = [*(spec.get("services") or []), *(spec.get("jobs") or [])]
@@ -47,6 +48,8 @@ def referenced_sources(app: Mapping[str, Any]) -> set[str]:
                 keys.add(confighash.source_key("ConfigMap", source["configMap"]))
             if source.get("secret"):
                 keys.add(confighash.source_key("Secret", source["secret"]))
+        for volume in (item or {}).get("volumes") or []:
+            keys |= {confighash.source_key(kind, name) for kind, name in confighash.volume_sources(volume)}
     return keys
 
 

@@ -166,11 +166,13 @@ def service_status(
     *,
     waiting_for: Sequence[str] = (),
     route: api.RouteStatus | None = None,
+    failure: str | None = None,
 ) -> api.ServiceStatus:
     """The status of one (merged) service from its observed Deployment (and its route's, `route_status`).
 
     `waiting_for`: the dependencies that held this pass's rollout of the service (its Deployment, if any,
-    is not at the desired spec).
+    is not at the desired spec). `failure`: why the pods of its new ReplicaSet show its rollout failed
+    (rollout.pods_failure), before its Deployment says so.
     """
     meta = app.get("metadata") or {}
     endpoint = render.endpoint(meta.get("name", ""), service, meta.get("namespace"))
@@ -198,7 +200,7 @@ def service_status(
     # Deployment is complete at its current generation.
     if deployment_available(deployment):
         return api.ServiceStatus(phase="Ready", **base)
-    failure = deployment_failure(deployment)
+    failure = deployment_failure(deployment) or failure
     if failure is not None:
         return api.ServiceStatus(phase="Degraded", message=failure, **base)
     wanted = _spec_replicas(deployment)

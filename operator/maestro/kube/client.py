@@ -31,12 +31,14 @@ def _prefix(api_version: str) -> str:
 
 
 # kind -> (API path prefix, plural) of everything Maestro reads or writes: the child kinds (render/kinds.py),
-# the config sources a pass hashes, the pods of a failed job run (their termination message), and the app.
+# the config sources a pass hashes, the pods of a failed job run (their termination message), the ReplicaSets
+# and pods of a Deployment in the middle of a rollout (controller/rollout.py), and the app.
 KINDS: dict[str, tuple[str, str]] = {
     **{child.kind: (_prefix(child.api_version), child.plural) for child in kinds.CHILD_KINDS},
     "ConfigMap": ("/api/v1", "configmaps"),
     "Secret": ("/api/v1", "secrets"),
     "Pod": ("/api/v1", "pods"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
     api.KIND: (f"/apis/{api.API_VERSION}", api.PLURAL),
 }
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on the pods of a Job
@@ -369,6 +371,16 @@ def source_data(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
 def run_pods(namespace: str, run: str) -> list[dict[str, Any]]:
     """The pods of one Job (a job's run), by the label the Job controller gives them."""
     return list_objects("Pod", namespace, {JOB_NAME_LABEL: run})
+
+
+def replica_sets(namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ReplicaSets with those labels (a Deployment's, by its pods' selector labels)."""
+    return list_objects("ReplicaSet", namespace, selector)
+
+
+def pods(namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The pods with those labels (a ReplicaSet's: its Deployment's selector and its pod-template-hash)."""
+    return list_objects("Pod", namespace, selector)
 
 
 def patch_status(app: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

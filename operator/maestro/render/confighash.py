@@ -1,4 +1,5 @@
-"""A stable hash of the ConfigMaps and Secrets a service references (its `configFrom`).
+"""A stable hash of the ConfigMaps and Secrets a service references: its `configFrom` and the configMap,
+secret and projected volumes it mounts.
 
 The hash goes into the pod template's `maestro.dev/config-hash` annotation, so a change of their data rolls
 the pods. Pure: the operator reads the objects and passes their data here.
@@ -11,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from maestro.api import models as api
+
 # Bump when the hashed representation changes (it rolls every pod once, so only on purpose).
 _FORMAT = "maestro-config-hash/v1"
 
@@ -18,6 +21,32 @@ _FORMAT = "maestro-config-hash/v1"
 def source_key(kind: str, name: str) -> str:
     """The key of one referenced object in the `sources` mapping: 'configmap/<name>' or 'secret/<name>'."""
     return f"{kind.lower()}/{name}"
+
+
+def referenced(settings: api.PodSettings) -> list[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret whose data goes into the pods' config hash, once each:
+    `configFrom`, then the mounted ones (a mounted file changes in place, but only a restarted process is sure
+    to read it)."""
+    refs = [
+        ("ConfigMap", str(c.config_map)) if c.config_map else ("Secret", str(c.secret))
+        for c in settings.config_from or []
+    ]
+    for volume in settings.volumes or []:
+        refs += volume_sources(volume.model_dump(by_alias=True, exclude_none=True))
+    return list(dict.fromkeys(refs))
+
+
+def volume_sources(volume: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, name) of each ConfigMap and Secret a pod volume mounts: configMap, secret, projected sources."""
+    found: list[tuple[str, str]] = []
+    parts = [volume, *((volume.get("projected") or {}).get("sources") or [])]
+    for part in parts:
+        config_map, secret = part.get("configMap"), part.get("secret")
+        if isinstance(config_map, Mapping) and config_map.get("name"):
+            found.append(("ConfigMap", str(config_map["name"])))
+        if isinstance(secret, Mapping) and (secret.get("secretName") or secret.get("name")):
+            found.append(("Secret", str(secret.get("secretName") or secret.get("name"))))  # projected: `name`
+    return found
 
 
 def config_hash(sources: Mapping[str, Mapping[str, Any] | None]) -> str:

@@ -54,9 +54,14 @@ tests/unit/test_deploy.py checks that it matches what the operator's code calls.
   resources: [configmaps, secrets]
   verbs: [get, list, watch]
 # Pods: listed (by the Job controller's job-name label) only when a job's run has failed, to report its pod's exit
-# code and termination message. Never watched, never written.
+# code and termination message; and, with ReplicaSets, only while a service's Deployment is in the middle of a
+# rollout: the pods of its new ReplicaSet tell a failed rollout (crash loop, image pull) before its progress
+# deadline (controller/rollout.py). Never watched, never written.
 - apiGroups: [""]
   resources: [pods]
+  verbs: [list]
+- apiGroups: [apps]
+  resources: [replicasets]
   verbs: [list]
 # Events about apps (Maestro's own and kopf's warnings). Only created.
 - apiGroups: [""]
