@@ -687,11 +687,47 @@ def node_manifest(index: int) -> dict[str, object]:
     }
 
 
+def gateway_api_crds() -> list[Path]:
+    """The standard channel's CRDs of the Gateway API release pinned in gomod/gateway-api (from the Go module
+    cache: `go mod download` fetches the module through the Go module proxy when it is not there yet)."""
+    module_dir = subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api"],
+        cwd=GOMOD / "gateway-api",
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not module_dir or not Path(module_dir).is_dir():
+        subprocess.run(
+            ["go", "mod", "download", "sigs.k8s.io/gateway-api"], cwd=GOMOD / "gateway-api", check=True
+        )
+        return gateway_api_crds()
+    standard = Path(module_dir) / "config" / "crd" / "standard"
+    return sorted(p for p in standard.glob("gateway.networking.k8s.io_*.yaml") if "vap" not in p.name)
+
+
+def install_gateway_api(cluster: Cluster, bins: Path) -> None:
+    """The Gateway API's CRDs (HTTPRoute, Gateway, ...): Maestro renders HTTPRoutes, so the tests apply real
+    ones. No gateway implementation runs: nothing accepts the routes."""
+    crds = gateway_api_crds()
+    kubectl(bins, cluster, "apply", "--server-side", "--force-conflicts", *[f"--filename={p}" for p in crds])
+    kubectl(
+        bins,
+        cluster,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/httproutes.gateway.networking.k8s.io",
+    )
+    log(f"Gateway API CRDs installed ({module_version('gateway-api', 'sigs.k8s.io/gateway-api')})")
+
+
 def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
     bins = build()
     alive = cluster.running()
     if alive and set(alive) == set(cluster.expected()) and cluster.kubeconfig.exists():
         log(f"cluster {cluster.name!r} is already running; kubeconfig: {cluster.kubeconfig}")
+        install_gateway_api(cluster, bins)
         return
     if alive or cluster.state.exists():
         log(f"cluster {cluster.name!r} is half running ({', '.join(alive) or 'state left'}); restarting it")
@@ -735,6 +771,7 @@ def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
         cluster,
         "kube-controller-manager",
     )
+    install_gateway_api(cluster, bins)
     log(
         f"cluster {cluster.name!r} is up in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}"
     )

@@ -188,4 +188,42 @@ INVALID_APPS: list[tuple[str, dict[str, Any], str]] = [
         _app(_service(), jobs=[_job("j" * 31)], name="a" * 21),
         "must be at most 52 characters",
     ),
+    # --- routes and network policies (issue 20)
+    (
+        "route-host-uppercase",
+        _app(_service(expose={"http": {"hosts": ["Shop.example.com"], "ingress": {}}})),
+        "spec.services[0].expose.http.hosts[0]",
+    ),
+    (
+        "route-path-relative",
+        _app(_service(expose={"http": {"hosts": ["shop.example.com"], "paths": ["api"], "ingress": {}}})),
+        "spec.services[0].expose.http.paths[0]",
+    ),
+    (
+        "route-path-dot-dot",
+        _app(_service(expose={"http": {"hosts": ["shop.example.com"], "paths": ["/a/../b"], "ingress": {}}})),
+        "a path may not have . or .. segments",
+    ),
+    (
+        "route-tls-secret-name",
+        _app(
+            _service(expose={"http": {"hosts": ["a.example.com"], "tlsSecret": "TLS_secret", "ingress": {}}})
+        ),
+        "spec.services[0].expose.http.tlsSecret",
+    ),
+    (
+        "policy-cidr-not-a-network",
+        _app(_service(networkPolicy={"allowFrom": [{"ipBlock": {"cidr": "10.0.0.1/8"}}]})),
+        "spec.services[0].networkPolicy.allowFrom[0].ipBlock.cidr",
+    ),
+    (
+        "policy-peer-ip-block-and-selector",
+        _app(_service(networkPolicy={"allowFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]})),
+        "set ipBlock, or namespaceSelector and/or podSelector",
+    ),
+    (
+        "policy-egress-unknown",
+        _app(_service(networkPolicy={"egress": "closed"})),
+        "spec.services[0].networkPolicy.egress",
+    ),
 ]

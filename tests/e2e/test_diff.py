@@ -110,7 +110,9 @@ def test_a_new_app_is_created_in_waves_and_nothing_is_written(crd: None, kubectl
     assert result.returncode == 1, result.stderr
     assert "--- live Deployment/shop-db\n+++ desired Deployment/shop-db\n" in result.stdout
     assert "+        image: registry.example.com/db:1.0.0" in result.stdout
-    assert f"MicroserviceApp {kubectl.namespace}/shop (new): 6 to create" in result.stdout
+    assert (
+        f"MicroserviceApp {kubectl.namespace}/shop (new): 9 to create" in result.stdout
+    )  # per service: Deployment, Service, NetworkPolicy
     assert plan_lines(result)[:5] == [
         "wave 1  db   new",
         "wave 2  api  new",
@@ -183,7 +185,10 @@ def test_a_removed_service_is_pruned(ready_shop: Kubectl) -> None:
     assert result.returncode == 1, result.stderr
     assert "--- live Deployment/shop-web\n+++ desired Deployment/shop-web\n" in result.stdout
     assert "-  name: shop-web" in result.stdout
-    assert "prune: Deployment/shop-web, Service/shop-web" in plan_lines(result)
+    lines = plan_lines(result)
+    assert "prune: Deployment/shop-web, Service/shop-web, NetworkPolicy/shop-web" in lines
+    # web depended on api: api's policy no longer lets it in
+    assert "wave 1  api  other (no new pods)" in lines
     assert ready_shop.get("deployment", "shop-web") is not None
 
 

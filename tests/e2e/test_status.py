@@ -102,7 +102,7 @@ def test_status_of_a_ready_app_shows_every_child(kubectl: Kubectl, op: OperatorP
         for kind in kinds.KIND_NAMES
         for child in kubectl.get(kind, selector=MANAGED)
     }
-    assert len(children) == 7  # catalog: all four kinds; web: no autoscaler
+    assert len(children) == 9  # catalog: the five kinds of a service without a route; web: no autoscaler
     for kind, name in children:
         assert f"─ {kind}/{name}  " in text, f"{kind}/{name} missing from:\n{text}"
     assert all(len(line) <= 80 for line in text.splitlines()), text

@@ -39,6 +39,7 @@ class FakeApi:
         self.events: list[tuple[str, str, str]] = []  # (type, reason, message) of the events posted
         self.refuse: dict[tuple[str, str], str] = {}  # (kind, name) -> the message of a 422 for its apply
         self.events_fail = False
+        self.unserved: set[str] = set()  # kinds whose API is not installed (a 404 for every request)
         self._uids = itertools.count(1)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeApi:
@@ -101,6 +102,8 @@ class FakeApi:
         self.requests.append(("dry-run" if dry_run else "apply", kind, name))
         if (kind, name) in self.refuse:
             raise kube.ApiError(422, "Invalid", self.refuse[(kind, name)])
+        if kind in self.unserved:
+            raise kube.ApiError(404, "NotFound", "the server could not find the requested resource")
         before = self.objects.get(_key(obj))
         after = {**copy.deepcopy(before or {}), **copy.deepcopy(dict(obj))}
         meta = {**(before or {}).get("metadata", {}), **copy.deepcopy(obj["metadata"])}

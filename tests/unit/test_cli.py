@@ -118,7 +118,7 @@ def test_render_from_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     monkeypatch.setattr("sys.stdin", io.StringIO(yaml.safe_dump(app(svc("web")))))
     code, out, _ = run(capsys, "render", "-f", "-")
     assert code == 0
-    assert [doc["kind"] for doc in yaml.safe_load_all(out)] == ["Deployment", "Service"]
+    assert [doc["kind"] for doc in yaml.safe_load_all(out)] == ["Deployment", "Service", "NetworkPolicy"]
 
 
 def test_crd_command_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:

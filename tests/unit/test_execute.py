@@ -53,6 +53,7 @@ def test_a_new_app_applies_what_is_not_held_back_then_writes_the_status_then_tel
     assert server.requests == [
         ("apply", "Deployment", "shop-db"),
         ("apply", "Service", "shop-db"),
+        ("apply", "NetworkPolicy", "shop-db"),
         ("patch-status", "MicroserviceApp", "shop"),
         ("event", "Event", "Created"),
         ("event", "Event", "WaitingForDependency"),
@@ -60,10 +61,14 @@ def test_a_new_app_applies_what_is_not_held_back_then_writes_the_status_then_tel
     assert (outcome.phase, outcome.applied, outcome.writes, outcome.status_written) == (
         "Progressing",
         ["db"],
-        2,
+        3,
         True,
     )
-    assert set(stores.children.children("0000-1111")) == {("Deployment", "shop-db"), ("Service", "shop-db")}
+    assert set(stores.children.children("0000-1111")) == {
+        ("Deployment", "shop-db"),
+        ("Service", "shop-db"),
+        ("NetworkPolicy", "shop-db"),
+    }
     assert server.objects[KEY]["status"]["services"][0]["phase"] == "Waiting"
 
 
@@ -101,7 +106,8 @@ def test_a_removed_service_is_pruned_by_uid(monkeypatch: pytest.MonkeyPatch) -> 
     server, stores = cluster(monkeypatch, make_app(svc("web"), svc("gone")))
     reconcile_pass(server, stores)
     uids = [
-        server.objects[(kind, "prod", "shop-gone")]["metadata"]["uid"] for kind in ("Deployment", "Service")
+        server.objects[(kind, "prod", "shop-gone")]["metadata"]["uid"]
+        for kind in ("Deployment", "Service", "NetworkPolicy")
     ]
     server.objects[KEY]["spec"]["services"] = [svc("web")]
     server.objects[KEY]["metadata"]["generation"] = 2
@@ -110,10 +116,15 @@ def test_a_removed_service_is_pruned_by_uid(monkeypatch: pytest.MonkeyPatch) -> 
     assert [r for r in server.requests if r[0] == "delete"] == [
         ("delete", "Deployment", "shop-gone"),
         ("delete", "Service", "shop-gone"),
+        ("delete", "NetworkPolicy", "shop-gone"),
     ]
     assert server.deleted_uids == uids  # the precondition: only these very objects
-    assert outcome.pruned == ["Deployment/shop-gone", "Service/shop-gone"]
-    assert set(stores.children.children("0000-1111")) == {("Deployment", "shop-web"), ("Service", "shop-web")}
+    assert outcome.pruned == ["Deployment/shop-gone", "Service/shop-gone", "NetworkPolicy/shop-gone"]
+    assert set(stores.children.children("0000-1111")) == {
+        ("Deployment", "shop-web"),
+        ("Service", "shop-web"),
+        ("NetworkPolicy", "shop-web"),
+    }
     assert ("event", "Event", "Pruned") in server.requests
 
 
@@ -160,7 +171,7 @@ def test_a_refusal_of_a_real_apply_makes_the_app_invalid_after_what_was_applied(
     server, stores = cluster(monkeypatch, make_app(svc("web"), svc("db")))
     server.refuse[("Deployment", "shop-db")] = "forbidden by a webhook"
     outcome = reconcile_pass(server, stores)
-    assert server.verbs() == ["apply", "apply", "apply", "patch-status", "event"]
+    assert server.verbs() == ["apply"] * 4 + ["patch-status", "event"]
     assert outcome.phase == "Invalid"
     assert ("Deployment", "shop-web") in stores.children.children("0000-1111")  # recorded as applied
     assert "spec.services[1]" in server.objects[KEY]["status"]["conditions"][0]["message"]
@@ -173,7 +184,11 @@ def test_a_live_pass_lists_the_children_and_corrects_the_index(monkeypatch: pyte
     outcome = reconcile_pass(server, stores, live=True)
     assert server.verbs()[0] == "get" and set(server.verbs()[1:]) == {"list"}
     assert outcome.writes == 0
-    assert set(stores.children.children("0000-1111")) == {("Deployment", "shop-web"), ("Service", "shop-web")}
+    assert set(stores.children.children("0000-1111")) == {
+        ("Deployment", "shop-web"),
+        ("Service", "shop-web"),
+        ("NetworkPolicy", "shop-web"),
+    }
 
 
 def start_rollout(server: fake_api.FakeApi, stores: Stores, name: str, restarts: int) -> None:

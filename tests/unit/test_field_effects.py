@@ -60,7 +60,34 @@ SAMPLES: dict[str, Sample] = {
     "ConfigSource.secret": Sample("app-secret", drop=("configMap",)),
     "Resources.requests": Sample({"cpu": "100m"}),
     "Resources.limits": Sample({"memory": "256Mi"}),
+    "NetworkPolicySettings.enabled": Sample(False),  # on by default
+    "HttpRoute.paths": Sample(["/api"]),
+    "HttpRoute.gateway": Sample({"name": "internal", "namespace": "gateways"}),
+    "HttpRoute.port": Sample("metrics"),  # the first port is the default
+    "HttpRoute.tls_secret": Sample("shop-tls", context=(("ingress", {}),)),  # an Ingress's
+    "IpBlock.cidr": Sample("192.168.0.0/16"),
+    "IpBlock.except_": Sample(["10.1.0.0/16"]),
+    "PeerSelector.ip_block": Sample({"cidr": "10.0.0.0/8"}, drop=("podSelector",)),
+    "Peer.ports": Sample(["metrics"]),  # default: every port
 }
+
+# Settings of spec.defaults that act only through a service that opts in (the defaults' expose.http is for the
+# services that set expose.http): the first service's fields, set in both apps, by the label's prefix (the
+# longest that matches), and the samples for those labels.
+OPT_IN: dict[str, dict[str, Any]] = {
+    "defaults.expose.http.": {"expose": {"http": {}}},
+    # where a route's traffic comes from: only for a routed service
+    "services.networkPolicy.routeFrom": {"expose": {"http": {"hosts": ["web.example.com"], "ingress": {}}}},
+    "defaults.networkPolicy.routeFrom": {"expose": {"http": {"hosts": ["web.example.com"], "ingress": {}}}},
+    "defaults.expose.http": {
+        "expose": {"http": {"hosts": ["web.example.com"], "gateway": {"name": "internal"}}}
+    },
+}
+LABEL_SAMPLES: dict[str, Sample] = {"defaults.expose.http": Sample({"paths": ["/api"]})}
+
+# Fields that exclude siblings of the smallest instance: a path through them drops those (an ipBlock peer
+# has no selectors).
+EXCLUSIVE: dict[str, tuple[str, ...]] = {"PeerSelector.ip_block": ("podSelector", "namespaceSelector")}
 
 VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]
 
@@ -75,12 +102,22 @@ MINIMAL: dict[type[pydantic.BaseModel], dict[str, Any]] = {
     api.VolumeMount: {"name": "data", "mountPath": "/data"},
     api.Volume: {"name": "data", "emptyDir": {}},
     api.Autoscaling: {"maxReplicas": 5},
+    api.HttpRoute: {"hosts": ["shop.example.com"], "gateway": {"name": "public"}},
+    api.GatewayRef: {"name": "public"},
+    api.PeerSelector: {"podSelector": {"matchLabels": {"role": "monitoring"}}},
+    api.Peer: {"podSelector": {"matchLabels": {"role": "monitoring"}}},
+    api.LabelSelectorRequirement: {"key": "team", "operator": "Exists"},
+    api.IpBlock: {"cidr": "10.0.0.0/8"},
+    # allowTo only acts with egress restricted
+    api.NetworkPolicySettings: {"egress": "restricted"},
 }
 
 
 def base_app() -> dict[str, Any]:
-    """Two services (web, the one whose fields are tried, and db, to depend on), with volumes to mount."""
-    return app(svc("web", volumes=VOLUMES), svc("db", volumes=VOLUMES))
+    """Two services (web, the one whose fields are tried, and db, to depend on), with volumes to mount and two
+    ports (a route or a peer may pick the second)."""
+    ports = [{"name": "http", "port": 80}, {"name": "metrics", "port": 9100}]
+    return app(svc("web", volumes=VOLUMES, ports=ports), svc("db", volumes=VOLUMES, ports=ports))
 
 
 # ------------------------------------------------------------------------------------------- the walk
@@ -223,6 +260,8 @@ def _container(spec: dict[str, Any], steps: tuple[Step, ...]) -> dict[str, Any]:
     for step in steps:
         model, is_list = _nested_model(step.info.annotation)
         assert model is not None, step.key
+        for sibling in EXCLUSIVE.get(step.key, ()):
+            holder.pop(sibling, None)
         if step.alias not in holder:
             holder[step.alias] = [minimal(model)] if is_list else minimal(model)
         holder = holder[step.alias][0] if is_list else holder[step.alias]
@@ -232,10 +271,14 @@ def _container(spec: dict[str, Any], steps: tuple[Step, ...]) -> dict[str, Any]:
 def variants(path: tuple[Step, ...]) -> tuple[dict[str, Any], dict[str, Any], Sample]:
     """The base app (with the field's ancestors) and the same app with the field set to its sample."""
     before = base_app()
+    label = _label(path)
+    opt_in = max((prefix for prefix in OPT_IN if label.startswith(prefix)), key=len, default=None)
+    if opt_in is not None:
+        before["spec"]["services"][0].update(copy.deepcopy(OPT_IN[opt_in]))
     holder = _container(before["spec"], path[:-1])
     after = copy.deepcopy(before)
     after_holder = _container(after["spec"], path[:-1])
-    chosen = sample(path[-1], holder.get(path[-1].alias))
+    chosen = LABEL_SAMPLES.get(label) or sample(path[-1], holder.get(path[-1].alias))
     assert chosen.value != holder.get(path[-1].alias), f"{path[-1].key}: the sample is the base app's value"
     after_holder[path[-1].alias] = copy.deepcopy(chosen.value)
     for key in chosen.drop:
@@ -283,6 +326,7 @@ def test_the_walk_reaches_every_spec_model() -> None:
         not in (
             api.MicroserviceAppStatus,
             api.ServiceStatus,
+            api.RouteStatus,
             api.JobStatus,
             api.Condition,
             api.ServiceSettings,

@@ -250,9 +250,11 @@ def test_render_app_puts_jobs_in_dependency_order() -> None:
     assert kinds_and_names == [
         ("Deployment", "db"),
         ("Service", "db"),
+        ("NetworkPolicy", "db"),
         ("Job", "migrate"),
         ("Deployment", "api"),
         ("Service", "api"),
+        ("NetworkPolicy", "api"),
     ]
 
 
@@ -341,7 +343,11 @@ def test_a_new_app_waits_for_db_then_runs_the_migration_then_rolls_out_api() -> 
     run = desired.run("migrate")
     assert run is not None
     first = decide(desired, observed_with())
-    assert writes(first) == ["create Deployment/shop-db", "create Service/shop-db"]
+    assert writes(first) == [
+        "create Deployment/shop-db",
+        "create Service/shop-db",
+        "create NetworkPolicy/shop-db",
+    ]
     assert first.waiting == {"migrate": ("db",), "api": ("db", "migrate")}
     assert job_status(first.report()).phase == "Waiting"
     assert job_status(first.report()).run == run["metadata"]["name"]  # the run it will be
@@ -359,7 +365,11 @@ def test_a_new_app_waits_for_db_then_runs_the_migration_then_rolls_out_api() -> 
     assert job_status(report).phase == "Running" and report.status.phase == "Progressing"
 
     fourth = decide(desired, observed_with(*db, succeeded(run), previous=status.to_dict(report.status)))
-    assert writes(fourth) == ["create Deployment/shop-api", "create Service/shop-api"]
+    assert writes(fourth) == [
+        "create Deployment/shop-api",
+        "create Service/shop-api",
+        "create NetworkPolicy/shop-api",
+    ]
     assert fourth.waiting == {}
     report = fourth.report()
     done = job_status(report)
@@ -426,7 +436,10 @@ def test_a_new_api_image_alone_does_not_run_the_migration_again() -> None:
     desired = desired_of(app)
     assert desired.run("migrate") == run
     decided = decide(desired, observed_with(*services_in_cluster(before, "db", "api"), succeeded(run)))
-    assert writes(decided) == ["update Deployment/shop-api", "update Service/shop-api"]
+    assert writes(decided) == [
+        "update Deployment/shop-api",
+        "update Service/shop-api",
+    ]  # not the policy: no version label
 
 
 def test_a_new_migrate_image_runs_again_and_api_waits_for_it() -> None:
@@ -510,6 +523,7 @@ def test_a_scheduled_job_waits_for_its_dependencies_and_holds_nobody() -> None:
     assert writes(second) == [
         "create Deployment/shop-api",
         "create Service/shop-api",
+        "create NetworkPolicy/shop-api",
         "create CronJob/shop-report",
     ]
     cron = in_cluster(desired.children["report"][0])

@@ -141,7 +141,11 @@ CASES = [
     Case(
         "a new app: the service without dependencies is created, its dependents wait",
         CHAIN,
-        writes=[("create", "Deployment/shop-db"), ("create", "Service/shop-db")],
+        writes=[
+            ("create", "Deployment/shop-db"),
+            ("create", "Service/shop-db"),
+            ("create", "NetworkPolicy/shop-db"),
+        ],
         waiting={"api": ("db",), "web": ("api",)},
         events=["Created", "WaitingForDependency", "WaitingForDependency"],
     ),
@@ -149,7 +153,11 @@ CASES = [
         "a dependency Available at its current generation lets its dependent roll out",
         CHAIN,
         children=service_children("db"),
-        writes=[("create", "Deployment/shop-api"), ("create", "Service/shop-api")],
+        writes=[
+            ("create", "Deployment/shop-api"),
+            ("create", "Service/shop-api"),
+            ("create", "NetworkPolicy/shop-api"),
+        ],
         waiting={"web": ("api",)},
         events=["Created", "WaitingForDependency"],
     ),
@@ -212,6 +220,7 @@ CASES = [
                 lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="x"),
             ),
             lambda desired: [in_cluster(rendered(desired, "Service", "shop-db"))],
+            lambda desired: [in_cluster(rendered(desired, "NetworkPolicy", "shop-db"))],
             lambda desired: [
                 in_cluster(
                     {
@@ -237,6 +246,7 @@ CASES = [
                 lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="x"),
             ),
             lambda desired: [in_cluster(rendered(desired, "Service", "shop-web"))],
+            lambda desired: [in_cluster(rendered(desired, "NetworkPolicy", "shop-web"))],
         ),
         writes=[("repair", "Deployment/shop-web")],
         events=["Updated"],
@@ -263,6 +273,7 @@ CASES = [
         prunes=[
             ("Deployment/shop-gone", "uid-Deployment-shop-gone"),
             ("Service/shop-gone", "uid-Service-shop-gone"),
+            ("NetworkPolicy/shop-gone", "uid-NetworkPolicy-shop-gone"),
         ],
         phase="Ready",
         events=["Pruned", "Ready"],
@@ -292,6 +303,7 @@ CASES = [
             ("create", "Service/shop-web"),
             ("create", "HorizontalPodAutoscaler/shop-web"),
             ("create", "PodDisruptionBudget/shop-web"),
+            ("create", "NetworkPolicy/shop-web"),
         ],
         events=["Created"],
         no_replicas=True,
@@ -358,6 +370,7 @@ def test_a_repair_is_an_update_only_when_the_write_gives_the_child_a_new_generat
     assert [(w.change, w.key) for w in decided.writes] == [
         ("repair", ("Deployment", "shop-web")),
         ("create", ("Service", "shop-web")),
+        ("create", ("NetworkPolicy", "shop-web")),
     ]
     same_generation = {
         w.key: {**w.child, "metadata": {**w.child["metadata"], "generation": 1}} for w in decided.writes
@@ -380,6 +393,7 @@ def test_a_dependency_whose_labels_are_put_back_stays_available() -> None:
         "Deployment/shop-db",
         "Deployment/shop-web",
         "Service/shop-web",
+        "NetworkPolicy/shop-web",
     ]
     assert not decided.waiting
 
@@ -390,6 +404,7 @@ def test_dry_runs_cover_new_renderings_of_services_the_models_cannot_judge() -> 
     assert [(path, compare.label(c)) for path, c in plan.dry_runs(desired, {})] == [
         ("spec.services[0]", "Deployment/shop-web"),
         ("spec.services[0]", "Service/shop-web"),
+        ("spec.services[0]", "NetworkPolicy/shop-web"),
     ]
     applied = {compare.key_of(c): in_cluster(c) for c in desired.children["web"]}
     assert plan.dry_runs(desired, applied) == []  # applied before: the API server accepted it

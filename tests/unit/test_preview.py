@@ -52,7 +52,7 @@ CASES = [
         actions={
             f"{kind}/shop-{service}": "create"
             for service in ("web", "api", "db")
-            for kind in ("Deployment", "Service")
+            for kind in ("Deployment", "Service", "NetworkPolicy")
         },
         rollouts=[("db", ("new",), 1), ("api", ("new",), 2), ("web", ("new",), 3)],
         waits=[("api", "db", "rolls in wave 1"), ("web", "api", "rolls in wave 2")],
@@ -65,7 +65,7 @@ CASES = [
             svc("db"),
         ),
         children=live(CHAIN),
-        actions={  # the Services too: the version label follows the image
+        actions={  # the Services too: the version label follows the image (a policy has none)
             f"{kind}/shop-{service}": "update"
             for service in ("web", "api")
             for kind in ("Deployment", "Service")
@@ -107,15 +107,19 @@ CASES = [
         "a Service change only: other, no new pods",
         make_app(svc("web", expose={"type": "NodePort"})),
         children=live(make_app(svc("web"))),
-        actions={"Service/shop-web": "update"},
+        actions={"Service/shop-web": "update", "NetworkPolicy/shop-web": "update"},  # open to the outside
         rollouts=[("web", ("other",), 1)],
     ),
     Case(
         "a removed service: its children are pruned, the rest is unchanged",
         make_app(svc("web")),
         children=live(make_app(svc("web"), svc("search"))),
-        actions={"Deployment/shop-search": "prune", "Service/shop-search": "prune"},
-        prunes=["Deployment/shop-search", "Service/shop-search"],
+        actions={
+            "Deployment/shop-search": "prune",
+            "Service/shop-search": "prune",
+            "NetworkPolicy/shop-search": "prune",
+        },
+        prunes=["Deployment/shop-search", "Service/shop-search", "NetworkPolicy/shop-search"],
     ),
     Case(
         "a dependency not Available now holds a changed service, which is still in the first wave",
@@ -127,9 +131,13 @@ CASES = [
                 for c in desired_of(make_app(svc("web", dependsOn=["db"]), svc("db"))).children["web"]
             ],
         ),
-        actions={"Deployment/shop-web": "update", "Service/shop-web": "update"},
-        rollouts=[("web", ("image",), 1)],
-        waits=[("web", "db", "not Available now")],
+        actions={
+            "Deployment/shop-web": "update",
+            "Service/shop-web": "update",
+            "NetworkPolicy/shop-db": "update",  # web is a new dependent: let in
+        },
+        rollouts=[("db", ("other",), 1), ("web", ("image",), 2)],
+        waits=[("web", "db", "rolls in wave 1")],
     ),
     Case(
         "a new image and a new config: both reasons, the config named",
@@ -151,8 +159,8 @@ CASES = [
             edited("Deployment", "shop-web", lambda deployment: deployment["spec"].update(replicas=5)),
             lambda desired: [in_cluster(c) for c in desired.children["web"][1:]],
         ),
-        actions={"Deployment/shop-web": "update"},
-        rollouts=[("web", ("scaling only",), 1)],
+        actions={"Deployment/shop-web": "update", "NetworkPolicy/shop-db": "update"},  # web is let in
+        rollouts=[("db", ("other",), 1), ("web", ("scaling only",), 1)],
     ),
     Case(
         "no change: every child in place",
@@ -208,9 +216,10 @@ def test_the_api_servers_answer_is_diffed_without_the_fields_it_sets_on_every_wr
         obj["spec"]["revisionHistoryLimit"] = 10
     service = in_cluster(rendered(old, "Service", "shop-web"))
     service["spec"] |= {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"]}
+    policy = in_cluster(rendered(new, "NetworkPolicy", "shop-web"))
     shown = preview.preview(
         new,
-        plan.Observed(NOW, children={compare.key_of(before): before, compare.key_of(service): service}),
+        plan.Observed(NOW, children={compare.key_of(c): c for c in (before, service, policy)}),
         {compare.key_of(answer): answer},
     )
     assert isinstance(shown, preview.Preview)
@@ -222,7 +231,11 @@ def test_the_api_servers_answer_is_diffed_without_the_fields_it_sets_on_every_wr
         word not in deployment.diff for word in ("resourceVersion", "managedFields", "status", "creationTime")
     )
     # the Service: only its version label changes, not its allocated cluster IP
-    assert [(c.kind, c.action) for c in shown.children] == [("Deployment", "update"), ("Service", "update")]
+    assert [(c.kind, c.action) for c in shown.children] == [
+        ("Deployment", "update"),
+        ("Service", "update"),
+        ("NetworkPolicy", "unchanged"),
+    ]
     assert "clusterIP" not in shown.children[1].diff
     assert "app.kubernetes.io/version: 2.0.0" in shown.children[1].diff
 
@@ -242,5 +255,6 @@ def test_the_next_pass_is_the_operators_plan() -> None:
     assert [compare.label(w.child) for w in shown.next_pass.writes] == [
         "Deployment/shop-db",
         "Service/shop-db",
+        "NetworkPolicy/shop-db",
     ]
     assert dict(shown.next_pass.waiting) == {"api": ("db",), "web": ("api",)}

@@ -22,11 +22,12 @@ def test_names_helpers() -> None:
     assert render.selector_labels("shop", "web") == STABLE
 
 
-def test_one_service_renders_deployment_and_service_only() -> None:
+def test_one_service_renders_deployment_service_and_network_policy_only() -> None:
     children = render.render_app(app(svc("web")))
     assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
         ("Deployment", "shop-web"),
         ("Service", "shop-web"),
+        ("NetworkPolicy", "shop-web"),
     ]
 
 
@@ -41,7 +42,8 @@ def test_labels_selectors_and_owner() -> None:
             "app.kubernetes.io/component": "web",
             "app.kubernetes.io/part-of": "shop",
             "app.kubernetes.io/managed-by": "maestro",
-            "app.kubernetes.io/version": "1.0.0",
+            # about the component, not its image: a policy is not rewritten by an image change
+            **({} if child["kind"] == "NetworkPolicy" else {"app.kubernetes.io/version": "1.0.0"}),
         }
         assert meta["ownerReferences"] == [
             {
@@ -201,7 +203,7 @@ def test_expose_types() -> None:
     assert node_port is not None and node_port["type"] == "NodePort"
     no_ports = svc("worker")
     del no_ports["ports"]
-    assert [c["kind"] for c in render.render_app(app(no_ports))] == ["Deployment"]
+    assert [c["kind"] for c in render.render_app(app(no_ports))] == ["Deployment", "NetworkPolicy"]
 
 
 def test_dependency_env_and_order() -> None:

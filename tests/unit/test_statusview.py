@@ -128,9 +128,11 @@ def cases() -> Iterator[Case]:
             "│  ├─ Service/shop-db  ClusterIP  80/TCP",
             "│  ├─ HorizontalPodAutoscaler/shop-db  ? current, ? desired (2-4)",
             "│  │  metrics cpu ?/80%",
-            "│  └─ PodDisruptionBudget/shop-db  0 disruptions allowed",
+            "│  ├─ PodDisruptionBudget/shop-db  0 disruptions allowed",
+            "│  └─ NetworkPolicy/shop-db  1 ingress rule, egress open",
             "└─ web  Ready",
-            "   └─ PodDisruptionBudget/shop-web",
+            "   ├─ PodDisruptionBudget/shop-web",
+            "   └─ NetworkPolicy/shop-web  0 ingress rules, egress open",
         ),
         hides=("Warning", "an old failure", "(status is of"),  # old warnings of a Ready app are history
         outcome=0,
@@ -256,7 +258,8 @@ def test_data_tree_has_every_child_by_service() -> None:
     listed = {(c["kind"], c["name"]) for s in tree["services"] for c in s["children"]}
     assert listed == set(owned)
     db_kinds = [c["kind"] for c in tree["services"][0]["children"]]
-    assert db_kinds == [k for k in kinds.KIND_NAMES if k not in ("Job", "CronJob")]  # in the table's order
+    # in the table's order: db has every kind a service can have but a route
+    assert db_kinds == [k for k in kinds.KIND_NAMES if k not in ("Job", "CronJob", "HTTPRoute", "Ingress")]
     deployment = tree["services"][0]["children"][0]
     assert deployment["state"] == "ok" and deployment["image"] == "registry.example.com/db:1.0.0"
     assert tree["progress"] == {"total": 2, "ready": 2, "rolling": 0, "waiting": 0, "failed": 0}
@@ -267,7 +270,7 @@ def test_an_unknown_kind_and_a_service_left_out_of_the_spec_are_shown() -> None:
     with_status(obj, "Ready", [service("db", "Ready"), service("web", "Ready")])
     owned = children(obj)
     labels = {"app.kubernetes.io/component": "db"}
-    owned[("NetworkPolicy", "shop-db")] = {
+    owned[("Gadget", "shop-db")] = {
         "metadata": {"name": "shop-db", "labels": labels},
         "status": {"conditions": [{"type": "Accepted", "status": "True"}]},
     }
@@ -275,7 +278,7 @@ def test_an_unknown_kind_and_a_service_left_out_of_the_spec_are_shown() -> None:
     owned[("Deployment", "shop-old")] = {"metadata": {"name": "shop-old", "labels": gone}, "spec": {}}
     tree = statusview.build(obj, owned)
     text = "\n".join(statusview.lines(tree, now=NOW))
-    assert "└─ NetworkPolicy/shop-db  Accepted=True" in text
+    assert "└─ Gadget/shop-db  Accepted=True" in text
     assert "└─ (not in the spec)\n   └─ Deployment/shop-old  0/1 ready" in text
 
 

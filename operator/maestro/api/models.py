@@ -7,6 +7,7 @@ merged per-service settings from `effective_service`. Field descriptions are use
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -216,13 +217,231 @@ class Autoscaling(_Model):
     )
 
 
+# A host name as Gateway API and Ingress take it: a DNS-1123 subdomain, lowercase, optionally a wildcard `*.` first.
+HOST_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A path prefix: `/`, or segments of URL path characters (percent-encoding allowed), no empty segment (`//`).
+PATH_PATTERN = r"^(/([-A-Za-z0-9._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})+)*/?$"
+# A Secret's (or a Gateway's) name: a DNS-1123 subdomain.
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+MAX_HOSTS = 16
+MAX_PATHS = 16
+MAX_PEERS = 20
+CIDR_RULE = "isCIDR(self) && cidr(self).masked() == cidr(self)"
+CIDR_MESSAGE = "must be a CIDR whose address is the network's (e.g. 10.0.0.0/8, 2001:db8::/32)"
+
+
+class GatewayRef(_Model):
+    """The Gateway an HTTPRoute attaches to (its parentRef)."""
+
+    name: str = Field(
+        description="Name of the Gateway.", min_length=1, max_length=253, pattern=SUBDOMAIN_PATTERN
+    )
+    namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Gateway (default: the app's). The Gateway's listeners must allow routes "
+        "from the app's namespace.",
+        min_length=1,
+        max_length=DNS_LABEL_MAX,
+        pattern=DNS_LABEL_PATTERN.replace("^[a-z]", "^[a-z0-9]"),
+    )
+    section_name: str | None = Field(
+        default=None,
+        description="The Gateway's listener to attach to (default: every listener that accepts the route).",
+        min_length=1,
+        max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
+    )
+
+
+class IngressSettings(_Model):
+    """Render a networking.k8s.io/v1 Ingress instead of a Gateway API HTTPRoute."""
+
+    class_name: str | None = Field(
+        default=None,
+        description="The IngressClass (default: the cluster's default class).",
+        min_length=1,
+        max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
+    )
+
+
+class HttpRoute(_Model):
+    """HTTP traffic from outside the cluster to the service: a Gateway API HTTPRoute <app>-<service> attached to
+    `gateway` or, with `ingress`, an Ingress <app>-<service>. Settings under spec.defaults.expose.http (the
+    gateway, the ingress class) apply to the services that set expose.http."""
+
+    hosts: list[Annotated[str, Field(max_length=253, pattern=HOST_PATTERN)]] | None = Field(
+        default=None,
+        description="Host names the route answers (lowercase DNS names, `*.example.com` for a wildcard). "
+        "Required (here or in spec.defaults.expose.http).",
+        min_length=1,
+        max_length=MAX_HOSTS,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    paths: (
+        list[
+            Annotated[
+                str,
+                Field(
+                    max_length=1024,
+                    pattern=PATH_PATTERN,
+                    json_schema_extra=_cel(
+                        ("!self.matches('(^|/)[.][.]?(/|$)')", "a path may not have . or .. segments")
+                    ),
+                ),
+            ]
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Path prefixes routed to the service (default [/]); a prefix matches whole segments "
+        "(/api matches /api and /api/x, not /apix). No `.` or `..` segments.",
+        min_length=1,
+        max_length=MAX_PATHS,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    port: str | None = Field(
+        default=None,
+        description="Name of the service port the route sends traffic to (default: the first port).",
+        min_length=1,
+        max_length=PORT_NAME_MAX,
+        pattern=PORT_NAME_PATTERN,
+    )
+    gateway: GatewayRef | None = Field(
+        default=None,
+        description="The Gateway the HTTPRoute attaches to; usually set once in spec.defaults.expose.http. "
+        "Required unless `ingress` is set.",
+    )
+    ingress: IngressSettings | None = Field(
+        default=None, description="Render an Ingress (with this class) instead of an HTTPRoute."
+    )
+    tls_secret: str | None = Field(
+        default=None,
+        description="Ingress only: the Secret (kubernetes.io/tls, in the app's namespace) that terminates TLS "
+        "for `hosts`; the URLs are then https. With a Gateway, TLS is the Gateway listener's.",
+        min_length=1,
+        max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
+    )
+
+
+class LabelSelectorRequirement(_Model):
+    """One matchExpressions entry of a label selector."""
+
+    key: str = Field(description="The label key.", min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, description="Values (In, NotIn).", max_length=64
+    )
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector; {} selects everything."""
+
+    match_labels: dict[str, str] | None = Field(default=None, description="Labels that must all match.")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, description="Requirements that must all hold.", max_length=16
+    )
+
+
+class IpBlock(_Model):
+    """A range of IP addresses (outside the cluster's pods, typically: pod addresses change)."""
+
+    cidr: str = Field(
+        description="The range, e.g. 10.0.0.0/8.",
+        min_length=1,
+        max_length=64,
+        json_schema_extra=_cel((CIDR_RULE, CIDR_MESSAGE)),
+    )
+    except_: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        alias="except",
+        description="Ranges inside `cidr` to leave out.",
+        max_length=16,
+    )
+
+
+class PeerSelector(_Model):
+    """Pods by namespace and/or pod labels, or an IP range."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.ipBlock) != (has(self.namespaceSelector) || has(self.podSelector))",
+                "set ipBlock, or namespaceSelector and/or podSelector",
+            )
+        )
+    )
+
+    namespace_selector: LabelSelector | None = Field(
+        default=None,
+        description="Namespaces by label ({} for every namespace; `kubernetes.io/metadata.name` names one). "
+        "Without it, podSelector picks pods of the app's namespace.",
+    )
+    pod_selector: LabelSelector | None = Field(
+        default=None, description="Pods by label, in the namespaces selected (default: the app's)."
+    )
+    ip_block: IpBlock | None = Field(default=None, description="An IP range instead of pods.")
+
+
+class Peer(PeerSelector):
+    """Traffic sources (allowFrom) or destinations (allowTo): pods by namespace and/or pod labels, or an IP
+    range; `ports` narrows which of the service's ports (allowFrom) or which destination ports (allowTo)."""
+
+    ports: list[Annotated[str | int, Field(description="A port name or number.")]] | None = Field(
+        default=None,
+        description="allowFrom: names of the service's ports this peer may reach (default all of them). "
+        "allowTo: destination port numbers (default any).",
+        max_length=MAX_PORTS,
+    )
+
+
+class NetworkPolicySettings(_Model):
+    """The service's NetworkPolicy <app>-<service>, derived from the dependency graph (docs/api.md, "Network
+    policies"). On by default."""
+
+    enabled: bool | None = Field(
+        default=None, description="false: no NetworkPolicy for this service (default true)."
+    )
+    allow_from: list[Peer] | None = Field(
+        default=None,
+        description="Peers allowed in besides the dependents (Prometheus, another app, an office range).",
+        max_length=MAX_PEERS,
+    )
+    route_from: list[PeerSelector] | None = Field(
+        default=None,
+        description="Where a route's traffic comes from: the Gateway's or the ingress controller's pods. "
+        "Default: every pod of the Gateway's namespace (HTTPRoute), every namespace (Ingress: where its "
+        "controller runs is not known). Set it once in spec.defaults.networkPolicy.",
+        max_length=MAX_PEERS,
+    )
+    egress: Literal["open", "restricted"] | None = Field(
+        default=None,
+        description="open (the default): any destination. restricted: DNS (port 53) and the service's "
+        "dependencies on their ports only, plus allowTo.",
+    )
+    allow_to: list[Peer] | None = Field(
+        default=None,
+        description="With egress restricted: further destinations (an external API's range, a database in "
+        "another namespace).",
+        max_length=MAX_PEERS,
+    )
+
+
 class Expose(_Model):
-    """How the service is reachable: the type of the Kubernetes Service rendered for it."""
+    """How the service is reachable: the type of the Kubernetes Service rendered for it, and an HTTP route."""
 
     type: ExposeType | None = Field(
         default=None,
         description="ClusterIP (the default): inside the cluster. NodePort or LoadBalancer: also from "
         "outside. Headless: a Service without a cluster IP (DNS names the pods). None: no Service at all.",
+    )
+    http: HttpRoute | None = Field(
+        default=None,
+        description="An HTTP route from outside: a Gateway API HTTPRoute, or an Ingress (docs/api.md, "
+        '"Routes").',
     )
 
 
@@ -422,6 +641,10 @@ class ServiceSettings(PodSettings):
         default=None, description="PodDisruptionBudget settings (default: sized from the replica floor)."
     )
     rollout: Rollout | None = Field(default=None, description="Rolling update settings of the Deployment.")
+    network_policy: NetworkPolicySettings | None = Field(
+        default=None,
+        description="The service's NetworkPolicy: only its dependents (and allowFrom) may connect (default on).",
+    )
 
 
 class Defaults(ServiceSettings):
@@ -652,6 +875,22 @@ class Condition(_Model):
     )
 
 
+class RouteStatus(_Model):
+    """The service's route (HTTPRoute or Ingress) as the cluster reports it."""
+
+    kind: Literal["HTTPRoute", "Ingress"] = Field(description="HTTPRoute or Ingress.")
+    name: str = Field(description="Name of the route object (<app>-<service>).")
+    accepted: ConditionStatus = Field(
+        description="HTTPRoute: its Accepted condition for the Gateway, read back (Unknown until a gateway "
+        "controller has answered). Ingress: True once the controller has given it an address."
+    )
+    resolved_refs: ConditionStatus | None = Field(
+        default=None,
+        description="HTTPRoute: its ResolvedRefs condition for the Gateway (Unknown until answered).",
+    )
+    message: str | None = Field(default=None, description="Human-readable details.")
+
+
 class ServiceStatus(_Model):
     """What one service looks like in the cluster."""
 
@@ -665,6 +904,10 @@ class ServiceStatus(_Model):
     updated_replicas: int = Field(default=0, description="Pods that run the current pod template.")
     image: str | None = Field(default=None, description="Image of the current pod template.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the service, if it has one.")
+    urls: list[str] | None = Field(
+        default=None, description="External URLs of the service's route (expose.http): scheme, host and path."
+    )
+    route: RouteStatus | None = Field(default=None, description="The route's acceptance, read back.")
     waiting_for: list[str] | None = Field(
         default=None, description="Dependencies that are not Available yet (phase Waiting)."
     )
@@ -980,6 +1223,8 @@ def _settings_errors(settings: PodSettings, base: str) -> list[tuple[str, str]]:
     for k, var in enumerate(settings.env or []):
         if var.value is not None and var.value_from is not None:
             errors.append((f"{base}.env[{k}]", "set value or valueFrom, not both"))
+    if service is not None:
+        errors += _reach_rule_errors(service, base)
     budget = service.disruption_budget if service else None
     if budget and budget.min_available is not None and budget.max_unavailable is not None:
         errors.append((f"{base}.disruptionBudget", "set minAvailable or maxUnavailable, not both"))
@@ -997,6 +1242,53 @@ def _settings_errors(settings: PodSettings, base: str) -> list[tuple[str, str]]:
                 (f"{base}.resources.requests.{resource}", f"must be less than or equal to the limit {limit}")
             )
     return errors
+
+
+def _reach_rule_errors(service: ServiceSettings, base: str) -> list[tuple[str, str]]:
+    """The CEL rules of expose.http and networkPolicy (each object alone)."""
+    errors: list[tuple[str, str]] = []
+    http = service.expose.http if service.expose else None
+    for k, path in enumerate((http.paths if http else None) or []):
+        if any(segment in (".", "..") for segment in path.split("/")):
+            errors.append((f"{base}.expose.http.paths[{k}]", "a path may not have . or .. segments"))
+    policy = service.network_policy
+    for field, peers in (
+        ("allowFrom", policy.allow_from if policy else None),
+        ("routeFrom", policy.route_from if policy else None),
+        ("allowTo", policy.allow_to if policy else None),
+    ):
+        for k, peer in enumerate(peers or []):
+            errors += _peer_errors(peer, f"{base}.networkPolicy.{field}[{k}]")
+    return errors
+
+
+def _peer_errors(peer: PeerSelector, base: str) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    if (peer.ip_block is None) == (peer.namespace_selector is None and peer.pod_selector is None):
+        errors.append((base, "set ipBlock, or namespaceSelector and/or podSelector"))
+    if peer.ip_block is not None:
+        network = parse_cidr(peer.ip_block.cidr)
+        if network is None:
+            errors.append((f"{base}.ipBlock.cidr", CIDR_MESSAGE))
+        for j, text in enumerate(peer.ip_block.except_ or []):
+            inner = parse_cidr(text)
+            if inner is None:
+                errors.append((f"{base}.ipBlock.except[{j}]", CIDR_MESSAGE))
+            elif network is not None and (
+                inner.version != network.version or not inner.subnet_of(network) or inner == network  # type: ignore[arg-type]
+            ):
+                errors.append((f"{base}.ipBlock.except[{j}]", f"must be a range strictly inside {network}"))
+    return errors
+
+
+def parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A CIDR whose address is its network's (10.0.0.0/8, not 10.0.0.1/8), else None."""
+    if "/" not in text:
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        return None
 
 
 def _is_zero(value: IntOrPercent | None) -> bool:
@@ -1042,6 +1334,9 @@ def validate_app(name: str, spec: Mapping[str, Any] | None) -> MicroserviceAppSp
         if merged.autoscaling is not None and merged.autoscaling.max_replicas is None:
             errors.append((f"spec.services[{i}].autoscaling.maxReplicas", "required value"))
         errors += _merged_errors(merged, f"spec.services[{i}]")
+    if not errors:
+        merged_services = [effective_service(parsed.defaults, service) for service in parsed.services]
+        errors += route_errors(merged_services, [f"spec.services[{i}]" for i in range(len(merged_services))])
     for i, job in enumerate(parsed.jobs or []):
         errors += _child_name_errors(name, job.name, f"spec.jobs[{i}]", JOB_CHILD_MAX, "job")
         try:
@@ -1080,10 +1375,88 @@ def _merged_errors(merged: PodSettings, base: str) -> list[tuple[str, str]]:
     for k, mount in enumerate(merged.volume_mounts or []):
         if mount.name not in volumes:
             errors.append((f"{base}.volumeMounts[{k}].name", f"no volume named {mount.name!r} in volumes"))
+    if isinstance(merged, ServiceSpec):
+        errors += _reach_merged_errors(merged, base)
     # Each part was fine alone (parse_app_spec passed); these come from combining them.
     errors += [
         (path, f"{message} (after merging spec.defaults)") for path, message in _settings_errors(merged, base)
     ]
+    return errors
+
+
+def _reach_merged_errors(service: ServiceSpec, base: str) -> list[tuple[str, str]]:
+    """What a route and a policy need of the whole (merged) service."""
+    errors: list[tuple[str, str]] = []
+    ports = [] if service.expose is not None and service.expose.type == "None" else list(service.ports or [])
+    names = [p.name for p in ports]
+    http = service.expose.http if service.expose else None
+    if http is not None:
+        where = f"{base}.expose.http"
+        if not http.hosts:
+            errors.append((f"{where}.hosts", "required value (here or in spec.defaults.expose.http)"))
+        if not ports:
+            errors.append(
+                (
+                    where,
+                    "a route needs a port of the service's Kubernetes Service (ports, and "
+                    "expose.type other than None)",
+                )
+            )
+        elif http.port is not None and http.port not in names:
+            errors.append((f"{where}.port", f"no port named {http.port!r} in ports ({', '.join(names)})"))
+        if http.ingress is None and http.gateway is None:
+            errors.append(
+                (
+                    f"{where}.gateway",
+                    "required value unless ingress is set (here or in "
+                    "spec.defaults.expose.http): the Gateway the HTTPRoute attaches to",
+                )
+            )
+        if http.tls_secret is not None and http.ingress is None:
+            errors.append(
+                (
+                    f"{where}.tlsSecret",
+                    "only with ingress: with a Gateway, TLS is the Gateway listener's (its certificateRefs)",
+                )
+            )
+    policy = service.network_policy
+    for k, peer in enumerate((policy.allow_from if policy else None) or []):
+        for j, port in enumerate(peer.ports or []):
+            if str(port) not in names:
+                errors.append(
+                    (
+                        f"{base}.networkPolicy.allowFrom[{k}].ports[{j}]",
+                        f"no port named {port!r} in ports ({', '.join(names) or 'none'})",
+                    )
+                )
+    for k, peer in enumerate((policy.allow_to if policy else None) or []):
+        for j, port in enumerate(peer.ports or []):
+            if isinstance(port, int) and not 1 <= port <= 65535:
+                errors.append(
+                    (f"{base}.networkPolicy.allowTo[{k}].ports[{j}]", "must be between 1 and 65535")
+                )
+    return errors
+
+
+def route_errors(services: Sequence[ServiceSpec], paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Two services of one app routed at the same host and path prefix (`paths`: each service's spec path)."""
+    errors: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str], str] = {}
+    for service, base in zip(services, paths, strict=True):
+        http = service.expose.http if service.expose else None
+        if http is None:
+            continue
+        for k, prefix in enumerate(http.paths or ["/"]):
+            for host in http.hosts or []:
+                key = (host, prefix.rstrip("/") or "/")
+                if key in seen and seen[key] != service.name:
+                    errors.append(
+                        (
+                            f"{base}.expose.http.paths[{k}]" if http.paths else f"{base}.expose.http.hosts",
+                            f"{host}{prefix} is already routed to service {seen[key]!r}",
+                        )
+                    )
+                seen.setdefault(key, service.name)
     return errors
 
 
@@ -1120,6 +1493,9 @@ def effective_service(defaults: Defaults | None, service: ServiceSpec) -> Servic
         return service
     base = defaults.model_dump(by_alias=True, exclude_none=True)
     top = service.model_dump(by_alias=True, exclude_none=True)
+    if "http" not in (top.get("expose") or {}) and "http" in (base.get("expose") or {}):
+        # The defaults' route settings (the gateway, the ingress class) are for the services that ask for a route.
+        base["expose"] = {k: v for k, v in base["expose"].items() if k != "http"}
     if "replicas" in top or "autoscaling" in top:
         base.pop("replicas", None)
         if "replicas" in top:

@@ -163,10 +163,9 @@ def _dry_run_children(
             try:
                 stored[key_of(child)] = kube.apply(child, dry_run=True)
             except kube.ApiError as error:
-                if execute.refused(error):
-                    raise DiffError(
-                        f"{desired.field(service)}: the API server rejected {label(child)}: {error.message}"
-                    ) from None
+                message = execute.rejection(child, error)
+                if message is not None:
+                    raise DiffError(f"{desired.field(service)}: {message}") from None
                 raise
     return stored
 

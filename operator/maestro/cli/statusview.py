@@ -351,6 +351,40 @@ def _cronjob(obj: Mapping[str, Any]) -> Summary:
     return Summary(text, fields, "progress" if fields["active"] else None)
 
 
+def _networkpolicy(obj: Mapping[str, Any]) -> Summary:
+    spec = obj.get("spec") or {}
+    rules = len(spec.get("ingress") or [])
+    egress = "restricted" if "Egress" in (spec.get("policyTypes") or []) else "open"
+    fields = {"ingressRules": rules, "egress": egress}
+    return Summary(f"{rules} ingress rule{'' if rules == 1 else 's'}, egress {egress}", fields)
+
+
+def _httproute(obj: Mapping[str, Any]) -> Summary:
+    hosts = ", ".join((obj.get("spec") or {}).get("hostnames") or [])
+    conditions = [
+        f"{c.get('type')}={c.get('status')}"
+        for parent in (obj.get("status") or {}).get("parents") or []
+        for c in parent.get("conditions") or []
+        if c.get("type") in ("Accepted", "ResolvedRefs")
+    ]
+    fields = {"hostnames": hosts, "conditions": conditions}
+    accepted = "Accepted=True" in conditions
+    text = f"{hosts}  " + (", ".join(conditions) if conditions else "not yet accepted")
+    return Summary(text, fields, "ok" if accepted else "progress")
+
+
+def _ingress(obj: Mapping[str, Any]) -> Summary:
+    hosts = ", ".join(str(r.get("host")) for r in (obj.get("spec") or {}).get("rules") or [])
+    addresses = [
+        str(i.get("ip") or i.get("hostname"))
+        for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ]
+    fields = {"hosts": hosts, "addresses": addresses}
+    return Summary(
+        f"{hosts}  " + (f"address {', '.join(addresses)}" if addresses else "no address yet"), fields
+    )
+
+
 def _generic(obj: Mapping[str, Any]) -> Summary:
     """Any other kind: its conditions (`Type=Status`), else its age."""
     conditions = [
@@ -367,6 +401,9 @@ SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Summary]] = {
     "Service": _service_summary,
     "HorizontalPodAutoscaler": _hpa,
     "PodDisruptionBudget": _pdb,
+    "NetworkPolicy": _networkpolicy,
+    "HTTPRoute": _httproute,
+    "Ingress": _ingress,
     "Job": _job_summary,
     "CronJob": _cronjob,
 }

@@ -174,11 +174,23 @@ def _apply(child: Mapping[str, Any], path: str, *, dry_run: bool = False) -> dic
     try:
         return kube.apply(child, dry_run=dry_run)
     except kube.ApiError as error:
-        if refused(error):
-            raise ChildRejected(
-                path, f"the API server rejected {compare.label(child)}: {error.message}"
-            ) from error
+        message = rejection(child, error)
+        if message is not None:
+            raise ChildRejected(path, message) from error
         raise
+
+
+def rejection(child: Mapping[str, Any], error: kube.ApiError) -> str | None:
+    """Why applying the child cannot succeed however often it is tried (the API server refused it, or does not
+    serve its kind: an optional kind whose CRDs are not installed), or None (retry)."""
+    if refused(error):
+        return f"the API server rejected {compare.label(child)}: {error.message}"
+    if kube.not_served(child["kind"], error):
+        return (
+            f"{compare.label(child)}: this cluster does not serve {child['apiVersion']} {child['kind']} "
+            "(install its CRDs, e.g. the Gateway API's; or route through an Ingress: expose.http.ingress)"
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- action

@@ -63,6 +63,12 @@ class Desired:
         """The merged service or job of that name."""
         return self.jobs[name] if name in self.jobs else self.services[name]
 
+    def route(self, service: str) -> dict[str, Any] | None:
+        """The service's HTTPRoute or Ingress (None: it has no expose.http)."""
+        return next(
+            (c for c in self.children.get(service, ()) if c["kind"] in ("HTTPRoute", "Ingress")), None
+        )
+
     def run(self, job: str) -> dict[str, Any] | None:
         """The Job of a job's current run (None for a scheduled job)."""
         return next((c for c in self.children.get(job, ()) if c["kind"] == "Job"), None)
@@ -427,9 +433,11 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
             service,
             after.get(("Deployment", render.child_name(name, service.name))),
             waiting_for=decided.waiting.get(service.name, ()),
+            route=status.route_status(service, route, None if route is None else after.get(key_of(route))),
             failure=decided.failures.get(service.name),
         )
         for service in desired.services.values()
+        for route in [desired.route(service.name)]
     ]
     jobs = [_job_status(decided, after, job) for job in desired.jobs.values()]
     new = status.app_status(app, services, jobs=jobs, previous=previous, timestamp=observed.timestamp)

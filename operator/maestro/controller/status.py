@@ -91,15 +91,84 @@ def _image(deployment: Mapping[str, Any]) -> str | None:
     return str(containers[0].get("image")) if containers else None
 
 
+def urls(service: api.ServiceSpec) -> list[str] | None:
+    """The external URLs of the service's route: https with a TLS Secret, else http; each host, each path."""
+    http = service.expose.http if service.expose else None
+    if http is None:
+        return None
+    scheme = "https" if http.tls_secret else "http"
+    return [f"{scheme}://{host}{path}" for host in http.hosts or [] for path in http.paths or ["/"]]
+
+
+def route_status(
+    service: api.ServiceSpec, route: Mapping[str, Any] | None, observed: Mapping[str, Any] | None
+) -> api.RouteStatus | None:
+    """The route's acceptance as read back: an HTTPRoute's Accepted and ResolvedRefs conditions for its Gateway
+    (Unknown while no gateway controller has answered), an Ingress's address. `route`: the desired route (None:
+    the service has none); `observed`: the route in the cluster (None: not created yet)."""
+    if route is None:
+        return None
+    kind, name = route["kind"], route["metadata"]["name"]
+    if observed is None:
+        return api.RouteStatus(kind=kind, name=name, accepted="Unknown", message=f"{kind} not created yet")
+    if kind == "Ingress":
+        addresses = [
+            str(item.get("ip") or item.get("hostname"))
+            for item in ((observed.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        ]
+        if addresses:
+            return api.RouteStatus(
+                kind=kind, name=name, accepted="True", message=f"address {', '.join(addresses)}"
+            )
+        return api.RouteStatus(
+            kind=kind,
+            name=name,
+            accepted="Unknown",
+            message="no address yet: no ingress controller has answered",
+        )
+    wanted = route["spec"]["parentRefs"][0]
+    namespace = wanted.get("namespace") or (route["metadata"].get("namespace"))
+    gateway = f"{namespace}/{wanted['name']}" if namespace else wanted["name"]
+    for parent in (observed.get("status") or {}).get("parents") or []:
+        ref = parent.get("parentRef") or {}
+        if ref.get("name") != wanted["name"] or (ref.get("namespace") or namespace) != namespace:
+            continue
+        accepted = _find(parent, "Accepted")
+        resolved = _find(parent, "ResolvedRefs")
+        rows = [c for c in (accepted, resolved) if c is not None and c.get("status") != "True"]
+        message = "; ".join(
+            f"{c.get('type')}: {c.get('reason')}: {c.get('message') or ''}".rstrip(": ") for c in rows
+        )
+        return api.RouteStatus(
+            kind=kind,
+            name=name,
+            accepted=(accepted or {}).get("status", "Unknown"),
+            resolved_refs=(resolved or {}).get("status", "Unknown"),
+            message=message or f"accepted by Gateway {gateway}",
+        )
+    return api.RouteStatus(
+        kind=kind,
+        name=name,
+        accepted="Unknown",
+        resolved_refs="Unknown",
+        message=f"not yet accepted: no controller of Gateway {gateway} has answered",
+    )
+
+
+def _find(parent: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in parent.get("conditions") or [] if c.get("type") == kind), None)
+
+
 def service_status(
     app: Mapping[str, Any],
     service: api.ServiceSpec,
     deployment: Mapping[str, Any] | None,
     *,
     waiting_for: Sequence[str] = (),
+    route: api.RouteStatus | None = None,
     failure: str | None = None,
 ) -> api.ServiceStatus:
-    """The status of one (merged) service from its observed Deployment.
+    """The status of one (merged) service from its observed Deployment (and its route's, `route_status`).
 
     `waiting_for`: the dependencies that held this pass's rollout of the service (its Deployment, if any,
     is not at the desired spec). `failure`: why the pods of its new ReplicaSet show its rollout failed
@@ -107,7 +176,7 @@ def service_status(
     """
     meta = app.get("metadata") or {}
     endpoint = render.endpoint(meta.get("name", ""), service, meta.get("namespace"))
-    base: dict[str, Any] = {"name": service.name, "endpoint": endpoint}
+    base: dict[str, Any] = {"name": service.name, "endpoint": endpoint, "urls": urls(service), "route": route}
     if deployment:
         status = deployment.get("status") or {}
         base.update(

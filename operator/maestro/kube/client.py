@@ -147,11 +147,23 @@ def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     return obj
 
 
+def not_served(kind: str, error: ApiError) -> bool:
+    """Whether a 404 says the kind itself is not served (an optional child kind whose CRD is not installed)."""
+    child = kinds.BY_KIND.get(kind)
+    return error.status == 404 and child is not None and child.optional
+
+
 def list_objects(
     kind: str, namespace: str, selector: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """Objects of one kind in a namespace, optionally by label selector."""
-    result = request("GET", _path(kind, namespace), query=_selector_query(selector))
+    """Objects of one kind in a namespace, optionally by label selector; none of an optional child kind that the
+    cluster does not serve."""
+    try:
+        result = request("GET", _path(kind, namespace), query=_selector_query(selector))
+    except ApiError as error:
+        if not_served(kind, error):
+            return []
+        raise
     items: list[dict[str, Any]] = result.get("items") or []
     for item in items:  # the items of a list carry neither; a single GET does
         item.setdefault("apiVersion", api_version(kind))
@@ -189,14 +201,23 @@ class Listing:
     ) -> None:
         self.kind, self.namespace, self.selector, self.page = kind, namespace, selector, page
         self.resource_version = ""
+        self.served = True  # False: an optional child kind the cluster does not serve (nothing listed)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         token = ""
         while True:
             query = [("limit", str(self.page))] + ([("continue", token)] if token else [])
-            result = request(
-                "GET", _collection(self.kind, self.namespace), query=query + _selector_query(self.selector)
-            )
+            try:
+                result = request(
+                    "GET",
+                    _collection(self.kind, self.namespace),
+                    query=query + _selector_query(self.selector),
+                )
+            except ApiError as error:
+                if not token and not_served(self.kind, error):
+                    self.served = False
+                    return
+                raise
             for item in result.get("items") or []:
                 item.setdefault("kind", self.kind)  # the items of a list carry no kind
                 yield item

@@ -48,7 +48,8 @@ def render_component(
     deps = [
         dep for name in component.depends_on or [] if isinstance(dep := components.get(name), api.ServiceSpec)
     ]
-    target = Target(app, component, deps, config_hash)
+    dependents = [item for item in components.values() if component.name in (item.depends_on or [])]
+    target = Target(app, component, deps, config_hash, dependents)
     return [child for kind in CHILD_KINDS if (child := kind.render(target)) is not None]
 
 

@@ -1,7 +1,7 @@
 """The child kinds: the one table that rendering, the API client, the child watches, the RBAC check, the tests
 and the benchmarks read. Adding a kind is a renderer module (a `render(Target) -> dict | None`) and one entry
 here; then `make manifests` (the chart's RBAC is checked against this table by tests/unit/test_deploy.py).
-A service gets the first four kinds (those that apply), a job a Job (a run) or, with a schedule, a CronJob."""
+A service gets the first seven kinds (those that apply), a job a Job (a run) or, with a schedule, a CronJob."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maestro.render import cronjob, deployment, hpa, job, pdb, service
+from maestro.render import cronjob, deployment, hpa, httproute, ingress, job, networkpolicy, pdb, service
 from maestro.render.target import Target
 
 Renderer = Callable[[Target], dict[str, Any] | None]
@@ -26,6 +26,9 @@ class ChildKind:
     plural: str
     render: Renderer
     watched: bool = True
+    # Served by a CRD the cluster may not have (the Gateway API): while it is not installed, the operator lists
+    # and watches nothing of it, and only an app that asks for one is told (ChildRejected).
+    optional: bool = False
     # What the operator does with it: server-side apply creates (create + patch), the watches list and watch,
     # a pass reads a name it does not know (get) and prunes (delete).
     verbs: frozenset[str] = frozenset({"get", "list", "watch", "create", "patch", "delete"})
@@ -42,6 +45,9 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("Service", "v1", "services", service.render),
     ChildKind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", hpa.render),
     ChildKind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", pdb.render),
+    ChildKind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", networkpolicy.render),
+    ChildKind("HTTPRoute", httproute.API_VERSION, "httproutes", httproute.render, optional=True),
+    ChildKind("Ingress", "networking.k8s.io/v1", "ingresses", ingress.render),
     ChildKind("Job", "batch/v1", "jobs", job.render),
     ChildKind("CronJob", "batch/v1", "cronjobs", cronjob.render),
 )

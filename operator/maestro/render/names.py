@@ -83,14 +83,20 @@ def endpoint(app_name: str, service: api.ServiceSpec, namespace: str | None = No
     return f"http://{host}:{ports[0].port}"
 
 
-def child_metadata(app: Mapping[str, Any], service: Component, name: str | None = None) -> dict[str, Any]:
+def child_metadata(
+    app: Mapping[str, Any], service: Component, name: str | None = None, *, versioned: bool = True
+) -> dict[str, Any]:
     """The metadata every child of a service (or job) has: its name (by default <app>-<service>), the app's
-    namespace, the service's labels and a controller ownerReference to the app."""
+    namespace, the service's labels and a controller ownerReference to the app. `versioned=False` leaves the
+    version label out: a child that is about the component, not its image (a NetworkPolicy, a route), is then
+    not rewritten by every image change."""
     meta = app["metadata"]
     result: dict[str, Any] = {"name": name or child_name(meta["name"], service.name)}
     if meta.get("namespace"):
         result["namespace"] = meta["namespace"]
     result["labels"] = labels(meta["name"], service)
+    if not versioned:
+        result["labels"].pop(LABEL_VERSION, None)
     if meta.get("uid"):
         # Without a uid (an app rendered offline) no ownerReference can be right, so none is written.
         result["ownerReferences"] = [

@@ -16,13 +16,15 @@ Component = api.ServiceSpec | api.JobSpec  # what an app is made of: its service
 class Target:
     """One service or job to render. `app` is the MicroserviceApp object (metadata.name, optional namespace and
     uid: without a uid no ownerReference is written); `dependencies` are the merged services it depends on (for
-    their variables; jobs give none); `config_hash` covers its configFrom sources (None: it has none). A
+    their variables and its egress; jobs give none); `dependents` the services and jobs that depend on it (who its
+    NetworkPolicy lets in); `config_hash` covers its configFrom sources (None: it has none). A
     renderer returns None for a component its kind is not made for (a job gets no Deployment)."""
 
     app: Mapping[str, Any]
     component: Component
     dependencies: Sequence[api.ServiceSpec] = ()
     config_hash: str | None = None
+    dependents: Sequence[Component] = ()
 
     @property
     def service(self) -> api.ServiceSpec | None:

@@ -39,6 +39,8 @@ OnRelist = Callable[[str, str | None, set[str]], None]
 # Seconds to wait before reopening a stream that broke, by failures in a row (the last one repeats): at most
 # 5 s, so that the operator notices an API server that is back within 5 s (a small request per child kind and namespace).
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
+# Seconds between listings of an optional kind the cluster does not serve (its CRD not installed).
+UNSERVED_RETRY = 30.0
 
 
 class KindWatch:
@@ -62,6 +64,7 @@ class KindWatch:
         self.failures = 0  # in a row
         self.version: str | None = None  # the last resourceVersion seen; None: list (again) first
         self.listed = False
+        self.served = True  # False while an optional kind's CRD is not installed
 
     def list(self) -> None:
         """The first listing reports its objects as a listing (None: the apps' own listing starts their passes);
@@ -72,6 +75,21 @@ class KindWatch:
         for obj in listing:
             self.on_event(event_type, obj)
             uids.add(str((obj.get("metadata") or {}).get("uid")))
+        if not listing.served:
+            # An optional kind (the Gateway API's HTTPRoute) whose CRD is not installed: nothing to index; list
+            # again later, so that the CRD installed meanwhile is watched without a restart.
+            if self.served:
+                log.info(
+                    "%s is not served by this cluster; looking again every %.0fs",
+                    self._scope(),
+                    UNSERVED_RETRY,
+                )
+            self.served = False
+            self.version = None
+            return
+        if not self.served:
+            log.info("%s is served now: watching it", self._scope())
+            self.served = True
         self.version = listing.resource_version
         if self.listed:
             self.on_relist(self.kind, self.namespace, uids)
@@ -83,6 +101,9 @@ class KindWatch:
             try:
                 if self.version is None:
                     self.list()
+                    if not self.served:
+                        self.stopping.wait(UNSERVED_RETRY)
+                        continue
                 for event in kube.watch(self.kind, self.namespace, self.version or "", self._opened):
                     self._take(event)
                     if self.stopping.is_set():

@@ -6,7 +6,8 @@ controllers rewrite their own status, and every write Maestro makes comes back t
 filter most passes would write nothing (docs/benchmarks.md).
 
 A pass reads from a child only its metadata (ownership, the applied-hash annotation), its spec (whether a desired
-field was edited by hand) and, for a Deployment, a Job or a CronJob, the status fields that status.py uses. The `projection` keeps
+field was edited by hand) and, for a Deployment, a Job, a CronJob, an HTTPRoute or an Ingress, the status fields
+that status.py uses. The `projection` keeps
 exactly those; the child index (children.py) keeps the projection of every child, and an event whose
 projection is the one kept cannot change the outcome of a pass.
 
@@ -74,6 +75,23 @@ def projection(obj: Mapping[str, Any]) -> dict[str, Any]:
             for condition in status.get("conditions") or []
         ]
         result["status"] = projected
+    elif obj.get("kind") == "HTTPRoute":
+        # What status.route_status reads: each parent's ref and conditions (not their timestamps).
+        parents = (obj.get("status") or {}).get("parents") or []
+        result["status"] = {
+            "parents": [
+                {
+                    "parentRef": parent.get("parentRef"),
+                    "conditions": [
+                        {key: condition[key] for key in _CONDITION_FIELDS if key in condition}
+                        for condition in parent.get("conditions") or []
+                    ],
+                }
+                for parent in parents
+            ]
+        }
+    elif obj.get("kind") == "Ingress":
+        result["status"] = {"loadBalancer": ((obj.get("status") or {}).get("loadBalancer") or {})}
     elif obj.get("kind") == "CronJob":
         status = obj.get("status") or {}
         result["status"] = {key: status[key] for key in _CRONJOB_STATUS_FIELDS if key in status}
