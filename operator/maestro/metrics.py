@@ -46,6 +46,12 @@ LEADER = Gauge(
     "maestro_leader",
     "1 while this replica acts (no live peer with a higher priority), 0 while it stands by.",
 )
+ROLLOUT_FAILURES = Counter(
+    "maestro_rollout_failures",
+    "Failed rollouts acted on (issue 16), by what showed the failure (CrashLoopBackOff, ImagePullBackOff, "
+    "ProgressDeadlineExceeded, ...) and by action (RolledBack or Held).",
+    ["reason", "action"],
+)
 BUILD = Info("maestro_build", "The operator's version.")
 BUILD.info({"version": maestro.__version__})
 
@@ -140,3 +146,31 @@ def instrumented(
 def applied(kind: str) -> None:
     """One server-side apply request sent for a child of this kind."""
     APPLIES.labels(kind=kind).inc()
+
+
+# Reasons a failure cause may name (controller/rollout.py and the Deployment's progress deadline); anything else
+# counts as "Other", so that the series stay few.
+FAILURE_REASONS = (
+    "CrashLoopBackOff",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "ProgressDeadlineExceeded",
+)
+
+
+def failure_reason(cause: str) -> str:
+    """The reason a failure's cause names ("3 restarts in 40 s, CrashLoopBackOff ..."): the first of
+    FAILURE_REASONS in it, "Other" when none; a passed progress deadline is told by its Deployment's words."""
+    if "progress deadline" in cause:
+        return "ProgressDeadlineExceeded"
+    return next((reason for reason in FAILURE_REASONS if reason in cause), "Other")
+
+
+def rollout_failed(cause: str, action: str) -> None:
+    """A failed rollout was acted on (rolled back or held)."""
+    ROLLOUT_FAILURES.labels(reason=failure_reason(cause), action=action).inc()

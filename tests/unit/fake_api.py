@@ -53,6 +53,9 @@ class FakeApi:
             "post_event",
             "replica_sets",
             "pods",
+            "revisions",
+            "create",
+            "merge_patch",
         ):
             monkeypatch.setattr(kube, name, getattr(self, name))
         return self
@@ -96,6 +99,32 @@ class FakeApi:
 
     def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         return self._labelled("Pod", namespace, selector)
+
+    def revisions(self, app: Mapping[str, Any]) -> list[dict[str, Any]]:
+        meta = app["metadata"]
+        self.requests.append(("list", "ControllerRevision", ""))
+        return [
+            copy.deepcopy(obj)
+            for (k, ns, _), obj in self.objects.items()
+            if k == "ControllerRevision"
+            and ns == meta["namespace"]
+            and kube.controller_uid(obj) == meta.get("uid")
+        ]
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self.requests.append(("create", obj["kind"], obj["metadata"]["name"]))
+        if _key(obj) in self.objects:
+            raise kube.ApiError(409, "AlreadyExists", f"{obj['metadata']['name']} already exists")
+        stored = copy.deepcopy(dict(obj))
+        stored["metadata"]["uid"] = f"uid-{next(self._uids)}"
+        self.objects[_key(stored)] = stored
+        return copy.deepcopy(stored)
+
+    def merge_patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        self.requests.append(("patch", kind, name))
+        stored = self.objects[(kind, namespace, name)]
+        stored.update(copy.deepcopy(dict(patch)))
+        return copy.deepcopy(stored)
 
     def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         kind, name = obj["kind"], obj["metadata"]["name"]

@@ -89,6 +89,12 @@ def test_a_pass_that_finds_everything_in_place_sends_no_request(monkeypatch: pyt
     outcome = reconcile_pass(server, stores)
     assert ("patch-status", "MicroserviceApp", "shop") in server.requests  # Ready
     assert ("event", "Event", "Ready") in server.requests
+    # Ready at a new rendering: recorded as the app's first revision (revisions.py), named in the status.
+    assert (
+        "create",
+        "ControllerRevision",
+        server.objects[KEY]["status"]["lastGoodRevision"]["name"],
+    ) in server.requests
     outcome = reconcile_pass(server, stores)
     assert server.requests == []
     assert (outcome.phase, outcome.writes, outcome.status_written) == ("Ready", 0, False)

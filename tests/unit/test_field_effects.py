@@ -30,6 +30,10 @@ from .helpers import app, svc
 
 # Fields that change neither the children nor the status, with the reason. Keyed "Model.field".
 ALLOWED_WITHOUT_EFFECT: dict[str, str] = {
+    "Rollout.on_failure": "what a failed rollout does (controller/rollback.py, tests/unit/test_rollback.py), not "
+    "what a pass renders",
+    "MicroserviceAppSpec.revision_history_limit": "how many revisions are kept (controller/revisions.py, "
+    "tests/unit/test_rollback.py), not what a pass renders",
     "JobSpec.history_limit": "a job without schedule: how many earlier runs a pass keeps (its prunes, "
     "tests/unit/test_plan.py), not what it renders; with a schedule it is the CronJob's history limits",
 }
@@ -329,6 +333,8 @@ def test_the_walk_reaches_every_spec_model() -> None:
             api.RouteStatus,
             api.JobStatus,
             api.Condition,
+            api.RevisionRef,
+            api.RolloutFailure,
             api.ServiceSettings,
             api.PodSettings,
         )

@@ -462,6 +462,6 @@ def test_only_deployments_in_the_middle_of_a_rollout_are_inspected() -> None:
         service_children("db"), service_children("api", ready=False), service_children("web", failed=True)
     )(desired)
     # web past its deadline says why itself; db is steady; api's pods are read.
-    assert plan.inspected(desired, {compare.key_of(c): c for c in children}) == ["api"]
+    assert plan.inspected(desired, {compare.key_of(c): c for c in children}, {}) == ["api"]
     steady = all_of(*(service_children(n) for n in ("db", "api", "web")))(desired)
-    assert plan.inspected(desired, {compare.key_of(c): c for c in steady}) == []
+    assert plan.inspected(desired, {compare.key_of(c): c for c in steady}, {}) == []

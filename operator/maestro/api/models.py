@@ -93,6 +93,8 @@ ExposeType = Literal["ClusterIP", "NodePort", "LoadBalancer", "Headless", "None"
 Protocol = Literal["TCP", "UDP", "SCTP"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ConditionStatus = Literal["True", "False", "Unknown"]
+OnFailure = Literal["Rollback", "Hold"]
+DEFAULT_REVISION_HISTORY_LIMIT = 10
 
 # Kubernetes-native objects Maestro passes through unchanged: typed as free-form objects in the CRD
 # (x-kubernetes-preserve-unknown-fields), validated by the API server when the child is applied.
@@ -508,6 +510,13 @@ class Rollout(_Model):
         ge=1,
         le=86400,
     )
+    on_failure: OnFailure | None = Field(
+        default=None,
+        description="What a failed rollout of this service does (default Rollback): Rollback returns every "
+        "service the rollout changed to the app's last Ready revision, dependents first; Hold keeps what is "
+        "there and rolls nothing further (a release whose migrations cannot be undone). docs/api.md, "
+        '"Rollbacks".',
+    )
 
 
 class Scheduling(_Model):
@@ -846,6 +855,13 @@ class MicroserviceAppSpec(_Model):
         max_length=MAX_SERVICES,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+    revision_history_limit: int | None = Field(
+        default=None,
+        description="How many Ready revisions of the app to keep (ControllerRevisions, default 10): a failed "
+        "rollout returns to the newest, `maestro history` lists them.",
+        ge=1,
+        le=100,
+    )
     jobs: list[JobSpec] | None = Field(
         default=None,
         description="Tasks that run to completion: migrations and other one-off tasks run once per revision "
@@ -947,6 +963,34 @@ class JobStatus(_Model):
     message: str | None = Field(default=None, description="Human-readable details (why a run failed).")
 
 
+class RevisionRef(_Model):
+    """A recorded revision of the app: a ControllerRevision owned by it (docs/api.md, "Rollbacks")."""
+
+    revision: int = Field(description="The revision's number (ControllerRevision .revision).", ge=1)
+    name: str = Field(description="The ControllerRevision's name (<app>-<hash of the services' rendering>).")
+    generation: int | None = Field(default=None, description="The app generation it was Ready at.")
+
+
+class RolloutFailure(_Model):
+    """A failed rollout and what Maestro did about it, until the spec or its config changes again."""
+
+    action: Literal["RolledBack", "Held"] = Field(
+        description="RolledBack: the services the rollout changed returned to `revision`; Held: nothing rolls "
+        "back or further (rollout.onFailure: Hold, or no Ready revision to return to)."
+    )
+    service: str = Field(description="The service whose rollout failed first.")
+    cause: str = Field(description="Why it failed, e.g. 3 restarts in 40 s, CrashLoopBackOff.")
+    generation: int = Field(description="The app generation whose rollout failed.")
+    rendering: str = Field(
+        description="Hash of the failed rendering (spec and config): it is not tried again until this changes."
+    )
+    revision: RevisionRef | None = Field(default=None, description="The revision returned to (RolledBack).")
+    services: list[str] | None = Field(
+        default=None, description="The services returned to that revision, dependents first."
+    )
+    time: str = Field(description="When the failure was acted on (RFC 3339).")
+
+
 class MicroserviceAppStatus(_Model):
     """The observed state of the app, rebuilt from the cluster on every pass."""
 
@@ -973,6 +1017,16 @@ class MicroserviceAppStatus(_Model):
         default=None,
         description="Per-job status, in the order of spec.jobs; absent while the phase is Invalid.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    last_good_revision: RevisionRef | None = Field(
+        default=None, description="The newest revision at which the whole app was Ready (kept across passes)."
+    )
+    failed_generation: int | None = Field(
+        default=None, description="The generation whose rollout failed, while `rolloutFailure` holds."
+    )
+    rollout_failure: RolloutFailure | None = Field(
+        default=None,
+        description="A failed rollout and what was done (rolled back or held), until the spec or config changes.",
     )
 
 

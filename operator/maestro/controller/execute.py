@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro import render
+from maestro import metrics, render
 from maestro.api import models as api
 from maestro.api import timestamps
-from maestro.controller import compare, plan, rollout, status
+from maestro.controller import compare, plan, revisions, rollout, status
 from maestro.controller.compare import ChildKey
 from maestro.controller.plan import Desired, FieldError, Observed
 from maestro.controller.stores import Stores
@@ -135,9 +135,16 @@ def observe(
     }
     rollout_pods = {
         service: new_pods(namespace, owned[("Deployment", render.child_name(meta["name"], service))])
-        for service in plan.inspected(desired, owned)
+        for service in plan.inspected(desired, owned, previous)
     }
-    return Observed(timestamp, previous, owned, foreign, refusal, pod_failures, rollout_pods)
+    revision_name = plan.rollback_revision(desired, previous)
+    recorded = kube.get(revisions.KIND, namespace, revision_name) if revision_name else None
+    revision = (
+        revisions.read_revision(recorded)
+        if recorded is not None and kube.controller_uid(recorded) == uid
+        else None
+    )
+    return Observed(timestamp, previous, owned, foreign, refusal, pod_failures, rollout_pods, revision)
 
 
 def new_pods(namespace: str, deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -220,12 +227,59 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
         stores.children.discard(prune.child)  # so that the next pass does not prune it again
         outcome.pruned.append(compare.label(prune.child))
     report = decided.report(written)
+    if revision_due(decided, report.status):
+        report = dataclasses.replace(report, status=record_revision(app, decided, report.status))
     outcome.phase = report.status.phase
     _finish(app, stores, observed.previous, report, outcome)
+    if decided.decided and decided.failure is not None:
+        if outcome.status_written:
+            metrics.rollout_failed(decided.failure.cause, decided.failure.action)
+        if decided.failure.action == "RolledBack":  # carried out by the next pass, at once
+            outcome.recheck_after = ROLLBACK_RECHECK_SECONDS
     if decided.watching:  # crash-looping pods change nothing their Deployment's watch would report
         wait = rollout.RECHECK_SECONDS
         outcome.recheck_after = min(wait, outcome.recheck_after) if outcome.recheck_after else wait
     return outcome
+
+
+ROLLBACK_RECHECK_SECONDS = 0.1
+
+
+def revision_due(decided: plan.Plan, new: api.MicroserviceAppStatus) -> bool:
+    """Whether the app is Ready at a rendering that is not its last Ready revision: record it."""
+    recorded = new.last_good_revision
+    name = revisions.revision_name(decided.desired.app["metadata"]["name"], decided.rendering)
+    return new.phase == "Ready" and decided.failure is None and (recorded is None or recorded.name != name)
+
+
+def record_revision(
+    app: Mapping[str, Any], decided: plan.Plan, new: api.MicroserviceAppStatus
+) -> api.MicroserviceAppStatus:
+    """Record the Ready rendering as the app's newest revision (one create, or a number for a rendering
+    recorded before; the revisions beyond the history limit deleted): the status then names it."""
+    desired = decided.desired
+    services = dict(desired.services)
+    revision = revisions.render_revision(
+        app, 0, services, {name: desired.children[name] for name in services}, decided.observed.timestamp
+    )
+    spec = app.get("spec") or {}
+    limit = spec.get("revisionHistoryLimit") or api.DEFAULT_REVISION_HISTORY_LIMIT
+    step = revisions.recording(revision, kube.revisions(app), int(limit))
+    namespace = app["metadata"]["namespace"]
+    if step.create is not None:
+        kube.create(step.create)
+    if step.renumber is not None:
+        kube.merge_patch(revisions.KIND, namespace, step.renumber[0], {"revision": step.renumber[1]})
+    for name in step.delete:
+        kube.delete(revisions.KIND, namespace, name)
+    log.info(
+        "%s/%s: revision %d recorded (%s)",
+        namespace,
+        app["metadata"]["name"],
+        step.ref.revision,
+        step.ref.name,
+    )
+    return new.model_copy(update={"last_good_revision": step.ref})
 
 
 def _finish(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from maestro import render
 from maestro.api import graph
 from maestro.api import models as api
-from maestro.controller import precheck, rollout, status
+from maestro.controller import precheck, revisions, rollback, rollout, status
 from maestro.controller.compare import (
     ChildKey,
     generation,
@@ -131,6 +131,29 @@ class Observed:
     refusal: FieldError | None = None
     pod_failures: Mapping[str, str] = field(default_factory=dict)
     rollout_pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    # The revision a rollback returns to (read only while the app's status records one: `rollback_revision`).
+    revision: revisions.Revision | None = None
+
+
+def fingerprint(desired: Desired) -> str:
+    """The hash of the services' rendering (spec and config): what a revision records and a failure names."""
+    return revisions.rendering({name: desired.children[name] for name in desired.services})
+
+
+def rollback_revision(desired: Desired, previous: Mapping[str, Any]) -> str | None:
+    """The name of the ControllerRevision the executor reads for this pass: the one a rollback in force returns
+    to (none in any other state)."""
+    if desired.errors:
+        return None
+    failure = rollback.active(previous, fingerprint(desired))
+    if failure is None or failure.revision is None:
+        return None
+    return failure.revision.name
+
+
+def last_good(previous: Mapping[str, Any]) -> api.RevisionRef | None:
+    recorded = previous.get("lastGoodRevision")
+    return api.RevisionRef.model_validate(recorded) if recorded else None
 
 
 def unexplained_failures(
@@ -152,11 +175,15 @@ def unexplained_failures(
     ]
 
 
-def inspected(desired: Desired, children: Mapping[ChildKey, Mapping[str, Any]]) -> list[str]:
+def inspected(
+    desired: Desired, children: Mapping[ChildKey, Mapping[str, Any]], previous: Mapping[str, Any]
+) -> list[str]:
     """The services whose Deployment is in the middle of a rollout (rollout.rolling_out): the executor reads the
     pods of their new ReplicaSet, which tell a failed rollout long before its progress deadline. None in a
-    steady app."""
+    steady app, and none while a failure is acted on (rollback.py: decided already)."""
     name = desired.app["metadata"]["name"]
+    if rollback.active(previous, fingerprint(desired)) is not None:
+        return []
     return [
         service
         for service in desired.services
@@ -255,6 +282,11 @@ class Plan:
     # rollout.RECHECK_SECONDS.
     failures: Mapping[str, str] = field(default_factory=dict)
     watching: tuple[str, ...] = ()
+    # A failed rollout and what is done about it (rollback.py): decided in this pass (`decided`: nothing else
+    # is written before the decision is in the status), or in force since an earlier one.
+    failure: api.RolloutFailure | None = None
+    decided: bool = False
+    rendering: str = ""
 
     def report(self, written: Mapping[ChildKey, Mapping[str, Any]] | None = None) -> Report:
         """The status and events, from the children as the writes left them (`written`: what each write
@@ -315,6 +347,11 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
     if observed.refusal is not None:
         return invalid(app, previous, [observed.refusal], "ChildRejected", stamp)
 
+    rendering = fingerprint(desired)
+    in_force = rollback.active(previous, rendering)
+    if in_force is not None:
+        return _plan_failed(desired, observed, in_force, rendering)
+
     owned = observed.children
     writes: list[Write] = []
     applied: list[str] = []
@@ -369,7 +406,60 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
             failures[service] = cause
         elif rollout.watch_again(observed_deployment, pods, stamp):
             watching.append(service)
-    return Plan(desired, observed, tuple(writes), prunes, waiting, tuple(applied), failures, tuple(watching))
+    failed = rollback.failing(
+        app["metadata"]["name"], {s: desired.children[s] for s in desired.services}, owned, failures
+    )
+    decision = rollback.decide(
+        desired.services, failed, last_good(previous), rendering, int(generation(app) or 0), stamp
+    )
+    if decision is not None:
+        # Decided, and written to the status before anything else: the next pass carries it out.
+        return Plan(desired, observed, (), (), {}, (), failures, (), decision, True, rendering)
+    return Plan(
+        desired, observed, tuple(writes), prunes, waiting, tuple(applied), failures, tuple(watching),
+        rendering=rendering,
+    )  # fmt: skip
+
+
+def _plan_failed(desired: Desired, observed: Observed, failure: api.RolloutFailure, rendering: str) -> Plan:
+    """The writes while a failure is in force: the rolled-back services' children from the revision,
+    dependents first, and the children they had only in the failed rendering pruned; nothing for the rest."""
+    owned = observed.children
+    revision = observed.revision if failure.action == "RolledBack" else None
+    if failure.action == "RolledBack" and revision is None:
+        gone = failure.revision.name if failure.revision else "the last Ready revision"
+        failure = failure.model_copy(
+            update={
+                "action": "Held",
+                "cause": f"{failure.cause} (held: {gone} no longer exists)",
+                "revision": None,
+            }
+        )
+    returned = rollback.target(desired.order, desired.services, desired.children, revision)
+    writes: list[Write] = []
+    for name in returned.order:
+        path = desired.field(name) if name in desired.services else "spec.services"
+        for child in returned.children[name]:
+            before = owned.get(key_of(child))
+            if in_place(child, before):
+                continue
+            change: Change = (
+                "create" if before is None else "update" if not up_to_date(child, before) else "repair"
+            )
+            writes.append(Write(name, path, child, change))
+    kept = {key_of(c) for name in returned.rolled_back for c in returned.children[name]}
+    prunes = tuple(
+        Prune(obj)
+        for key, obj in owned.items()
+        if key not in kept
+        and ((obj.get("metadata") or {}).get("labels") or {}).get(render.LABEL_COMPONENT)
+        in returned.rolled_back
+    )
+    if revision is not None and failure.services is None:
+        failure = failure.model_copy(update={"services": list(returned.rolled_back)})
+    return Plan(
+        desired, observed, tuple(writes), prunes, {}, returned.order, {}, (), failure, False, rendering
+    )
 
 
 def _runs(desired: Desired, owned: Mapping[ChildKey, Mapping[str, Any]], job: str) -> list[Mapping[str, Any]]:
@@ -440,7 +530,15 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
         for route in [desired.route(service.name)]
     ]
     jobs = [_job_status(decided, after, job) for job in desired.jobs.values()]
-    new = status.app_status(app, services, jobs=jobs, previous=previous, timestamp=observed.timestamp)
+    new = status.app_status(
+        app,
+        services,
+        jobs=jobs,
+        previous=previous,
+        timestamp=observed.timestamp,
+        failure=decided.failure,
+        last_good=last_good(previous),
+    )
 
     events: list[Event] = []
     created = [label(w.child) for w in decided.writes if w.change == "create"]
@@ -473,7 +571,7 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
         if item not in before_waiting
     ]
 
-    if_written: list[Event] = []
+    if_written: list[Event] = list(_failure_events(decided, previous))
     # A run's end is told once, when the status that says it goes out.
     told = {(j.get("name"), j.get("run")): j.get("phase") for j in previous.get("jobs") or []}
     for job in jobs:
@@ -494,6 +592,42 @@ def _report(decided: Plan, written: Mapping[ChildKey, Mapping[str, Any]]) -> Rep
             if degraded is not None and degraded.reason == "RolloutFailed":
                 if_written.append(Event("Warning", "RolloutFailed", degraded.message))
     return Report(new, tuple(events), tuple(if_written))
+
+
+def _failure_events(decided: Plan, previous: Mapping[str, Any]) -> list[Event]:
+    """RolloutFailed once when a failure is decided, then RolledBack once the rollback is written (or
+    RolloutHeld with the decision)."""
+    failure = decided.failure
+    if failure is None:
+        return []
+    before = previous.get("rolloutFailure") or {}
+    events: list[Event] = []
+    cause = f"{failure.service}: {failure.cause}"
+    if decided.decided:
+        events.append(Event("Warning", "RolloutFailed", cause))
+    if failure.action == "Held" and (decided.decided or before.get("action") != "Held"):
+        events.append(
+            Event(
+                "Warning",
+                "RolloutHeld",
+                f"nothing rolls back or further until the spec or its config changes: {cause}",
+            )
+        )
+    if failure.action == "RolledBack" and failure.services is not None and before.get("services") is None:
+        revision = failure.revision
+        to = (
+            f"revision {revision.revision} (generation {revision.generation})"
+            if revision
+            else "the last revision"
+        )
+        events.append(
+            Event(
+                "Warning",
+                "RolledBack",
+                f"rolled back {', '.join(failure.services) or 'nothing'} to {to}: {cause}",
+            )
+        )
+    return events
 
 
 def _job_status(

@@ -406,6 +406,7 @@ def invalid_status(
             stalled=("True", reason, message),
         ),
         services=None,
+        last_good_revision=(previous or {}).get("lastGoodRevision"),
     )
 
 
@@ -416,8 +417,11 @@ def app_status(
     jobs: Sequence[api.JobStatus] = (),
     previous: Mapping[str, Any] | None = None,
     timestamp: str | None = None,
+    failure: api.RolloutFailure | None = None,
+    last_good: api.RevisionRef | None = None,
 ) -> api.MicroserviceAppStatus:
-    """The app's status from its services' and jobs' statuses (in spec order).
+    """The app's status from its services' and jobs' statuses (in spec order), the failed rollout acted on
+    (rollback.py) and the last Ready revision.
 
     Phase: Degraded when a rollout or a job's current run failed, Ready when every service is Ready and every
     job's current run Succeeded (a scheduled job only needs its CronJob), Pending when every service and job is
@@ -433,7 +437,17 @@ def app_status(
     not_ready = [p for p in parts if p.phase not in ("Ready", "Succeeded", "Scheduled")]
     details = "; ".join(f"{p.name}: {p.message or p.phase}" for p in not_ready)
     rows: dict[str, Row]
-    if failed:
+    if failure is not None:
+        phase: api.Phase = "Degraded"
+        reason = "RolledBack" if failure.action == "RolledBack" else "RolloutHeld"
+        message = failure_message(failure)
+        rows = {
+            "ready": ("False", reason, message),
+            "progressing": ("False", reason, message),
+            "degraded": ("True", reason, message),
+            "stalled": ("True", reason, message),
+        }
+    elif failed:
         held = [p.name for p in waiting if set(p.waiting_for or ()) & {f.name for f in failed}]
         message = "; ".join(f"{p.name}: {p.message}" for p in failed)
         if held:
@@ -441,7 +455,7 @@ def app_status(
         # A service's failed rollout says more about the app than a job's failed run; a failed run alone is
         # JobFailed (issue 16's rollback must tell them apart: a failed job rolled nothing out).
         reason = "RolloutFailed" if failed_services else "JobFailed"
-        phase: api.Phase = "Degraded"
+        phase = "Degraded"
         rows = {
             "ready": ("False", reason, details),
             "progressing": ("False", reason, message),
@@ -475,7 +489,26 @@ def app_status(
         conditions=_conditions(app, previous, timestamp or now(), **rows),
         services=list(services),
         jobs=list(jobs) or None,
+        last_good_revision=last_good,
+        failed_generation=failure.generation if failure else None,
+        rollout_failure=failure,
     )
+
+
+def failure_message(failure: api.RolloutFailure) -> str:
+    """The conditions' message for a failed rollout acted on: the cause, then what was done."""
+    cause = f"{failure.service}: {failure.cause}"
+    if failure.action == "Held":
+        return f"{cause}; held at generation {failure.generation}: nothing rolls back or further until the spec or its config changes"
+    revision = failure.revision
+    to = (
+        f"revision {revision.revision} (generation {revision.generation})"
+        if revision
+        else "the last revision"
+    )
+    if failure.services is None:
+        return f"{cause}; rolling back to {to}"
+    return f"{cause}; rolled back {', '.join(failure.services) or 'nothing'} to {to}"
 
 
 def to_dict(status: api.MicroserviceAppStatus) -> dict[str, Any]:

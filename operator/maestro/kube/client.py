@@ -32,13 +32,15 @@ def _prefix(api_version: str) -> str:
 
 # kind -> (API path prefix, plural) of everything Maestro reads or writes: the child kinds (render/kinds.py),
 # the config sources a pass hashes, the pods of a failed job run (their termination message), the ReplicaSets
-# and pods of a Deployment in the middle of a rollout (controller/rollout.py), and the app.
+# and pods of a Deployment in the middle of a rollout (controller/rollout.py), the app's revisions
+# (controller/revisions.py), and the app.
 KINDS: dict[str, tuple[str, str]] = {
     **{child.kind: (_prefix(child.api_version), child.plural) for child in kinds.CHILD_KINDS},
     "ConfigMap": ("/api/v1", "configmaps"),
     "Secret": ("/api/v1", "secrets"),
     "Pod": ("/api/v1", "pods"),
     "ReplicaSet": ("/apis/apps/v1", "replicasets"),
+    "ControllerRevision": ("/apis/apps/v1", "controllerrevisions"),
     api.KIND: (f"/apis/{api.API_VERSION}", api.PLURAL),
 }
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on the pods of a Job
@@ -381,6 +383,29 @@ def replica_sets(namespace: str, selector: Mapping[str, str]) -> list[dict[str, 
 def pods(namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
     """The pods with those labels (a ReplicaSet's: its Deployment's selector and its pod-template-hash)."""
     return list_objects("Pod", namespace, selector)
+
+
+def revisions(app: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The app's ControllerRevisions (controller/revisions.py): by the app's label, controlled by this very
+    app (not a namesake deleted and created again)."""
+    meta = app["metadata"]
+    listed = list_objects("ControllerRevision", meta["namespace"], {f"{api.GROUP}/app": meta["name"]})
+    return [obj for obj in listed if controller_uid(obj) == meta.get("uid")]
+
+
+def create(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Create one object (a ControllerRevision: written once, never applied over)."""
+    meta = obj["metadata"]
+    result: dict[str, Any] = request("POST", _path(obj["kind"], meta["namespace"]), body=dict(obj))
+    return result
+
+
+def merge_patch(kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-merge-patch one object (a revision's number; `maestro rollback`'s spec)."""
+    result: dict[str, Any] = request(
+        "PATCH", _path(kind, namespace, name), body=dict(patch), content_type="application/merge-patch+json"
+    )
+    return result
 
 
 def patch_status(app: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
