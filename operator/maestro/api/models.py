@@ -985,8 +985,13 @@ class RolloutFailure(_Model):
         description="Hash of the failed rendering (spec and config): it is not tried again until this changes."
     )
     revision: RevisionRef | None = Field(default=None, description="The revision returned to (RolledBack).")
-    services: list[str] | None = Field(
-        default=None, description="The services returned to that revision, dependents first."
+    reached: list[str] = Field(
+        default_factory=list,
+        description="The services the failed rollout had reached (all their children at the failed rendering) "
+        "when it was decided: only those roll back.",
+    )
+    returned: list[str] | None = Field(
+        default=None, description="The services returned to that revision, dependents first (once done)."
     )
     time: str = Field(description="When the failure was acted on (RFC 3339).")
 

@@ -409,8 +409,15 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
     failed = rollback.failing(
         app["metadata"]["name"], {s: desired.children[s] for s in desired.services}, owned, failures
     )
+    rendered = {s: desired.children[s] for s in desired.services}
     decision = rollback.decide(
-        desired.services, failed, last_good(previous), rendering, int(generation(app) or 0), stamp
+        desired.services,
+        failed,
+        last_good(previous),
+        rendering,
+        int(generation(app) or 0),
+        stamp,
+        rollback.reached(app["metadata"]["name"], rendered, owned),
     )
     if decision is not None:
         # Decided, and written to the status before anything else: the next pass carries it out.
@@ -435,7 +442,7 @@ def _plan_failed(desired: Desired, observed: Observed, failure: api.RolloutFailu
                 "revision": None,
             }
         )
-    returned = rollback.target(desired.order, desired.services, desired.children, revision)
+    returned = rollback.target(desired.order, desired.services, desired.children, revision, failure.reached)
     writes: list[Write] = []
     for name in returned.order:
         path = desired.field(name) if name in desired.services else "spec.services"
@@ -455,8 +462,8 @@ def _plan_failed(desired: Desired, observed: Observed, failure: api.RolloutFailu
         and ((obj.get("metadata") or {}).get("labels") or {}).get(render.LABEL_COMPONENT)
         in returned.rolled_back
     )
-    if revision is not None and failure.services is None:
-        failure = failure.model_copy(update={"services": list(returned.rolled_back)})
+    if revision is not None and failure.returned is None:
+        failure = failure.model_copy(update={"returned": list(returned.rolled_back)})
     return Plan(
         desired, observed, tuple(writes), prunes, {}, returned.order, {}, (), failure, False, rendering
     )
@@ -613,18 +620,13 @@ def _failure_events(decided: Plan, previous: Mapping[str, Any]) -> list[Event]:
                 f"nothing rolls back or further until the spec or its config changes: {cause}",
             )
         )
-    if failure.action == "RolledBack" and failure.services is not None and before.get("services") is None:
-        revision = failure.revision
-        to = (
-            f"revision {revision.revision} (generation {revision.generation})"
-            if revision
-            else "the last revision"
-        )
+    if failure.action == "RolledBack" and failure.returned is not None and before.get("returned") is None:
+        to = status.revision_text(failure.revision)
         events.append(
             Event(
                 "Warning",
                 "RolledBack",
-                f"rolled back {', '.join(failure.services) or 'nothing'} to {to}: {cause}",
+                f"rolled back {', '.join(failure.returned) or 'nothing'} to {to}: {cause}",
             )
         )
     return events

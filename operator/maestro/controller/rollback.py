@@ -7,9 +7,10 @@ followed by one that reads the decision and carries it out. The decision holds w
 spec and config, `revisions.rendering`) stays the one that failed; any change of spec or config starts a
 normal rollout again. Maestro never edits the spec: GitOps tools keep seeing the app in sync, and Degraded.
 
-- RolledBack: every service whose policy is Rollback and whose rendering differs from the last Ready revision
-  gets that revision's children back (dependents first). Services the rollout had not reached yet are at the
-  revision already: nothing is written for them. Services the revision does not know (new in this rollout),
+- RolledBack: every service the rollout had reached (`reached`, recorded with the decision) whose policy is
+  Rollback and whose rendering differs from the last Ready revision gets that revision's children back
+  (dependents first), and so does a service the rollout removed. Services the rollout had not reached yet stay
+  as they are. Services the revision does not know (new in this rollout),
   services whose policy is Hold, and the jobs keep what they have and roll nothing further.
 - Held (`rollout.onFailure: Hold` on a failed service, or no Ready revision to return to while Hold applies):
   nothing rolls back and nothing rolls further.
@@ -70,6 +71,20 @@ def failing(
     return result
 
 
+def reached(
+    app_name: str,
+    children: Mapping[str, Sequence[Mapping[str, Any]]],
+    owned: Mapping[ChildKey, Mapping[str, Any]],
+) -> list[str]:
+    """The services every child of which is at the current rendering (`children`, service -> its rendering):
+    those the rollout has reached."""
+    return [
+        service
+        for service, items in children.items()
+        if all(up_to_date(child, owned.get(key_of(child))) for child in items)
+    ]
+
+
 def decide(
     services: Mapping[str, api.ServiceSpec],
     failed: Mapping[str, str],
@@ -77,6 +92,7 @@ def decide(
     fingerprint: str,
     generation: int,
     timestamp: str,
+    reached: Sequence[str] = (),
 ) -> api.RolloutFailure | None:
     """What to do about the failed services (in spec order), or None: nothing to return to and nothing to
     hold (the default policy without a Ready revision), or the failed rendering is the last good one itself."""
@@ -93,6 +109,7 @@ def decide(
         generation=generation,
         rendering=fingerprint,
         revision=None if hold else last_good,
+        reached=list(reached),
         time=timestamp,
     )
 
@@ -113,9 +130,11 @@ def target(
     services: Mapping[str, api.ServiceSpec],
     children: Mapping[str, Sequence[dict[str, Any]]],
     revision: revisions.Revision | None,
+    reached: Sequence[str] = (),
 ) -> Target:
     """Returning the app to `revision` (None: hold everything). `order`: the components in dependency order;
-    `children`: their current rendering."""
+    `children`: their current rendering; `reached`: the services the failed rollout had reached (the others are
+    as the revision left them, or new)."""
     components = set(order)
     if revision is None:
         return Target({}, (), (), frozenset(components))
@@ -129,8 +148,8 @@ def target(
     ]
     for name in candidates:
         record = revision.services.get(name)
-        if record is None:
-            continue  # new in the failed rollout: kept as it is
+        if record is None or (name in services and name not in reached):
+            continue  # new in the failed rollout, or not reached by it: kept as it is
         current = children.get(name, ())
         same = {key_of(c): c for c in current} == {key_of(c): c for c in record.children}
         policy = revisions.on_failure(services[name]) if name in services else record.on_failure

@@ -495,20 +495,21 @@ def app_status(
     )
 
 
+def revision_text(revision: api.RevisionRef | None) -> str:
+    if revision is None:
+        return "the last revision"
+    return f"revision {revision.revision} (generation {revision.generation})"
+
+
 def failure_message(failure: api.RolloutFailure) -> str:
     """The conditions' message for a failed rollout acted on: the cause, then what was done."""
     cause = f"{failure.service}: {failure.cause}"
     if failure.action == "Held":
         return f"{cause}; held at generation {failure.generation}: nothing rolls back or further until the spec or its config changes"
-    revision = failure.revision
-    to = (
-        f"revision {revision.revision} (generation {revision.generation})"
-        if revision
-        else "the last revision"
-    )
-    if failure.services is None:
+    to = revision_text(failure.revision)
+    if failure.returned is None:
         return f"{cause}; rolling back to {to}"
-    return f"{cause}; rolled back {', '.join(failure.services) or 'nothing'} to {to}"
+    return f"{cause}; rolled back {', '.join(failure.returned) or 'nothing'} to {to}"
 
 
 def to_dict(status: api.MicroserviceAppStatus) -> dict[str, Any]:
