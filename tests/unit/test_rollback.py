@@ -300,3 +300,36 @@ def test_the_failed_rendering_is_not_decided_again_nor_rolled_back_to_itself() -
     assert decided is not None and decided.action == "RolledBack"
     assert rollback.active({"rolloutFailure": decided.model_dump(by_alias=True)}, "def") == decided
     assert rollback.active({"rolloutFailure": decided.model_dump(by_alias=True)}, "xyz") is None
+
+
+def test_history_lists_the_revisions_newest_first_after_the_failure_in_force() -> None:
+    from maestro.cli import history
+
+    def recorded(number: int, name: str, version: str) -> revisions.Revision:
+        record = revisions.ServiceRecord((), "c0ffee", (f"registry.example.com/web:{version}",), "Rollback")
+        return revisions.Revision(
+            number, name, name[-3:], number, {}, {"web": record}, f"2026-12-0{number}T00:00:00Z"
+        )
+
+    app = {
+        "status": {
+            "lastGoodRevision": {"revision": 2, "name": "shop-bbb", "generation": 2},
+            "rolloutFailure": {
+                "action": "RolledBack",
+                "service": "web",
+                "cause": "3 restarts in 40 s, CrashLoopBackOff",
+                "generation": 3,
+                "revision": {"revision": 2, "name": "shop-bbb", "generation": 2},
+            },
+        }
+    }
+    table = history.format_table(
+        history.history_table(app, [recorded(1, "shop-aaa", "1.0.0"), recorded(2, "shop-bbb", "2.0.0")])
+    )
+    assert table.splitlines() == [
+        "REVISION   GENERATION   IMAGES                               CONFIG       READY AT               OUTCOME",
+        "-          3            -                                    -            -                      "
+        "Failed (web: 3 restarts in 40 s, CrashLoopBackOff); rolled back to 2",
+        "2          2            web=registry.example.com/web:2.0.0   web=c0ffee   2026-12-02T00:00:00Z   Ready (returned to)",
+        "1          1            web=registry.example.com/web:1.0.0   web=c0ffee   2026-12-01T00:00:00Z   Ready",
+    ]

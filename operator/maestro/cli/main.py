@@ -19,7 +19,7 @@ import maestro
 from maestro import render
 from maestro.api import crd
 from maestro.api import models as api
-from maestro.cli import completion, status
+from maestro.cli import completion, history, status
 from maestro.cli import diff as differ
 from maestro.cli import run as runner
 
@@ -176,6 +176,8 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_crd,
     differ.add_diff,
     status.add_status,
+    history.add_history,
+    history.add_rollback,
     runner.add_run,
     completion.add_completion,
 ]

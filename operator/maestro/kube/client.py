@@ -408,6 +408,23 @@ def merge_patch(kind: str, namespace: str, name: str, patch: Mapping[str, Any]) 
     return result
 
 
+def replace_spec(app: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace the app's whole spec (`maestro rollback`), unless the app changed since it was read (the
+    resourceVersion test fails the patch: 422)."""
+    meta = app["metadata"]
+    operations = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+        {"op": "replace", "path": "/spec", "value": dict(spec)},
+    ]
+    result: dict[str, Any] = request(
+        "PATCH",
+        _path(api.KIND, meta["namespace"], meta["name"]),
+        body=operations,
+        content_type="application/json-patch+json",
+    )
+    return result
+
+
 def patch_status(app: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-merge-patch the app's .status through the status subresource."""
     meta = app["metadata"]
