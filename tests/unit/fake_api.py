@@ -55,7 +55,6 @@ class FakeApi:
             "pods",
             "revisions",
             "create",
-            "merge_patch",
         ):
             monkeypatch.setattr(kube, name, getattr(self, name))
         return self
@@ -118,12 +117,6 @@ class FakeApi:
         stored = copy.deepcopy(dict(obj))
         stored["metadata"]["uid"] = f"uid-{next(self._uids)}"
         self.objects[_key(stored)] = stored
-        return copy.deepcopy(stored)
-
-    def merge_patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        self.requests.append(("patch", kind, name))
-        stored = self.objects[(kind, namespace, name)]
-        stored.update(copy.deepcopy(dict(patch)))
         return copy.deepcopy(stored)
 
     def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:

@@ -101,8 +101,8 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
             needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status
         elif kind in ("Pod", "ReplicaSet"):  # kube.run_pods, kube.pods, kube.replica_sets
             verbs = {"list"}
-        elif kind == "ControllerRevision":  # kube.get, revisions, create, merge_patch, delete
-            verbs = {"get", "list", "create", "patch", "delete"}
+        elif kind == "ControllerRevision":  # kube.get, revisions, create, delete
+            verbs = {"get", "list", "create", "delete"}
         else:  # config sources, read by kube.source_data
             verbs = {"get"}
         needs |= {(group, plural, verb) for verb in verbs}

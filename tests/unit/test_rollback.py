@@ -260,13 +260,14 @@ def test_recording_numbers_only_grow_and_keeps_the_newest() -> None:
     new = {"metadata": {"name": "shop-c"}, "data": {"generation": 7}, "revision": 0}
     step = revisions.recording(new, [revision_object("shop-a", 1), revision_object("shop-b", 2)], limit=2)
     assert step.create is not None and step.create["revision"] == 3
-    assert (step.renumber, step.delete, step.ref.revision) == (None, ("shop-a",), 3)
+    assert (step.replace, step.delete, step.ref.revision) == (False, ("shop-a",), 3)
 
     again = revisions.recording(new, [revision_object("shop-c", 1), revision_object("shop-b", 2)], limit=10)
-    assert (again.create, again.renumber, again.delete) == (None, ("shop-c", 3), ())
+    assert again.create is not None and again.create["revision"] == 3
+    assert (again.replace, again.delete) == (True, ())
 
     done = revisions.recording(new, [revision_object("shop-b", 2), revision_object("shop-c", 3)], limit=10)
-    assert (done.create, done.renumber, done.ref.revision) == (None, None, 3)
+    assert (done.create, done.replace, done.ref.revision) == (None, False, 3)
 
 
 def test_the_rendering_hash_changes_with_any_child() -> None:

@@ -255,8 +255,9 @@ def revision_due(decided: plan.Plan, new: api.MicroserviceAppStatus) -> bool:
 def record_revision(
     app: Mapping[str, Any], decided: plan.Plan, new: api.MicroserviceAppStatus
 ) -> api.MicroserviceAppStatus:
-    """Record the Ready rendering as the app's newest revision (one create, or a number for a rendering
-    recorded before; the revisions beyond the history limit deleted): the status then names it."""
+    """Record the Ready rendering as the app's newest revision (one create; a rendering recorded before is
+    written again under the newest number; the revisions beyond the history limit deleted): the status then
+    names it."""
     desired = decided.desired
     services = dict(desired.services)
     revision = revisions.render_revision(
@@ -267,9 +268,9 @@ def record_revision(
     step = revisions.recording(revision, kube.revisions(app), int(limit))
     namespace = app["metadata"]["namespace"]
     if step.create is not None:
+        if step.replace:
+            kube.delete(revisions.KIND, namespace, step.create["metadata"]["name"])
         kube.create(step.create)
-    if step.renumber is not None:
-        kube.merge_patch(revisions.KIND, namespace, step.renumber[0], {"revision": step.renumber[1]})
     for name in step.delete:
         kube.delete(revisions.KIND, namespace, name)
     log.info(

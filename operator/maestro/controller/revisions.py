@@ -162,32 +162,33 @@ def read_revision(obj: Mapping[str, Any]) -> Revision:
 
 @dataclass(frozen=True)
 class Recording:
-    """What recording a Ready rendering takes, given the app's revisions: create it, or give the existing one
-    the newest number (`renumber`), or nothing; and which old revisions fall beyond the history limit."""
+    """What recording a Ready rendering takes, given the app's revisions: create it (`replace`: after deleting
+    its earlier record, which then takes the newest number), or nothing; and which old revisions fall beyond
+    the history limit. A ControllerRevision's data cannot be patched around (the API server compares it byte
+    for byte after decoding it), so a number is changed by writing the record again."""
 
     create: dict[str, Any] | None
-    renumber: tuple[str, int] | None  # (name, new number)
+    replace: bool
     delete: tuple[str, ...]
     ref: api.RevisionRef
 
 
 def recording(revision: dict[str, Any], existing: Sequence[Mapping[str, Any]], limit: int) -> Recording:
-    """Record `revision` (render_revision's, numbered later here) among the `existing` ControllerRevisions of the
-    app: numbers only grow; the newest `limit` are kept."""
+    """Record `revision` (render_revision's, numbered here) among the `existing` ControllerRevisions of the app:
+    numbers only grow; the newest `limit` are kept."""
     name = revision["metadata"]["name"]
     numbers = {o["metadata"]["name"]: int(o.get("revision") or 0) for o in existing}
     newest = max(numbers.values(), default=0)
     generation = revision["data"].get("generation")
     if name in numbers and numbers[name] == newest:
-        create, renumber, number = None, None, newest  # recorded already (a pass cut short after it)
-    elif name in numbers:
-        create, renumber, number = None, (name, newest + 1), newest + 1
+        create, number = None, newest  # recorded already (a pass cut short after it)
     else:
         number = newest + 1
-        create, renumber = {**revision, "revision": number}, None
+        create = {**revision, "revision": number}
+    replace = create is not None and name in numbers
     numbers[name] = number
     kept = sorted(numbers, key=lambda n: numbers[n], reverse=True)[:limit]
     delete = tuple(sorted(n for n in numbers if n not in kept))
     return Recording(
-        create, renumber, delete, api.RevisionRef(revision=number, name=name, generation=generation)
+        create, replace, delete, api.RevisionRef(revision=number, name=name, generation=generation)
     )

@@ -394,17 +394,9 @@ def revisions(app: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def create(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Create one object (a ControllerRevision: written once, never applied over)."""
+    """Create one object (a ControllerRevision: written once, never changed)."""
     meta = obj["metadata"]
     result: dict[str, Any] = request("POST", _path(obj["kind"], meta["namespace"]), body=dict(obj))
-    return result
-
-
-def merge_patch(kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-merge-patch one object (a revision's number; `maestro rollback`'s spec)."""
-    result: dict[str, Any] = request(
-        "PATCH", _path(kind, namespace, name), body=dict(patch), content_type="application/merge-patch+json"
-    )
     return result
 
 

@@ -64,11 +64,12 @@ tests/unit/test_deploy.py checks that it matches what the operator's code calls.
   resources: [replicasets]
   verbs: [list]
 # The app's revisions (controller/revisions.py): a ControllerRevision created each time the whole app becomes
-# Ready at a new rendering, read back by a rollback, listed when one is recorded (and by `maestro history`), its
-# number patched when a rendering is recorded again, the oldest deleted beyond spec.revisionHistoryLimit.
+# Ready at a new rendering (a rendering Ready again: deleted and created under the newest number), read back by a
+# rollback, listed when one is recorded (and by `maestro history`), the oldest deleted beyond
+# spec.revisionHistoryLimit. Never patched.
 - apiGroups: [apps]
   resources: [controllerrevisions]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, create, delete]
 # Events about apps (Maestro's own and kopf's warnings). Only created.
 - apiGroups: [""]
   resources: [events]
