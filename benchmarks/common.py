@@ -450,9 +450,14 @@ def operator_requests(delta: Counter[Key]) -> dict[str, int]:
     events = sum(
         v for (verb, _, res, _), v in delta.items() if res == "events" and verb in {"CREATE", "POST"}
     )
+    # The app's revisions (issue 16): only the operator writes ControllerRevisions here (no StatefulSets).
+    revision_writes = sum(
+        v for (verb, _, res, _), v in delta.items() if res == "controllerrevisions" and verb in WRITE_VERBS
+    )
     return {
-        "writes": app_writes + applies + child_deletes,
+        "writes": app_writes + applies + child_deletes + revision_writes,
         "app_writes": app_writes,
+        "revision_writes": revision_writes,
         "applies": applies,
         "child_deletes": child_deletes,
         "dry_run_applies": dry_run_applies,

@@ -128,11 +128,12 @@ def main() -> int:
         )
         print(f"  objects whose resourceVersion changed: {len(changed)} {changed[:10]}")
         print(
-            f"per spec change (one image: 1 Deployment changes; the Deployment and the Service (version label) change; goal <= 2 applies + 1 status write), {args.changes} changes"
+            f"per spec change (one image: 1 Deployment changes; the Deployment and the Service (version label) change; goal <= 2 applies + 1 status write + 1 revision record), {args.changes} changes"
         )
         for counts in per_change:
             print(
-                f"  applies {counts['applies']}, app writes {counts['app_writes']}, passes {counts['passes']}, "
+                f"  applies {counts['applies']}, app writes {counts['app_writes']}, "
+                f"revision writes {counts['revision_writes']}, passes {counts['passes']}, "
                 f"rollout lists {counts['rollout_lists']}, events (all clients) {counts['events_all_clients']}"
             )
         print(f"  median writes per change: {common.median([c['writes'] for c in per_change])}")

@@ -42,6 +42,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "ConfigMap": ("v1", "configmaps"),
     "Secret": ("v1", "secrets"),
     "Namespace": ("v1", "namespaces"),
+    "Event": ("v1", "events"),
 }
 CHILD_KINDS = kinds.KIND_NAMES
 _unknown = set(CHILD_KINDS) - RESOURCES.keys()
