@@ -417,3 +417,41 @@ def test_crashing_image_makes_the_app_degraded(kubectl: Kubectl, op: OperatorPro
     assert api["phase"] == "Degraded" and api["message"], api
     assert api.get("readyReplicas", 0) == 0
     assert kubectl.get("deployment", "shop-web") is None
+
+
+def test_a_release_that_crashes_on_the_real_node_is_rolled_back(
+    kubectl: Kubectl, client: Client, op: OperatorProcess
+) -> None:
+    """A new release of catalog whose container exits at start (FAIL_AT_START) crash-loops under the real
+    kubelet's back-off: Maestro sees the restarts and returns catalog to the last Ready revision long before its
+    progress deadline; web keeps reaching the old catalog."""
+    probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1}
+    catalog = svc("catalog", readinessProbe=probe)
+    web = svc("web", dependsOn=["catalog"], readinessProbe=probe)
+    kubectl.apply(msa("shop", catalog, web))
+    good = wait_ready(kubectl, "shop")["status"]["lastGoodRevision"]
+    broken = svc("catalog", env={"FAIL_AT_START": "1"}, readinessProbe=probe)
+    kubectl.apply(msa("shop", broken, web))
+
+    def rolled_back() -> dict[str, Any] | None:
+        failure = app_status(kubectl, "shop").get("rolloutFailure") or {}
+        return failure if failure.get("returned") is not None else None
+
+    failure = wait_until("the release to be rolled back", rolled_back, timeout=SLOW + 60)
+    assert (failure["service"], failure["returned"], failure["revision"]) == ("catalog", ["catalog"], good)
+    assert "CrashLoopBackOff" in failure["cause"] and "FAIL_AT_START" in failure["cause"], failure
+    deployment = kubectl.get("deployment", "shop-catalog")
+    assert "env" not in deployment["spec"]["template"]["spec"]["containers"][0] or all(
+        e["name"] != "FAIL_AT_START" for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    )
+    assert kubectl.get("msa", "shop")["spec"]["services"][0]["env"] == [
+        {"name": "FAIL_AT_START", "value": "1"}
+    ]
+    # The old catalog serves web all along (the rolling update kept its pod), and after.
+    report = wait_until(
+        "web's /call to reach catalog",
+        lambda: (r := proxy_ok(client, kubectl.namespace or "", "shop-web", "call")) and r.get("ok") and r,
+        timeout=60,
+    )
+    assert report["calls"]["CATALOG_URL"]["ok"] is True
+    assert app_status(kubectl, "shop")["phase"] == "Degraded"
