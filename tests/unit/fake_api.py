@@ -54,6 +54,7 @@ class FakeApi:
             "replica_sets",
             "pods",
             "revisions",
+            "snapshot_copies",
             "create",
         ):
             monkeypatch.setattr(kube, name, getattr(self, name))
@@ -109,6 +110,18 @@ class FakeApi:
             and ns == meta["namespace"]
             and kube.controller_uid(obj) == meta.get("uid")
         ]
+
+    def snapshot_copies(self, app: Mapping[str, Any]) -> list[dict[str, Any]]:
+        meta = app["metadata"]
+        copies = []
+        for kind in ("ConfigMap", "Secret"):
+            self.requests.append(("list", kind, ""))
+            copies += [
+                copy.deepcopy(obj)
+                for (k, ns, _), obj in self.objects.items()
+                if k == kind and ns == meta["namespace"] and kube.controller_uid(obj) == meta.get("uid")
+            ]
+        return copies
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         self.requests.append(("create", obj["kind"], obj["metadata"]["name"]))

@@ -103,8 +103,8 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
             verbs = {"list"}
         elif kind == "ControllerRevision":  # kube.get, revisions, create, delete
             verbs = {"get", "list", "create", "delete"}
-        else:  # config sources, read by kube.source_data
-            verbs = {"get"}
+        else:  # config sources, read by kube.get; their snapshots: kube.snapshot_copies, create, delete
+            verbs = {"get", "list", "create", "delete"}
         needs |= {(group, plural, verb) for verb in verbs}
     needs.add(("", "events", "create"))  # kube.post_event, and kopf's warning events
 

@@ -30,6 +30,8 @@ from .helpers import app, svc
 
 # Fields that change neither the children nor the status, with the reason. Keyed "Model.field".
 ALLOWED_WITHOUT_EFFECT: dict[str, str] = {
+    "ConfigSource.snapshot": "the pods load a copy of the data, which the operator makes from what it reads: "
+    "offline there is none (tests/unit/test_snapshots.py renders with one)",
     "Rollout.on_failure": "what a failed rollout does (controller/rollback.py, tests/unit/test_rollback.py), not "
     "what a pass renders",
     "MicroserviceAppSpec.revision_history_limit": "how many revisions are kept (controller/revisions.py, "

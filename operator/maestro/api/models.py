@@ -468,6 +468,12 @@ class ConfigSource(_Model):
     optional: bool | None = Field(
         default=None, description="Start the pods even when the object does not exist (default false)."
     )
+    snapshot: bool | None = Field(
+        default=None,
+        description="Load an immutable copy of the data (<name>-<hash>, owned by the app) instead of the object "
+        "itself: each revision keeps the configuration it was rolled out with, and a rollback restores it "
+        '(default false). docs/api.md, "Config snapshots".',
+    )
 
 
 class DisruptionBudget(_Model):

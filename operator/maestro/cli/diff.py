@@ -116,7 +116,8 @@ def diff_app(app: Mapping[str, Any], default_namespace: str) -> AppDiff:
     spec = plan.validated(app)
     if not isinstance(spec, api.MicroserviceAppSpec):
         raise DiffError(*(f"{path}: {message}" for path, message in spec))
-    desired = plan.desire(app, spec, execute.config_hashes(app, plan.merged_services(spec)))
+    config = execute.read_config(app, plan.merged_components(spec))
+    desired = plan.desire(app, spec, config.hashes, config.copies)
     owned = kube.owned_children(live_app) if live_app is not None else {}
     foreign: dict[ChildKey, dict[str, Any]] = {}
     for key in sorted(desired.keys() - owned.keys()):

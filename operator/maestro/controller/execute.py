@@ -20,7 +20,7 @@ from maestro.controller.compare import ChildKey
 from maestro.controller.plan import Desired, FieldError, Observed
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
-from maestro.render import confighash
+from maestro.render import confighash, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
     timestamp = timestamps.now()  # the plan's only clock
     spec = plan.validated(app)
     if isinstance(spec, api.MicroserviceAppSpec):
-        desired = plan.desire(app, spec, config_hashes(app, plan.merged_components(spec)))
+        config = read_config(app, plan.merged_components(spec))
+        desired = plan.desire(app, spec, config.hashes, config.copies)
         observed = observe(app, desired, stores, live=live, previous=previous, timestamp=timestamp)
     else:
         desired = plan.desire(app, spec, {})
@@ -76,22 +77,40 @@ def run(app: Mapping[str, Any], stores: Stores, *, live: bool) -> Outcome:
 # ------------------------------------------------------------------------------------------------ observation
 
 
-def config_hashes(app: Mapping[str, Any], services: Mapping[str, api.PodSettings]) -> dict[str, str]:
-    """Service (job) name -> the hash of the ConfigMaps and Secrets it uses: its configFrom and mounted volumes
-    (only for those that use some)."""
+@dataclass(frozen=True)
+class Config:
+    """What a pass reads of the ConfigMaps and Secrets the app uses: each service's (job's) config hash (only for
+    those that use some), and the copy each existing snapshot source would have (by source key)."""
+
+    hashes: dict[str, str]
+    copies: dict[str, dict[str, Any]]
+
+
+def read_config(app: Mapping[str, Any], components: Mapping[str, api.PodSettings]) -> Config:
+    """Read each ConfigMap and Secret the components use (configFrom and mounted volumes) once."""
     namespace = app["metadata"]["namespace"]
-    cache: dict[str, dict[str, Any] | None] = {}
+    objects: dict[str, dict[str, Any] | None] = {}
+
+    def read(kind: str, name: str) -> dict[str, Any] | None:
+        key = confighash.source_key(kind, name)
+        if key not in objects:
+            objects[key] = kube.get(kind, namespace, name)
+        return objects[key]
+
     hashes: dict[str, str] = {}
-    for name, service in services.items():
-        sources: dict[str, dict[str, Any] | None] = {}
-        for kind, ref in confighash.referenced(service):
-            key = confighash.source_key(kind, ref)
-            if key not in cache:
-                cache[key] = kube.source_data(kind, namespace, ref)
-            sources[key] = cache[key]
+    for name, component in components.items():
+        sources = {
+            confighash.source_key(kind, ref): confighash.hashed_data(kind, read(kind, ref))
+            for kind, ref in confighash.referenced(component)
+        }
         if sources:
             hashes[name] = confighash.config_hash(sources)
-    return hashes
+    copies = {
+        confighash.source_key(kind, ref): snapshot.render_copy(app, kind, source)
+        for kind, ref in sorted(snapshot.snapshot_sources(components.values()))
+        if (source := read(kind, ref)) is not None
+    }
+    return Config(hashes, copies)
 
 
 def observe(
@@ -209,6 +228,8 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
     if isinstance(decided, plan.Invalid):
         return _finish(app, stores, observed.previous, decided.report, Outcome(phase="Invalid"))
     outcome = Outcome(applied=list(decided.applied))
+    for copy in decided.copies:
+        create_copy(copy)
     written: dict[ChildKey, Mapping[str, Any]] = {}
     for write in decided.writes:
         outcome.writes += 1
@@ -245,6 +266,15 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
 ROLLBACK_RECHECK_SECONDS = 0.1
 
 
+def create_copy(copy: Mapping[str, Any]) -> None:
+    """Create a config snapshot; one that exists has the same data (its name is the data's hash)."""
+    try:
+        kube.create(copy)
+    except kube.ApiError as error:
+        if error.status != 409:
+            raise
+
+
 def revision_due(decided: plan.Plan, new: api.MicroserviceAppStatus) -> bool:
     """Whether the app is Ready at a rendering that is not its last Ready revision: record it."""
     recorded = new.last_good_revision
@@ -256,8 +286,8 @@ def record_revision(
     app: Mapping[str, Any], decided: plan.Plan, new: api.MicroserviceAppStatus
 ) -> api.MicroserviceAppStatus:
     """Record the Ready rendering as the app's newest revision (one create; a rendering recorded before is
-    written again under the newest number; the revisions beyond the history limit deleted): the status then
-    names it."""
+    written again under the newest number; the revisions beyond the history limit deleted), and delete the
+    config snapshots that neither it nor a kept revision loads: the status then names it."""
     desired = decided.desired
     services = dict(desired.services)
     revision = revisions.render_revision(
@@ -265,7 +295,8 @@ def record_revision(
     )
     spec = app.get("spec") or {}
     limit = spec.get("revisionHistoryLimit") or api.DEFAULT_REVISION_HISTORY_LIMIT
-    step = revisions.recording(revision, kube.revisions(app), int(limit))
+    existing = kube.revisions(app)
+    step = revisions.recording(revision, existing, int(limit))
     namespace = app["metadata"]["namespace"]
     if step.create is not None:
         if step.replace:
@@ -273,6 +304,9 @@ def record_revision(
         kube.create(step.create)
     for name in step.delete:
         kube.delete(revisions.KIND, namespace, name)
+    kept = [obj for obj in existing if obj["metadata"]["name"] not in step.delete] + [revision]
+    for kind, name in snapshot.unused_copies(kube.snapshot_copies(app), kept, desired.children.values()):
+        kube.delete(kind, namespace, name)
     log.info(
         "%s/%s: revision %d recorded (%s)",
         namespace,

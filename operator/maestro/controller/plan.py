@@ -28,6 +28,7 @@ from maestro.controller.compare import (
     up_to_date,
     with_hash,
 )
+from maestro.render import snapshot
 
 FieldError = tuple[str, str]  # (the spec's field, what is wrong with it)
 Change = Literal["create", "update", "repair"]  # a new child, a new desired child, an edit by hand undone
@@ -49,6 +50,9 @@ class Desired:
     order: tuple[str, ...] = ()
     children: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     jobs: Mapping[str, api.JobSpec] = field(default_factory=dict)  # in spec order
+    # The config snapshots the rendering loads (render/snapshot.py), by (kind, name): created before the first
+    # write of a child whose pods load them.
+    copies: Mapping[ChildKey, dict[str, Any]] = field(default_factory=dict)
 
     def field(self, name: str) -> str:
         """The spec's path of a service or job (errors name it)."""
@@ -96,10 +100,14 @@ def desire(
     app: Mapping[str, Any],
     spec: api.MicroserviceAppSpec | Sequence[FieldError],
     config_hashes: Mapping[str, str],
+    copies: Mapping[str, dict[str, Any]] | None = None,
 ) -> Desired:
-    """Render the app's children from its validated spec and its services' config hashes (observed)."""
+    """Render the app's children from its validated spec, its services' config hashes and the copies of its
+    snapshot sources (source key -> the copy, render/snapshot.py), all observed."""
     if not isinstance(spec, api.MicroserviceAppSpec):
         return Desired(app, errors=tuple(spec))
+    copies = copies or {}
+    snapshots = {key: copy["metadata"]["name"] for key, copy in copies.items()}
     components = merged_components(spec)
     deps = api.dependency_graph(spec)
     order = tuple(graph.topological_order(deps))
@@ -107,14 +115,17 @@ def desire(
         name: tuple(
             with_hash(child)
             for child in render.render_component(
-                app, components[name], components, config_hash=config_hashes.get(name)
+                app, components[name], components, config_hash=config_hashes.get(name), snapshots=snapshots
             )
         )
         for name in order
     }
     services = {n: c for n, c in components.items() if isinstance(c, api.ServiceSpec)}
     jobs = {n: c for n, c in components.items() if isinstance(c, api.JobSpec)}
-    return Desired(app, services=services, deps=deps, order=order, children=children, jobs=jobs)
+    by_key = {(copy["kind"], copy["metadata"]["name"]): copy for copy in copies.values()}
+    return Desired(
+        app, services=services, deps=deps, order=order, children=children, jobs=jobs, copies=by_key
+    )
 
 
 @dataclass(frozen=True)
@@ -287,6 +298,12 @@ class Plan:
     failure: api.RolloutFailure | None = None
     decided: bool = False
     rendering: str = ""
+
+    @property
+    def copies(self) -> tuple[dict[str, Any], ...]:
+        """The config snapshots the pods of this pass's writes load (render/snapshot.py), to create first."""
+        needed = snapshot.referenced_copies(w.child for w in self.writes)
+        return tuple(copy for key, copy in self.desired.copies.items() if key in needed)
 
     def report(self, written: Mapping[ChildKey, Mapping[str, Any]] | None = None) -> Report:
         """The status and events, from the children as the writes left them (`written`: what each write

@@ -359,17 +359,6 @@ def delete(kind: str, namespace: str, name: str, uid: str | None = None) -> None
             raise
 
 
-def source_data(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-    """The data a config hash covers: a ConfigMap's data and binaryData, a Secret's data; None if missing."""
-    obj = get(kind, namespace, name)
-    if obj is None:
-        return None
-    data = dict(obj.get("data") or {})
-    if kind == "ConfigMap":
-        data.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
-    return data
-
-
 def run_pods(namespace: str, run: str) -> list[dict[str, Any]]:
     """The pods of one Job (a job's run), by the label the Job controller gives them."""
     return list_objects("Pod", namespace, {JOB_NAME_LABEL: run})
@@ -393,8 +382,18 @@ def revisions(app: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [obj for obj in listed if controller_uid(obj) == meta.get("uid")]
 
 
+def snapshot_copies(app: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The app's config snapshots (render/snapshot.py): ConfigMaps and Secrets with its label, controlled by it."""
+    meta = app["metadata"]
+    selector = {f"{api.GROUP}/app": meta["name"], "app.kubernetes.io/managed-by": render.MANAGED_BY}
+    found = [
+        obj for kind in ("ConfigMap", "Secret") for obj in list_objects(kind, meta["namespace"], selector)
+    ]
+    return [obj for obj in found if controller_uid(obj) == meta.get("uid")]
+
+
 def create(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Create one object (a ControllerRevision: written once, never changed)."""
+    """Create one object (a ControllerRevision, a config snapshot: written once, never changed)."""
     meta = obj["metadata"]
     result: dict[str, Any] = request("POST", _path(obj["kind"], meta["namespace"]), body=dict(obj))
     return result

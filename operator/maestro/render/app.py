@@ -37,6 +37,7 @@ def render_component(
     components: Mapping[str, Component],
     *,
     config_hash: str | None = None,
+    snapshots: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The children of one merged service (Deployment, then Service, HPA, PDB when they apply) or job (its
     current run's Job, or its CronJob).
@@ -49,18 +50,22 @@ def render_component(
         dep for name in component.depends_on or [] if isinstance(dep := components.get(name), api.ServiceSpec)
     ]
     dependents = [item for item in components.values() if component.name in (item.depends_on or [])]
-    target = Target(app, component, deps, config_hash, dependents)
+    target = Target(app, component, deps, config_hash, dependents, snapshots or {})
     return [child for kind in CHILD_KINDS if (child := kind.render(target)) is not None]
 
 
 def render_app(
-    app: Mapping[str, Any], *, config_hashes: Mapping[str, str] | None = None
+    app: Mapping[str, Any],
+    *,
+    config_hashes: Mapping[str, str] | None = None,
+    snapshots: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every desired child of an app: the full MicroserviceApp object (metadata.name, optional namespace and
     uid, spec) in, Deployments/Services/HPAs/PDBs/Jobs/CronJobs out, in dependency order (dependencies first).
 
     `config_hashes` maps a service (job) name to its config hash (see confighash.py), put into its pod template
-    annotation `maestro.dev/config-hash`. Raises api.SpecError when the app is invalid.
+    annotation `maestro.dev/config-hash`; `snapshots` maps a snapshot source to its copy (snapshot.py; offline
+    there is none, and the pods load the source itself). Raises api.SpecError when the app is invalid.
     """
     metadata = app.get("metadata") or {}
     name = metadata.get("name")
@@ -72,5 +77,7 @@ def render_app(
     hashes = config_hashes or {}
     children: list[dict[str, Any]] = []
     for item in order:
-        children += render_component(app, merged[item], merged, config_hash=hashes.get(item))
+        children += render_component(
+            app, merged[item], merged, config_hash=hashes.get(item), snapshots=snapshots
+        )
     return children

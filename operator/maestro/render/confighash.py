@@ -63,3 +63,14 @@ def config_hash(sources: Mapping[str, Mapping[str, Any] | None]) -> str:
     }
     payload = json.dumps([_FORMAT, canonical], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def hashed_data(kind: str, obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What `config_hash` covers of one object as read: a ConfigMap's data and binaryData, a Secret's data; None
+    when it does not exist."""
+    if obj is None:
+        return None
+    data = dict(obj.get("data") or {})
+    if kind == "ConfigMap":
+        data.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
+    return data

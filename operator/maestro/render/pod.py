@@ -8,6 +8,7 @@ from typing import Any
 
 from maestro.api import models as api
 from maestro.api.merge import deep_merge
+from maestro.render.confighash import source_key
 from maestro.render.names import (
     CONFIG_HASH_ANNOTATION,
     child_name,
@@ -64,7 +65,9 @@ def _named_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, Mapping) and "name" in item for item in value)
 
 
-def _container(app_name: str, component: Component, deps: Sequence[api.ServiceSpec]) -> dict[str, Any]:
+def _container(
+    app_name: str, component: Component, deps: Sequence[api.ServiceSpec], snapshots: Mapping[str, str]
+) -> dict[str, Any]:
     service = component  # the fields a service and a job share; ports and probes are a service's only
     container: dict[str, Any] = {"name": service.name, "image": service.image}
     if service.image_pull_policy:
@@ -87,12 +90,12 @@ def _container(app_name: str, component: Component, deps: Sequence[api.ServiceSp
         container["env"] = generated + own
     env_from = [dict(source) for source in service.env_from or []]
     for config in service.config_from or []:
-        if config.config_map is not None:
-            ref: dict[str, Any] = {"name": config.config_map}
-            key = "configMapRef"
-        else:
-            ref = {"name": config.secret}
-            key = "secretRef"
+        kind, name = (
+            ("ConfigMap", config.config_map) if config.config_map is not None else ("Secret", config.secret)
+        )
+        copy = snapshots.get(source_key(kind, str(name))) if config.snapshot else None
+        ref: dict[str, Any] = {"name": copy or name}
+        key = "configMapRef" if kind == "ConfigMap" else "secretRef"
         if config.optional is not None:
             ref["optional"] = config.optional
         env_from.append({key: ref})
@@ -119,7 +122,11 @@ def _container(app_name: str, component: Component, deps: Sequence[api.ServiceSp
 
 
 def _pod_spec(
-    app_name: str, component: Component, deps: Sequence[api.ServiceSpec], restart_policy: str | None
+    app_name: str,
+    component: Component,
+    deps: Sequence[api.ServiceSpec],
+    restart_policy: str | None,
+    snapshots: Mapping[str, str],
 ) -> dict[str, Any]:
     service = component
     spec: dict[str, Any] = {}
@@ -128,7 +135,7 @@ def _pod_spec(
     if service.service_account_name:
         spec["serviceAccountName"] = service.service_account_name
     spec["securityContext"] = deep_merge(RESTRICTED_POD_SECURITY, service.pod_security_context or {})
-    spec["containers"] = [_container(app_name, service, deps)]
+    spec["containers"] = [_container(app_name, service, deps, snapshots)]
     if service.volumes:
         spec["volumes"] = [v.model_dump(by_alias=True, exclude_none=True) for v in service.volumes]
     scheduling = service.scheduling or api.Scheduling()
@@ -170,4 +177,5 @@ def template(target: Target, *, restart_policy: str | None = None) -> dict[str, 
     metadata: dict[str, Any] = {"labels": pod_labels}
     if annotations:
         metadata["annotations"] = annotations
-    return {"metadata": metadata, "spec": _pod_spec(app_name, component, target.dependencies, restart_policy)}
+    spec = _pod_spec(app_name, component, target.dependencies, restart_policy, target.snapshots)
+    return {"metadata": metadata, "spec": spec}

@@ -49,10 +49,13 @@ tests/unit/test_deploy.py checks that it matches what the operator's code calls.
   resources: [{{ .plural }}]
   verbs: [{{ join ", " .verbs }}]
 {{- end }}
-# Config sources: read to hash them (config rollouts) and watched so that a change rolls the pods. Never written.
+# Config sources: read to hash them (config rollouts) and watched so that a change rolls the pods. The sources
+# themselves are never written; the app's config snapshots (configFrom[].snapshot: immutable copies owned by the
+# app, labelled maestro.dev/app) are created, listed when a revision is recorded, and deleted once no kept
+# revision loads them.
 - apiGroups: [""]
   resources: [configmaps, secrets]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, delete]
 # Pods: listed (by the Job controller's job-name label) only when a job's run has failed, to report its pod's exit
 # code and termination message; and, with ReplicaSets, only while a service's Deployment is in the middle of a
 # rollout: the pods of its new ReplicaSet tell a failed rollout (crash loop, image pull) before its progress
