@@ -457,3 +457,50 @@ def test_a_release_that_crashes_on_the_real_node_is_rolled_back(
     )
     assert report["calls"]["CATALOG_URL"]["ok"] is True
     assert app_status(kubectl, "shop")["phase"] == "Degraded"
+
+
+def test_a_config_change_that_breaks_the_service_is_rolled_back_with_its_old_configuration(
+    kubectl: Kubectl, client: Client, op: OperatorProcess
+) -> None:
+    """catalog loads a snapshot of its ConfigMap (`configFrom[].snapshot`); the ConfigMap changed to
+    FAIL_AT_START=1 makes a new copy and a crash loop; the rollback returns catalog to the old copy, so its pods
+    run with the old configuration (their /info shows it) while the ConfigMap itself keeps the new data."""
+    namespace = kubectl.namespace or ""
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "catalog-settings"}}
+    kubectl.apply({**settings, "data": {"VERSION": "settings-1"}})
+    probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1}
+    catalog = svc(
+        "catalog", readinessProbe=probe, configFrom=[{"configMap": "catalog-settings", "snapshot": True}]
+    )
+    kubectl.apply(msa("shop", catalog))
+    wait_ready(kubectl, "shop")
+    before = wait_until(
+        "catalog's /info", lambda: proxy_ok(client, namespace, "shop-catalog", "info"), timeout=60
+    )
+    assert before["version"] == "settings-1"
+    old_copy = kubectl.get("deployment", "shop-catalog")["spec"]["template"]["spec"]["containers"][0][
+        "envFrom"
+    ]
+    kubectl.apply({**settings, "data": {"VERSION": "settings-2", "FAIL_AT_START": "1"}})
+
+    def rolled_back() -> dict[str, Any] | None:
+        failure = app_status(kubectl, "shop").get("rolloutFailure") or {}
+        return failure if failure.get("returned") is not None else None
+
+    failure = wait_until("the config change to be rolled back", rolled_back, timeout=SLOW + 60)
+    assert failure["returned"] == ["catalog"]
+    deployment = kubectl.get("deployment", "shop-catalog")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"] == old_copy
+    copy_name = old_copy[0]["configMapRef"]["name"]
+    assert kubectl.get("configmap", copy_name)["data"] == {"VERSION": "settings-1"}
+
+    def old_config_serving() -> dict[str, Any] | None:
+        info = proxy_ok(client, namespace, "shop-catalog", "info")
+        return (
+            info
+            if info and info.get("version") == "settings-1" and "FAIL_AT_START" not in info["env"]
+            else None
+        )
+
+    wait_until("catalog to serve with the old configuration", old_config_serving, timeout=SLOW)
+    assert kubectl.get("configmap", "catalog-settings")["data"]["VERSION"] == "settings-2"  # never edited
