@@ -166,7 +166,7 @@ FAILURE_REASONS = (
 def failure_reason(cause: str) -> str:
     """The reason a failure's cause names ("3 restarts in 40 s, CrashLoopBackOff ..."): the first of
     FAILURE_REASONS in it, "Other" when none; a passed progress deadline is told by its Deployment's words."""
-    if "progress deadline" in cause:
+    if "progress deadline" in cause or "timed out progressing" in cause:  # the Deployment controller's words
         return "ProgressDeadlineExceeded"
     return next((reason for reason in FAILURE_REASONS if reason in cause), "Other")
 

@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from maestro.controller import revisions, rollback
 from maestro.controller.stores import Stores
@@ -104,6 +105,8 @@ def test_a_crash_looping_release_is_decided_first_then_rolled_back(monkeypatch: 
     reconcile_pass(server, stores)
     assert image(server, "catalog") == "registry.example.com/catalog:2.0.0"
     start_rollout(server, stores, "shop-catalog", restarts=3)
+    labels = {"reason": "CrashLoopBackOff", "action": "RolledBack"}
+    counted = REGISTRY.get_sample_value("maestro_rollout_failures_total", labels) or 0.0
 
     # The decision goes to the status before anything is written: a pass cut short after it completes it.
     outcome = reconcile_pass(server, stores)
@@ -118,6 +121,7 @@ def test_a_crash_looping_release_is_decided_first_then_rolled_back(monkeypatch: 
     assert status(server)["failedGeneration"] == 2
     assert [e[1] for e in server.events] == ["RolloutFailed"]
     assert outcome.recheck_after is not None and outcome.recheck_after < 1
+    assert REGISTRY.get_sample_value("maestro_rollout_failures_total", labels) == counted + 1
 
     outcome = reconcile_pass(server, stores)
     assert ("get", "ControllerRevision", good["name"]) in server.requests
@@ -334,3 +338,14 @@ def test_history_lists_the_revisions_newest_first_after_the_failure_in_force() -
         "2          2            web=registry.example.com/web:2.0.0   web=c0ffee   2026-12-02T00:00:00Z   Ready (returned to)",
         "1          1            web=registry.example.com/web:1.0.0   web=c0ffee   2026-12-01T00:00:00Z   Ready",
     ]
+
+
+def test_a_failure_is_counted_by_what_showed_it() -> None:
+    from maestro import metrics
+
+    assert metrics.failure_reason("3 restarts in 40 s, CrashLoopBackOff (exit code 1): boom") == "CrashLoopBackOff"
+    assert metrics.failure_reason("ImagePullBackOff for 35 s: Back-off pulling image") == "ImagePullBackOff"
+    assert metrics.failure_reason('ReplicaSet "x" has timed out progressing.') == "ProgressDeadlineExceeded"
+    assert metrics.failure_reason("RunContainerError for 31 s") == "RunContainerError"
+    assert metrics.failure_reason("something new") == "Other"
+    assert metrics.failure_reason("progress deadline exceeded") == "ProgressDeadlineExceeded"
