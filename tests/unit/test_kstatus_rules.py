@@ -74,6 +74,15 @@ def test_invalid_is_failed_and_a_newer_spec_in_progress() -> None:
     assert kstatus(obj) == "InProgress"
 
 
+def test_a_rollout_failure_acted_on_is_failed_whatever_the_services_say() -> None:
+    obj = app(svc("web"), svc("db"))
+    failure = api.RolloutFailure(
+        action="Held", service="web", cause="boom", generation=1, rendering="abc", time="2026-01-01T00:00:00Z"
+    )
+    held = status.app_status(obj, _services({"web": "Ready", "db": "Ready"}), failure=failure)
+    assert (held.phase, kstatus(_written(held))) == ("Degraded", "Failed")
+
+
 EXPECTED = {
     "no_status": "Current",  # the gap: no status yet (docs/gitops.md); Argo CD says Progressing
     "kopf_only_status": "Current",  # the same gap
@@ -87,6 +96,7 @@ EXPECTED = {
     "invalid_spec": "Failed",
     "name_conflict": "Failed",
     "ready_unknown": "InProgress",
+    "rolled_back": "Failed",  # every service Ready again, at the old revision: the spec's release failed
 }
 
 

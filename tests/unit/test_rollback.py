@@ -343,7 +343,10 @@ def test_history_lists_the_revisions_newest_first_after_the_failure_in_force() -
 def test_a_failure_is_counted_by_what_showed_it() -> None:
     from maestro import metrics
 
-    assert metrics.failure_reason("3 restarts in 40 s, CrashLoopBackOff (exit code 1): boom") == "CrashLoopBackOff"
+    assert (
+        metrics.failure_reason("3 restarts in 40 s, CrashLoopBackOff (exit code 1): boom")
+        == "CrashLoopBackOff"
+    )
     assert metrics.failure_reason("ImagePullBackOff for 35 s: Back-off pulling image") == "ImagePullBackOff"
     assert metrics.failure_reason('ReplicaSet "x" has timed out progressing.') == "ProgressDeadlineExceeded"
     assert metrics.failure_reason("RunContainerError for 31 s") == "RunContainerError"
