@@ -48,8 +48,9 @@ LEADER = Gauge(
 )
 ROLLOUT_FAILURES = Counter(
     "maestro_rollout_failures",
-    "Failed rollouts acted on (issue 16), by what showed the failure (CrashLoopBackOff, ImagePullBackOff, "
-    "ProgressDeadlineExceeded, ...) and by action (RolledBack or Held).",
+    "Failed rollouts detected (issue 16), by what showed the failure (CrashLoopBackOff, ImagePullBackOff, "
+    "ProgressDeadlineExceeded, ...) and by action (RolledBack, Held, or Reported: no Ready revision to "
+    "return to).",
     ["reason", "action"],
 )
 BUILD = Info("maestro_build", "The operator's version.")
@@ -172,5 +173,5 @@ def failure_reason(cause: str) -> str:
 
 
 def rollout_failed(cause: str, action: str) -> None:
-    """A failed rollout was acted on (rolled back or held)."""
+    """A failed rollout was detected and acted on (rolled back, held, or only reported)."""
     ROLLOUT_FAILURES.labels(reason=failure_reason(cause), action=action).inc()

@@ -228,13 +228,17 @@ def test_a_new_spec_after_a_rollback_rolls_out_normally(monkeypatch: pytest.Monk
 
 
 def test_without_a_ready_revision_a_failure_is_only_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = {"reason": "CrashLoopBackOff", "action": "Reported"}
+    counted = REGISTRY.get_sample_value("maestro_rollout_failures_total", labels) or 0.0
     server, stores = cluster(monkeypatch, SHOP)
     reconcile_pass(server, stores)
     start_rollout(server, stores, "shop-catalog", restarts=3)
     reconcile_pass(server, stores)
+    reconcile_pass(server, stores)
     assert status(server)["phase"] == "Degraded"
     assert condition(server, "Degraded")["reason"] == "RolloutFailed"
     assert "rolloutFailure" not in status(server)
+    assert REGISTRY.get_sample_value("maestro_rollout_failures_total", labels) == counted + 1  # once
 
 
 def test_a_revision_deleted_by_hand_turns_the_rollback_into_a_hold(monkeypatch: pytest.MonkeyPatch) -> None:

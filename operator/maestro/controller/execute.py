@@ -252,11 +252,17 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
         report = dataclasses.replace(report, status=record_revision(app, decided, report.status))
     outcome.phase = report.status.phase
     _finish(app, stores, observed.previous, report, outcome)
-    if decided.decided and decided.failure is not None:
-        if outcome.status_written:
-            metrics.rollout_failed(decided.failure.cause, decided.failure.action)
-        if decided.failure.action == "RolledBack":  # carried out by the next pass, at once
-            outcome.recheck_after = ROLLBACK_RECHECK_SECONDS
+    if outcome.status_written and any(e.reason == "RolloutFailed" for e in report.if_written):
+        # Told once per failed rollout: acted on (RolledBack, Held), or only reported (no Ready revision yet).
+        failure = decided.failure
+        cause = (
+            failure.cause
+            if failure
+            else next(e.message for e in report.if_written if e.reason == "RolloutFailed")
+        )
+        metrics.rollout_failed(cause, failure.action if failure else "Reported")
+    if decided.decided and decided.failure is not None and decided.failure.action == "RolledBack":
+        outcome.recheck_after = ROLLBACK_RECHECK_SECONDS  # carried out by the next pass, at once
     if decided.watching:  # crash-looping pods change nothing their Deployment's watch would report
         wait = rollout.RECHECK_SECONDS
         outcome.recheck_after = min(wait, outcome.recheck_after) if outcome.recheck_after else wait
