@@ -67,7 +67,13 @@ class Cluster:
         self.env: dict[str, str] = {}
 
     def up(self) -> None:
-        subprocess.run([str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "up"], check=True, cwd=ROOT)
+        # Without kube-router: it re-syncs every policy on each pod change, thousands of simulated pods here,
+        # which would take a core from what is measured (the policies are still created, as everywhere).
+        subprocess.run(
+            [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "up", "--no-network-policies"],
+            check=True,
+            cwd=ROOT,
+        )
         out = subprocess.run(
             [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "env"],
             check=True,

@@ -3,12 +3,13 @@
 
 kind needs a container engine; this machine has none. So this script builds the official binaries from their Go
 modules (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and for a real node
-kubelet, kube-proxy, CoreDNS and metrics-server, pinned in `hack/cluster/gomod/*/go.mod`), caches them outside the
-repository keyed by those pins, and runs them on loopback. kwok plays the kubelet: it keeps the simulated nodes
-Ready and marks scheduled pods Running and Ready.
+kubelet, kube-proxy, CoreDNS, metrics-server and kube-router, pinned in `hack/cluster/gomod/*/go.mod`), caches
+them outside the repository keyed by those pins, and runs them on loopback. kwok plays the kubelet: it keeps the
+simulated nodes Ready and marks scheduled pods Running and Ready.
 
     cluster.py build              build (or reuse) the cached binaries
     cluster.py up [--nodes N]     start everything, write a kubeconfig, wait for the API and the nodes
+                                  (`--no-network-policies`: the real node without kube-router)
     cluster.py status             what runs, and where the kubeconfig is
     cluster.py down               stop every process this script started and remove the state
     cluster.py env                print `export KUBECONFIG=...` for a shell
@@ -57,6 +58,7 @@ sys.path.insert(0, str(HERE.parent / "image"))
 import image  # noqa: E402
 
 GOMOD = HERE / "gomod"
+SERVICE_CIDR = "10.96.0.0/16"
 CACHE_ROOT = Path(os.environ.get("MAESTRO_CACHE", Path.home() / ".cache" / "maestro"))
 STATE_ROOT = Path(os.environ.get("MAESTRO_CLUSTER_STATE", CACHE_ROOT / "clusters"))
 
@@ -92,9 +94,17 @@ BINARIES = (
     # certificate needs --kubelet-insecure-tls, or a certificate from the cluster CA for the node IP and
     # --kubelet-certificate-authority.
     Binary("metrics-server", "metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),
+    # kube-router's network policy controller alone (`--run-firewall`, without its router and service proxy, the
+    # parts with reported flaws: docs/real-node.md) enforces NetworkPolicies on the real node with iptables and
+    # ipsets. It needs the node object (start it once the kubelet registered it), the `ipset` and `iptables`
+    # commands, and --service-cluster-ip-range. It lets in what comes from the node's own addresses (kubelet
+    # probes); everything it programs lives in the node's network namespace.
+    Binary("kube-router", "kube-router", "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),
 )
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns", "metrics-server")  # with a real node
+# With a real node; kube-router only with network policies on (`up --no-network-policies` leaves it out).
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns", "metrics-server", "kube-router")
+POLICY_PROCESS = "kube-router"
 
 
 def log(message: str) -> None:
@@ -151,11 +161,17 @@ def version_ldflags(module: str) -> str:
 
     metrics-server stamps its own release into client-go's version package only, as its Makefile does: the
     component-base version is the Kubernetes version its API server library checks features against. CoreDNS
-    keeps its version in its source.
+    keeps its version in its source; kube-router takes its release in its own version package, as its Makefile
+    does.
     """
     flags = ["-s", "-w"]
     if module == "coredns":
         return " ".join(flags)
+    if module == "kube-router":
+        version = module_version(module, "github.com/cloudnativelabs/kube-router/v2")
+        return " ".join(
+            [*flags, f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={version}"]
+        )
     if module == "metrics-server":
         version = module_version(module, "sigs.k8s.io/metrics-server")
         return " ".join([*flags, f"-X k8s.io/client-go/pkg/version.gitVersion={version}"])
@@ -483,9 +499,19 @@ class Cluster:
             return None
         return node.NodeNetwork(int(saved["slot"]), self.name)
 
+    def network_policies(self) -> bool:
+        """Whether `up` started kube-router on the real node (a node saved before it existed: no)."""
+        try:
+            saved = json.loads((self.node_paths.root / "network.json").read_text())
+        except FileNotFoundError:
+            return False
+        return bool(saved.get("networkPolicies", False))
+
     def expected(self) -> tuple[str, ...]:
         """The processes `up` started: the control plane, and the node's when it has one."""
-        return PROCESSES + (NODE_PROCESSES if self.network() else ())
+        if not self.network():
+            return PROCESSES
+        return PROCESSES + tuple(p for p in NODE_PROCESSES if p != POLICY_PROCESS or self.network_policies())
 
     def ports(self) -> dict[str, object]:
         return dict(json.loads((self.state / "ports.json").read_text()))
@@ -722,7 +748,7 @@ def install_gateway_api(cluster: Cluster, bins: Path) -> None:
     log(f"Gateway API CRDs installed ({module_version('gateway-api', 'sigs.k8s.io/gateway-api')})")
 
 
-def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
+def up(cluster: Cluster, nodes: int, real_node: bool, network_policies: bool = True) -> None:
     bins = build()
     alive = cluster.running()
     if alive and set(alive) == set(cluster.expected()) and cluster.kubeconfig.exists():
@@ -741,7 +767,7 @@ def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
         net = node.NodeNetwork(node.free_slot(STATE_ROOT, cluster.name), cluster.name)
         cluster.node_paths.root.mkdir(parents=True)
         (cluster.node_paths.root / "network.json").write_text(
-            json.dumps({"slot": net.slot})
+            json.dumps({"slot": net.slot, "networkPolicies": network_policies})
         )  # claims the slot
         log(f"creating the node's network namespace {net.netns} (node {net.node_ip}, pods {net.pod_cidr})")
         node.create_network(net)
@@ -752,6 +778,8 @@ def up(cluster: Cluster, nodes: int, real_node: bool) -> None:
     start_kwok(cluster, bins, nodes)
     if net:
         start_node(cluster, bins, net, f"https://{api_ip}:{api_port}")
+        if network_policies:
+            start_network_policies(cluster, bins, net)
     wait_for(
         "the default ServiceAccount",
         lambda: (
@@ -824,7 +852,7 @@ def start_control_plane(cluster: Cluster, bins: Path, api_ip: str, net: node.Nod
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
         "--enable-admission-plugins=NodeRestriction,PodNodeSelector", f"--admission-control-config-file={admission}",
         *node_flags,
         # Room for the benchmarks' burst of applies; the machine, not the limiter, should be the bound.
@@ -970,6 +998,28 @@ def start_node(cluster: Cluster, bins: Path, net: node.NodeNetwork, server: str)
         cluster,
         "metrics-server",
     )
+
+
+def start_network_policies(cluster: Cluster, bins: Path, net: node.NodeNetwork) -> None:
+    """kube-router's network policy controller in the node's namespace, once the node object exists; ready when
+    its chains hook the node's filter table (its first full sync follows at once)."""
+    started = time.monotonic()
+    version = module_version("kube-router", "github.com/cloudnativelabs/kube-router/v2")
+    log(f"starting kube-router {version} (its network policy controller only) in the node's namespace")
+    node.let_host_through(net)
+    spawn(cluster, POLICY_PROCESS, [
+        *net.nsenter(), str(bins / "kube-router"), f"--kubeconfig={cluster.kubeconfig}",
+        f"--hostname-override={node.NODE_NAME}", *node.KUBE_ROUTER_FLAGS,
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--v=1",
+    ])  # fmt: skip
+    wait_for(
+        "kube-router's network policy chains",
+        lambda: node.policy_chains_present(net),
+        60,
+        cluster,
+        POLICY_PROCESS,
+    )
+    log(f"NetworkPolicies enforced on {node.NODE_NAME} ({time.monotonic() - started:.1f}s)")
 
 
 METRICS_SERVER_PORT = 4443
@@ -1180,8 +1230,16 @@ def main(argv: list[str] | None = None) -> int:
         "--real-node",
         action=argparse.BooleanOptionalAction,
         default=os.geteuid() == 0,
-        help="also run a real node (containerd, kubelet, kube-proxy, CoreDNS, metrics-server); needs root "
+        help="also run a real node (containerd, kubelet, kube-proxy, CoreDNS, metrics-server, kube-router); "
+        "needs root "
         "(default: on as root)",
+    )
+    up_parser.add_argument(
+        "--network-policies",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="enforce NetworkPolicies on the real node with kube-router (default: on); the benchmarks, whose "
+        "thousands of simulated pods would keep it re-syncing, turn it off",
     )
     sub.add_parser("down", help="stop every process and remove the state")
     sub.add_parser("status", help="show what runs")
@@ -1199,7 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         build()
     elif args.command == "up":
-        up(cluster, args.nodes, args.real_node)
+        up(cluster, args.nodes, args.real_node, args.network_policies)
     elif args.command == "down":
         down(cluster)
     elif args.command == "status":

@@ -1,4 +1,5 @@
-"""The real node: containerd, kubelet, kube-proxy, CoreDNS and metrics-server in a network namespace of their own.
+"""The real node: containerd, kubelet, kube-proxy, CoreDNS, metrics-server and kube-router in a network namespace of
+their own.
 
 Why a network namespace per cluster (as kind gives each node a container): two clusters on one machine (the demo
 and the test suite) each run a kube-proxy, whose rules for the same Service range would otherwise fight in one
@@ -7,7 +8,7 @@ off it, without touching the host's firewall. The host gets one veth pair and on
 when the namespace is deleted.
 
     host  10.201.<slot>.1  the API server binds here (so do pods' in-cluster clients, via the `kubernetes` Service)
-    node  10.201.<slot>.2  kubelet, kube-proxy, CoreDNS (:53) and metrics-server, inside the namespace
+    node  10.201.<slot>.2  kubelet, kube-proxy, CoreDNS (:53), metrics-server, kube-router, inside the namespace
     pods  10.200.<slot>.0/24 on the namespace's bridge; the host routes it via the node address
 
 Processes join the namespace with `nsenter --net` (not `ip netns exec`, which remounts /sys and would hide the
@@ -40,7 +41,8 @@ HOST_TOOLS = {
     "/usr/lib/cni/host-local": "containernetworking-plugins",
     "/usr/lib/cni/loopback": "containernetworking-plugins",
     "/usr/lib/cni/portmap": "containernetworking-plugins",
-    "iptables": "iptables",  # kube-proxy and the CNI bridge plugin
+    "iptables": "iptables",  # kube-proxy, kube-router and the CNI bridge plugin
+    "ipset": "ipset",  # kube-router keeps each policy's peers in ipsets
     "conntrack": "conntrack",  # kube-proxy clears stale UDP entries (DNS) with it
     "nsenter": "util-linux",
     "ip": "iproute2",
@@ -257,6 +259,44 @@ def corefile(net: NodeNetwork, kubeconfig: Path, context: str) -> str:
         "    cache 5\n"
         "}\n"
     )
+
+
+# kube-router as a NetworkPolicy implementation only: its router (BGP, with a reported flaw in its management
+# port) and its service proxy (IPVS, with a reported flaw in external IPs) stay off, kube-proxy routes Services,
+# and the bridge plugin stays the CNI.
+KUBE_ROUTER_FLAGS = (
+    "--run-firewall=true",
+    "--run-router=false",
+    "--run-service-proxy=false",
+    "--enable-cni=false",
+    "--metrics-port=0",
+)
+# kube-router's "a policy let this in" mark: its pod chains reject what lacks it once the policies are evaluated.
+KUBE_ROUTER_ALLOWED_MARK = "0x10000/0x10000"
+
+
+def let_host_through_rule(net: NodeNetwork) -> list[str]:
+    """The host's address is this machine's control plane (the API server's service proxy, the tests): like the
+    node's own addresses, which kube-router always lets in (kubelet probes), it may reach every pod. Marked in
+    the mangle table, which the filter table's policy chains see next; the rule dies with the namespace."""
+    return [
+        "iptables", "-t", "mangle", "-A", "FORWARD", "-s", f"{net.host_ip}/32", "-d", net.pod_cidr,
+        "-m", "comment", "--comment", "maestro: the host counts as the node",
+        "-j", "MARK", "--set-xmark", KUBE_ROUTER_ALLOWED_MARK,
+    ]  # fmt: skip
+
+
+def let_host_through(net: NodeNetwork) -> None:
+    run(*net.nsenter(), *let_host_through_rule(net))
+
+
+def policy_chains_present(net: NodeNetwork) -> bool:
+    """kube-router hooks the node's filter table (the jump into its FORWARD chain, its default policy chain)
+    before its first full sync."""
+    result = subprocess.run(
+        [*net.nsenter(), "iptables-save", "-t", "filter"], capture_output=True, text=True, check=False
+    )
+    return ":KUBE-NWPLCY-DEFAULT" in result.stdout and "-j KUBE-ROUTER-FORWARD" in result.stdout
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ def alive(pid: int) -> bool:
 
 
 CONTROL_PLANE = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
-REAL_NODE = {"containerd", "kubelet", "kube-proxy", "coredns", "metrics-server"}
+REAL_NODE = {"containerd", "kubelet", "kube-proxy", "coredns", "metrics-server", "kube-router"}
+# What kube-router programs: chains and rules in the filter table, and ipsets (one per policy's peers).
+POLICY_CHAINS = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
 KUBELET_SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory")
 
 
@@ -48,7 +50,20 @@ def host_settings() -> dict[str, object]:
         "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/maestro-{NAME}")),
         "mounts": [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if NAME in line],
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
+        "policy_rules": policy_rules([]),
+        "ipsets": ipsets([]),
     }
+
+
+def policy_rules(inside: list[str]) -> list[str]:
+    """kube-router's lines of the filter table, on the host or (with `inside`, an nsenter) in the node."""
+    saved = subprocess.run([*inside, "iptables-save", "-t", "filter"], capture_output=True, text=True)
+    return [line for line in saved.stdout.splitlines() if any(chain in line for chain in POLICY_CHAINS)]
+
+
+def ipsets(inside: list[str]) -> list[str]:
+    listed = subprocess.run([*inside, "ipset", "list", "-n"], capture_output=True, text=True)
+    return sorted(listed.stdout.split())
 
 
 def kubelet_sysctls() -> dict[str, str]:
@@ -93,6 +108,10 @@ def test_up_is_idempotent_and_down_stops_everything() -> None:
             slot = int(json.loads((state / "node" / "network.json").read_text())["slot"])
             assert not this_node_is_gone(slot)
             assert_pods_reach_nothing_off_the_machine(state)
+            # kube-router programs the node's namespace, never the host's tables.
+            inside = ["nsenter", f"--net=/run/netns/maestro-{NAME}"]
+            assert any("-j KUBE-ROUTER-FORWARD" in line for line in policy_rules(inside))
+            assert (policy_rules([]), ipsets([])) == (before["policy_rules"], before["ipsets"])
 
         second = script("up", "--nodes=0")
         assert second.returncode == 0, second.stdout + second.stderr

@@ -1,7 +1,6 @@
 """Routes and NetworkPolicies on a real API server (issue 20), with the Gateway API's CRDs installed by the local
 cluster and no gateway implementation: what the API server accepted, what the operator keeps in place, and what
-the status says. (Enforcement, real connections between real pods, needs a NetworkPolicy implementation on the
-node: not here.)"""
+the status says. Enforcement, with real connections between real pods, is test_netpol_real.py's."""
 
 from __future__ import annotations
 
