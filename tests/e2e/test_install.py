@@ -215,7 +215,13 @@ def test_service_account_can_do_nothing_else(cluster_kubectl: Kubectl, installed
     assert can_i(cluster_kubectl, installed, "delete", "nodes") == "no"
     assert can_i(cluster_kubectl, installed, "create", "deployments", "-n", "default") == "no"
     assert can_i(cluster_kubectl, installed, "get", "secrets", "-n", "kube-system") == "no"
-    assert can_i(cluster_kubectl, installed, "create", "secrets", "-n", ns) == "no"
+    # config snapshots (configFrom[].snapshot) are created and deleted; a Secret is never updated
+    assert can_i(cluster_kubectl, installed, "create", "secrets", "-n", ns) == "yes"
+    assert can_i(cluster_kubectl, installed, "update", "secrets", "-n", ns) == "no"
+    assert can_i(cluster_kubectl, installed, "patch", "configmaps", "-n", ns) == "no"
+    # the app's revisions: created, read, deleted, never changed
+    assert can_i(cluster_kubectl, installed, "create", "controllerrevisions.apps", "-n", ns) == "yes"
+    assert can_i(cluster_kubectl, installed, "patch", "controllerrevisions.apps", "-n", ns) == "no"
     assert can_i(cluster_kubectl, installed, "create", "pods", "-n", ns) == "no"
     assert can_i(cluster_kubectl, installed, "list", "pods", "-n", ns) == "yes"  # a failed run's pods
     assert can_i(cluster_kubectl, installed, "get", "pods", "-n", ns) == "no"
