@@ -66,6 +66,12 @@ class AppCache:
             kept = self._apps.get((namespace, name))
         return None if kept is None else dict(json.loads(self._packer.unpack(_KIND, kept[1])))
 
+    def version(self, namespace: str, name: str) -> int | None:
+        """The resourceVersion of the latest version seen (None: none kept, or not a number)."""
+        with self._guard:
+            kept = self._apps.get((namespace, name))
+        return None if kept is None else kept[0]
+
     def forget(self, namespace: str, name: str) -> None:
         """Drop what is kept of one app: its next pass reads it from the API server."""
         with self._guard:
