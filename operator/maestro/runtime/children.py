@@ -19,7 +19,8 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
 - the safety pass lists every managed child of each namespace (a page at a time) and compares the listing
   with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
   down) gets a live pass, which reads its children from the API server and replaces what is kept for it
-  (`replace`), as the resume pass after a restart does. So a watch gap is corrected within a safety interval.
+  (`replace`). So a watch gap is corrected within a safety interval. The resume pass after a start reads the
+  index: it was just filled from a listing of every child.
 """
 
 from __future__ import annotations

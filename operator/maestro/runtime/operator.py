@@ -106,7 +106,8 @@ class Operator:
 
     def request(self, app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
         """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
-        children from the API server, not from the child index (the safety and resume passes: children.py).
+        children from the API server, not from the child index (the safety pass, for an app whose children disagree:
+        children.py).
         `urgent`: a spec not yet acted on, run before status refreshes (workqueue.py)."""
         meta = app["metadata"]
         self.passes.add((meta["namespace"], meta["name"]), {**ref(app), "live": live}, urgent=urgent)
