@@ -155,3 +155,44 @@ def test_the_fingerprint_ignores_what_a_pass_does_not_read_and_sees_the_rest() -
     assert index.fingerprint(APP_UID) != before
     index.discard(edited)
     assert index.fingerprint(APP_UID) == children.ChildIndex().fingerprint("nobody")
+
+
+class Watches:
+    """Stands for the child watches: only their gap count."""
+
+    gaps = 0
+
+    def stop(self) -> None:
+        pass
+
+
+def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op = settled_operator(monkeypatch)
+    op.settings = Settings(namespaces=("ns",), safety_full_every=3)
+    cluster = Cluster(monkeypatch, op)
+    watches = Watches()
+    monkeypatch.setattr(op, "_child_watches", watches)
+    listed: list[int] = []
+    list_pages = cluster.list_pages
+
+    def counting(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == "Deployment":
+            listed.append(len(listed))
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", counting)
+    cluster.deployments = []  # deleted, the event lost: only a listing of the children tells
+    op.safety_pass()  # the first: listed
+    assert cluster.passes == [("shop", True)] and len(listed) == 1
+    op.children.discard(deployment())  # as the live pass would have (it found no Deployment)
+    op.safety_pass()
+    op.safety_pass()
+    assert len(listed) == 1, "no gap: the children are not listed"
+    op.safety_pass()
+    assert len(listed) == 2, "every third pass lists them all the same"
+    watches.gaps += 1  # a stream broke: whatever it lost, the next safety pass finds
+    op.children.record(deployment())
+    op.safety_pass()
+    assert len(listed) == 3 and cluster.passes[-1] == ("shop", True)

@@ -7,8 +7,10 @@ What starts a pass, beside kopf's handlers:
 - events of owned children (childwatch.py's threads, `on_child`), mapped to their app through the instance
   label: a child changed or deleted by hand is put back at once;
 - a slow periodic safety pass (`safety_pass`, a background task): the safety net for anything a watch
-  missed. It lists the apps and their children, and runs a pass over every app but those left settled by their
-  last pass with the same app and children since (settled.py). A plain asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or
+  missed. It lists the apps, and runs a pass over every app but those left settled by their last pass with the
+  same app and children since (settled.py). It lists the children too, and gives a live pass to every app whose
+  children the index holds otherwise, after any child watch gap (childwatch.py) and every
+  `safety_full_every` passes: a child deleted during a watch gap is put back within one safety interval. A plain asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or
   daemon, and the app must stay deletable while the operator is down.
 """
 
@@ -54,6 +56,9 @@ class Operator:
     passes: WorkQueue[dict[str, Any]] = field(init=False)
     _child_watches: ChildWatches | None = field(init=False, default=None)
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
+    # The child watches' gap count at the last listing of the children, and the safety passes since it.
+    _gaps_listed: int | None = field(init=False, default=None)
+    _passes_unlisted: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.held = HeldStatuses(hold=self.settings.status_hold)
@@ -163,16 +168,7 @@ class Operator:
         metrics.forget_missing(present)
         self.apps.retain(present)
         self.settled.retain(str(a["metadata"].get("uid")) for a in apps)
-        # One listing of the namespace's children, compared with the child index: only an app whose children
-        # disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a LIST per child
-        # kind, each scanning the namespace).
-        stale: set[str] = set()
-        for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
-            listings = (
-                kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
-                for kind in kinds.WATCHED
-            )
-            stale |= self.children.disagreeing(namespace, listings)
+        stale = self._children_disagreeing(apps) if self._children_listing_due() else set()
         passes = 0
         for app, version in listed:
             uid = str(app["metadata"].get("uid"))
@@ -183,6 +179,31 @@ class Operator:
             self.request(app, live=uid in stale)
             passes += 1
         log.debug("safety pass: %d apps, %d passes, %d of them live", len(apps), passes, len(stale))
+
+    def _children_listing_due(self) -> bool:
+        """After a child watch gap since the last listing (or without child watches), or every
+        `safety_full_every` passes. The gap count is read before the listing: a gap during it counts next time."""
+        gaps = None if self._child_watches is None else self._child_watches.gaps
+        due = (
+            gaps is None
+            or gaps != self._gaps_listed
+            or self._passes_unlisted + 1 >= self.settings.safety_full_every
+        )
+        self._gaps_listed, self._passes_unlisted = gaps, 0 if due else self._passes_unlisted + 1
+        return due
+
+    def _children_disagreeing(self, apps: list[dict[str, Any]]) -> set[str]:
+        """One listing of each namespace's children, compared with the child index: only an app whose children
+        disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a LIST per child
+        kind, each scanning the namespace)."""
+        stale: set[str] = set()
+        for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
+            listings = (
+                kube.list_pages(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY})
+                for kind in kinds.WATCHED
+            )
+            stale |= self.children.disagreeing(namespace, listings)
+        return stale
 
     async def start(self) -> None:
         """List every object of the child kinds, then watch them (childwatch.py): a pass must never take a name
