@@ -36,18 +36,19 @@ def existing_apps(ns: str) -> int:
     return len(kube.list_objects(api.KIND, ns))
 
 
-def wait_quiet(
-    op: common.Operator, *, reading: float = 10.0, below: float = 0.15, timeout: float = 900
-) -> float:
-    """Until the operator's CPU stayed below `below` of a core for two readings in a row: its startup and
-    resume pass are over. Returns the seconds waited."""
+def wait_quiet(op: common.Operator, *, reading: float = 10.0, timeout: float = 1800) -> float:
+    """Until, for two readings in a row, the operator's CPU stayed below 15 % of a core and it made no write
+    and no app GET (a resume pass that reads live waits on the API server more than it computes): its startup
+    and resume pass are over. Returns the seconds waited."""
     started, quiet = time.monotonic(), 0
     while quiet < 2:
         if time.monotonic() - started > timeout:
             raise TimeoutError("the operator never went quiet")
-        before = op.cpu_seconds()
+        before, requests = op.cpu_seconds(), common.request_counts()
         time.sleep(reading)
-        quiet = quiet + 1 if (op.cpu_seconds() - before) / reading < below else 0
+        made = common.operator_requests(common.diff(requests, common.request_counts()))
+        calm = (op.cpu_seconds() - before) / reading < 0.15 and made["writes"] == 0 and made["app_gets"] <= 2
+        quiet = quiet + 1 if calm else 0
     return time.monotonic() - started
 
 
@@ -100,7 +101,7 @@ def main() -> int:
             log(f"creating {n - have} apps in {ns} (the {compared[-1][0]} tree's operator converges them)")
             with common.operator(ns, workdir / "operator-create.log", source=compared[-1][1]):
                 common.create_apps([f"app-{i:05d}" for i in range(have, n)], ns)
-                took = common.wait_converged(ns, n, timeout=7200)
+                took = common.wait_converged(ns, n, phase="Ready", timeout=7200)
                 log(f"{n} apps in sync after {took:.0f}s")
         for label, source in compared:
             with common.operator(ns, workdir / f"operator-{label}.log", source=source) as op:
