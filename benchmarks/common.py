@@ -97,7 +97,7 @@ class Cluster:
     def _apps_listable() -> bool:
         try:
             kube.list_apps("default")
-        except (kube.ApiError, OSError):  # an error status, or no answer at all (requests' errors are OSErrors)
+        except (kube.ApiError, OSError):  # an error status, or no answer (requests' errors are OSErrors)
             return False
         return True
 
