@@ -196,3 +196,25 @@ def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
     op.children.record(deployment())
     op.safety_pass()
     assert len(listed) == 3 and cluster.passes[-1] == ("shop", True)
+
+
+def test_a_children_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+    op.settings = Settings(namespaces=("ns",), safety_full_every=10)
+    cluster = Cluster(monkeypatch, op)
+    monkeypatch.setattr(op, "_child_watches", Watches())
+    list_pages = cluster.list_pages
+    attempts: list[str] = []
+
+    def fails_once(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == "Deployment":
+            attempts.append(kind)
+            if len(attempts) == 1:
+                raise ConnectionRefusedError("the API server is restarting")
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", fails_once)
+    with pytest.raises(ConnectionRefusedError):
+        op.safety_pass()
+    op.safety_pass()
+    assert len(attempts) == 2, "listed again at the next pass, not ten passes later"

@@ -8,10 +8,11 @@ What starts a pass, beside kopf's handlers:
   label: a child changed or deleted by hand is put back at once;
 - a slow periodic safety pass (`safety_pass`, a background task): the safety net for anything a watch
   missed. It lists the apps, and runs a pass over every app but those left settled by their last pass with the
-  same app and children since (settled.py). It lists the children too, and gives a live pass to every app whose
-  children the index holds otherwise, after any child watch gap (childwatch.py) and every
-  `safety_full_every` passes: a child deleted during a watch gap is put back within one safety interval. A plain asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or
-  daemon, and the app must stay deletable while the operator is down.
+  same app and children since (settled.py). After any child watch gap (childwatch.py), and every
+  `safety_full_every` passes, it lists the children too, and gives a live pass to every app whose children the
+  index holds otherwise: a child deleted during a watch gap is put back within one safety interval. A plain
+  asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or daemon, and the app
+  must stay deletable while the operator is down.
 """
 
 from __future__ import annotations
@@ -168,7 +169,13 @@ class Operator:
         metrics.forget_missing(present)
         self.apps.retain(present)
         self.settled.retain(str(a["metadata"].get("uid")) for a in apps)
-        stale = self._children_disagreeing(apps) if self._children_listing_due() else set()
+        gaps = None if self._child_watches is None else self._child_watches.gaps  # read before the listing
+        stale: set[str] = set()
+        if self._children_listing_due(gaps):
+            stale = self._children_disagreeing(apps)
+            self._gaps_listed, self._passes_unlisted = gaps, 0  # a listing that failed is due again
+        else:
+            self._passes_unlisted += 1
         passes = 0
         for app, version in listed:
             uid = str(app["metadata"].get("uid"))
@@ -180,17 +187,14 @@ class Operator:
             passes += 1
         log.debug("safety pass: %d apps, %d passes, %d of them live", len(apps), passes, len(stale))
 
-    def _children_listing_due(self) -> bool:
-        """After a child watch gap since the last listing (or without child watches), or every
-        `safety_full_every` passes. The gap count is read before the listing: a gap during it counts next time."""
-        gaps = None if self._child_watches is None else self._child_watches.gaps
-        due = (
+    def _children_listing_due(self, gaps: int | None) -> bool:
+        """After a child watch gap since the last listing (`gaps`: the watches' count now; None: no child
+        watches), or every `safety_full_every` passes. A gap during the listing counts for the next pass."""
+        return (
             gaps is None
             or gaps != self._gaps_listed
             or self._passes_unlisted + 1 >= self.settings.safety_full_every
         )
-        self._gaps_listed, self._passes_unlisted = gaps, 0 if due else self._passes_unlisted + 1
-        return due
 
     def _children_disagreeing(self, apps: list[dict[str, Any]]) -> set[str]:
         """One listing of each namespace's children, compared with the child index: only an app whose children
