@@ -22,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -34,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
 CRD_FILE = ROOT / "crds" / "maestro.dev_microserviceapps.yaml"
-CLUSTER_NAME = "maestro-bench"
+# The local control plane's name (--cluster-name; MAESTRO_BENCH_CLUSTER): two benchmarks, or a benchmark and a
+# test run, on one machine each need their own.
+CLUSTER_NAME = os.environ.get("MAESTRO_BENCH_CLUSTER", "maestro-bench")
 # = the operator's pass threads (runtime/settings.py, Settings.workers): baselines run at the same concurrency
 CONCURRENCY = 8
 STARTED_MARKER = "configure' succeeded"
@@ -60,22 +63,20 @@ def log(message: str) -> None:
 
 
 class Cluster:
-    """The local control plane `maestro-bench`: `up` (harmless when running) and `down` at the end."""
+    """The local control plane (`maestro-bench` unless named): `up` (harmless when running) and `down` at the
+    end."""
 
-    def __init__(self, keep: bool) -> None:
+    def __init__(self, keep: bool, name: str = CLUSTER_NAME) -> None:
         self.keep = keep
+        self.name = name
         self.env: dict[str, str] = {}
 
     def up(self) -> None:
         # Without kube-router: it re-syncs every policy on each pod change, thousands of simulated pods here,
         # which would take a core from what is measured (the policies are still created, as everywhere).
-        subprocess.run(
-            [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "up", "--no-network-policies"],
-            check=True,
-            cwd=ROOT,
-        )
+        self.script("up", "--no-network-policies")
         out = subprocess.run(
-            [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "env"],
+            [str(PYTHON), str(CLUSTER), "--name", self.name, "env"],
             check=True,
             capture_output=True,
             text=True,
@@ -98,17 +99,19 @@ class Cluster:
     def _apps_listable() -> bool:
         try:
             kube.list_apps("default")
-        except kube.ApiError:
+        except (kube.ApiError, OSError):  # an error status, or no answer (requests' errors are OSErrors)
             return False
         return True
 
     def down(self, *, even_if_kept: bool = False) -> None:
         if self.keep and not even_if_kept:
-            log(f"keeping cluster {CLUSTER_NAME} (--keep-cluster)")
+            log(f"keeping cluster {self.name} (--keep-cluster)")
             return
-        subprocess.run(
-            [str(PYTHON), str(CLUSTER), "--name", CLUSTER_NAME, "down"], check=even_if_kept, cwd=ROOT
-        )
+        self.script("down", check=even_if_kept)
+
+    def script(self, *args: str, check: bool = True) -> None:
+        """hack/cluster/cluster.py on this cluster: `up`, `down`, `stop kube-apiserver`, ..."""
+        subprocess.run([str(PYTHON), str(CLUSTER), "--name", self.name, *args], check=check, cwd=ROOT)
 
     def restart(self) -> None:
         """Down and up again: a fresh, empty control plane (also with --keep-cluster)."""
@@ -153,7 +156,7 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
 
 @contextlib.contextmanager
 def cluster(args: argparse.Namespace) -> Iterator[Cluster]:
-    c = Cluster(keep=args.keep_cluster)
+    c = Cluster(keep=args.keep_cluster, name=args.cluster_name)
     c.up()
     try:
         yield c
@@ -161,9 +164,29 @@ def cluster(args: argparse.Namespace) -> Iterator[Cluster]:
         c.down()
 
 
+def export_tree(rev: str) -> Path:
+    """The `operator/` directory of another commit (`git archive`), to run that tree's operator beside this
+    one's: the parent of its `maestro` package."""
+    target = Path(tempfile.mkdtemp(prefix=f"maestro-tree-{rev[:12]}-"))
+    archive = subprocess.run(["git", "archive", rev, "operator"], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target / "operator"
+
+
+def trees(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(label, operator source) to compare: `--before REV` first, then this tree ("now")."""
+    before = [("before", export_tree(args.before))] if getattr(args, "before", None) else []
+    return [*before, ("now", ROOT / "operator")]
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster running at the end")
+    parser.add_argument(
+        "--cluster-name",
+        default=CLUSTER_NAME,
+        help=f"the local cluster's name (default {CLUSTER_NAME}; MAESTRO_BENCH_CLUSTER)",
+    )
     return parser
 
 
@@ -182,6 +205,7 @@ class Operator:
         verbose: bool = False,
         env: dict[str, str] | None = None,
         trace_out: Path | None = None,
+        source: Path = ROOT / "operator",
     ):
         self.namespace = namespace
         self.log_path = log_path
@@ -189,11 +213,12 @@ class Operator:
         self.env = env or {}
         # Run under tracemalloc (benchmarks/traced_operator.py): `trace()` writes the live allocations there.
         self.trace_out = trace_out
+        self.source = source  # the `maestro` package's parent: another tree's, to compare side by side
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
-        env["PYTHONPATH"] = str(ROOT / "operator")
+        env["PYTHONPATH"] = str(self.source)
         entry = ["-m", "maestro"]
         if self.trace_out is not None:
             env["MAESTRO_TRACE_OUT"] = str(self.trace_out)

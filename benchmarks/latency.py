@@ -2,17 +2,23 @@
 
 1. Latency: one app's image changed, timed until its Deployment carries the new image and the app's status
    (in sync, Ready) reflects it; p50/p95 over --changes changes, first with that app alone, then with N other
-   apps present. Beside it, the raw client's time for the same apply (one SSA of the changed Deployment).
+   apps present. Beside it, a raw client doing the same work for an app of its own namespace (raw_controller.py:
+   it watches the app, renders it, applies the changed children, follows the rollout and writes the status),
+   change for change in turn with the operator's.
 2. Restart: with N+1 apps in sync, the operator is stopped and started again (verbose, to count passes): time
-   until its resume pass has reconciled every app, and the writes it made (goal 0).
+   until its resume pass has reconciled every app, and the writes it made (goal 0), beside the time this client
+   takes to list the apps and every child kind of the namespace a page at a time (what a start must read).
+   `--before REV`: that commit's operator is restarted first, the same way.
+
+`--existing NS`: the N apps are those already in sync in NS (left by `idle_cpu.py --keep-cluster`, say): none
+is created, and the "alone" round is skipped.
 
     .venv/bin/python benchmarks/latency.py --apps 100 --changes 30
+    .venv/bin/python benchmarks/latency.py --existing idle --changes 30 --keep-cluster --cluster-name perf-bench
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import sys
 import tempfile
 import time
@@ -23,42 +29,58 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 from common import log
+from raw_controller import RawController
 from steady_writes import image_rolled_out, set_image
 
-from maestro import render
+from maestro.api import models as api
 from maestro.kube import client as kube
+from maestro.render import kinds
 
 
-def changes(ns: str, app: str, count: int, round_: str) -> list[float]:
-    times = []
+def change(ns: str, app: str, image: str) -> float:
+    """One image change of the app's `web` service: seconds until its Deployment and status show it."""
+    started = time.monotonic()
+    set_image(ns, app, 0, image)
+    common.wait_until(
+        f"{app} to roll out {image}", lambda: image_rolled_out(ns, app, "web", image), 120, 0.02
+    )
+    return time.monotonic() - started
+
+
+def side_by_side(ns: str, raw_ns: str, count: int, round_: str) -> tuple[list[float], list[float]]:
+    """`count` changes of the operator's app `solo` and of the raw client's app `raw`, in turn."""
+    operator, raw = [], []
     for i in range(count):
-        image = f"registry.example.com/bench/web:{round_}.{i}"
-        started = time.monotonic()
-        set_image(ns, app, 0, image)
-        common.wait_until(
-            f"{app} to roll out {image}",
-            functools.partial(image_rolled_out, ns, app, "web", image),
-            120,
-            0.02,
-        )
-        times.append(time.monotonic() - started)
-    return times
+        operator.append(change(ns, "solo", f"registry.example.com/bench/web:{round_}.{i}"))
+        raw.append(change(raw_ns, "raw", f"registry.example.com/bench/web:raw-{round_}.{i}"))
+    return operator, raw
 
 
-def raw_applies(ns: str, count: int) -> list[float]:
-    """The same Deployment apply by the raw client (an unowned copy in its own namespace)."""
-    body = common.app_body("raw", ns)
-    deployment = next(c for c in render.render_app(body) if c["kind"] == "Deployment")
-    times = []
-    for i in range(count):
-        child: dict[str, Any] = copy.deepcopy(deployment)
-        child["spec"]["template"]["spec"]["containers"][0]["image"] = (
-            f"registry.example.com/bench/web:raw.{i}"
-        )
-        started = time.monotonic()
-        kube.apply(child)
-        times.append(time.monotonic() - started)
-    return times
+def listing_seconds(ns: str) -> float:
+    """This client's time to list the apps and every child kind of the namespace, a page at a time."""
+    started = time.monotonic()
+    for kind in [api.KIND, *kinds.WATCHED]:
+        for _ in kube.list_pages(kind, ns):
+            pass
+    return time.monotonic() - started
+
+
+def restart(ns: str, n: int, label: str, source: Path, log_path: Path) -> dict[str, Any]:
+    """Start the operator on n apps in sync: seconds until n resume passes are done, the writes made."""
+    op = common.Operator(ns, log_path, verbose=True, source=source)
+    before = common.request_counts()
+    started = time.monotonic()
+    op.start()
+    up = time.monotonic() - started
+    try:
+        common.wait_until(f"{label}: the resume pass over every app", lambda: op.passes() >= n, 1800, 0.1)
+        resumed = time.monotonic() - started
+        time.sleep(5)
+        requests = common.operator_requests(common.diff(before, common.request_counts()))
+        passes = op.passes()
+    finally:
+        op.stop()
+    return {"up": up, "resumed": resumed, "passes": passes, "requests": requests}
 
 
 def summary(label: str, times: list[float]) -> str:
@@ -70,53 +92,64 @@ def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--apps", type=int, default=500, help="other apps present (default 500)")
     parser.add_argument("--changes", type=int, default=30, help="changes per round (default 30)")
+    parser.add_argument("--existing", metavar="NS", help="the other apps: those in sync in this namespace")
+    parser.add_argument("--before", metavar="REV", help="also restart this commit's operator, first")
     args = parser.parse_args()
-    n = args.apps
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
+    alone: list[float] = []
+    raw_alone: list[float] = []
     with common.cluster(args) as cluster:
-        ns = cluster.namespace(f"latency-{int(time.time())}")
+        ns = args.existing or cluster.namespace(f"latency-{int(time.time())}")
         raw_ns = cluster.namespace(f"latency-raw-{int(time.time())}")
+        others = [a for a in kube.list_objects(api.KIND, ns) if a["metadata"]["name"] != "solo"]
+        n = len(others) if args.existing else args.apps
         op = common.Operator(ns, workdir / "operator.log")
         op.start()
         try:
-            common.create_apps(["solo"], ns)
-            common.wait_converged(ns, 1, phase="Ready", timeout=120)
-            alone = changes(ns, "solo", args.changes, "alone")
-            log(f"alone: p50 {common.median(alone) * 1000:.0f} ms")
-            raw = raw_applies(raw_ns, args.changes)
-            common.create_apps([f"app-{i:05d}" for i in range(n)], ns)
-            took = common.wait_converged(ns, n + 1, phase="Ready", timeout=1800)
-            log(f"{n} other apps Ready after {took:.0f}s")
-            time.sleep(5)
-            crowded = changes(ns, "solo", args.changes, "crowded")
-            log(f"with {n} others: p50 {common.median(crowded) * 1000:.0f} ms")
+            with RawController(raw_ns):
+                common.create_apps(["raw"], raw_ns)
+                common.wait_converged(raw_ns, 1, phase="Ready", timeout=120)
+                if kube.get(api.KIND, ns, "solo") is None:
+                    common.create_apps(["solo"], ns)
+                if not args.existing:
+                    common.wait_converged(ns, 1, phase="Ready", timeout=120)
+                    alone, raw_alone = side_by_side(ns, raw_ns, args.changes, "alone")
+                    log(f"alone: p50 {common.median(alone) * 1000:.0f} ms")
+                    common.create_apps([f"app-{i:05d}" for i in range(n)], ns)
+                took = common.wait_converged(ns, n + 1, phase="Ready", timeout=3600)
+                log(f"{n} other apps Ready after {took:.0f}s")
+                time.sleep(5)
+                crowded, raw_crowded = side_by_side(ns, raw_ns, args.changes, f"crowded-{int(time.time())}")
+                log(f"with {n} others: p50 {common.median(crowded) * 1000:.0f} ms")
             common.wait_converged(ns, n + 1, phase="Ready", timeout=600)
         finally:
             op.stop()
-
-        restart = common.Operator(ns, workdir / "operator-restart.log", verbose=True)
-        before = common.request_counts()
-        started = time.monotonic()
-        restart.start()
-        up = time.monotonic() - started
-        try:
-            common.wait_until("the resume pass over every app", lambda: restart.passes() >= n + 1, 900, 0.1)
-            resumed = time.monotonic() - started
-            time.sleep(5)
-            writes = common.operator_requests(common.diff(before, common.request_counts()))
-            passes = restart.passes()
-        finally:
-            restart.stop()
+        listed = listing_seconds(ns)
+        restarts = [
+            (label, restart(ns, n + 1, label, source, workdir / f"operator-restart-{label}.log"))
+            for label, source in common.trees(args)
+        ]
 
     print()
     print(f"change latency (image of one service; until its Deployment and the app's status show it), N={n}")
-    print(summary("operator, the app alone", alone))
+    if alone:
+        print(summary("operator, the app alone", alone))
+        print(summary("raw client, its app alone", raw_alone))
     print(summary(f"operator, with {n} other apps", crowded))
-    print(summary("raw client, one SSA of the Deployment", raw))
-    print(f"  ratio p50 crowded/alone {common.median(crowded) / common.median(alone):.2f}")
-    print(f"restart with {n + 1} apps in sync")
-    print(f"  process start to startup handler done {up:.1f} s; to {n + 1} passes done {resumed:.1f} s")
-    print(f"  passes {passes}, writes {writes['writes']} ({writes})")
+    print(summary(f"raw client, with the operator's {n} apps", raw_crowded))
+    print(
+        f"  ratio operator/raw with {n} apps: p50 {common.median(crowded) / common.median(raw_crowded):.2f}, "
+        f"p95 {common.percentile(crowded, 95) / common.percentile(raw_crowded, 95):.2f}"
+    )
+    print(
+        f"restart with {n + 1} apps in sync; listing the apps and children takes this client {listed:.1f} s"
+    )
+    for label, r in restarts:
+        print(
+            f"  {label:7s} start to startup handler done {r['up']:.1f} s; to {n + 1} passes done {r['resumed']:.1f} s"
+            f" ({r['resumed'] / listed:.2f}x the listing); passes {r['passes']}, writes {r['requests']['writes']},"
+            f" child LISTs {r['requests']['child_lists']}, app reads {r['requests']['app_gets']}"
+        )
     print(f"  logs: {workdir}")
     return 0
 

@@ -182,3 +182,15 @@ def test_kopfs_startup_and_cleanup_handlers_get_the_operator(monkeypatch: pytest
     assert settings.execution.max_workers == 3
     asyncio.run(run(causes.Activity.CLEANUP))
     assert calls[-1] == "stop"
+
+
+def test_the_resume_pass_at_start_reads_the_caches_not_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child watches listed every child before kopf's listing of the apps began, and that listing filled
+    # the app cache: a live read (a LIST per child kind per app) would return the same.
+    operator = Operator(QUIET)
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(operator.passes, "add", lambda key, item, urgent=False: queued.append(item))
+    body = app()
+    asyncio.run(handlers.on_app(event={"type": None, "object": body}, body=body, memo=operator))
+    assert [item["live"] for item in queued] == [False]
+    assert operator.apps.get("ns", "shop") is not None

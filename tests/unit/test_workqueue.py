@@ -227,3 +227,28 @@ def test_retry_now_runs_the_failed_keys_before_their_back_off_ends() -> None:
     wait(retried)
     assert attempts == ["shop", "shop"]
     assert queue.retry_now() == 0, "nothing waits for a retry any more"
+
+
+def test_retry_now_starts_the_back_off_again() -> None:
+    # A key that failed through the outage and fails once more right after it (a restarted API server answers
+    # 429 while its storage initializes) is retried after FIRST_DELAY, not after the outage's long back-off.
+    runs: list[str] = []
+    failed_twice = threading.Event()
+
+    def always_fails(item: str) -> None:
+        runs.append(item)
+        if len(runs) == 2:
+            failed_twice.set()
+        raise ConnectionRefusedError("the API server is restarting")
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(
+        always_fails, workers=1, describe=str, clock=lambda: 0.0
+    )
+    queue.add("shop", "shop")
+    while queue.failures("shop") < 1:
+        threading.Event().wait(0.01)
+    assert queue.retry_now() == 1
+    wait(failed_twice)
+    threading.Event().wait(0.3)
+    assert runs == ["shop", "shop"]
+    assert queue.failures("shop") == 1, "counted from the reconnection, not from the outage's first failure"

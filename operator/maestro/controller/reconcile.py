@@ -4,8 +4,8 @@
                    being deleted -> nothing to do
     2. desire      validate the spec and render every service's children with its config hash (plan.py; the
                    ConfigMaps and Secrets are read by execute.py)
-    3. observe     the app's owned children, from the child index (children.py) or listed by the safety and
-                   resume passes; the objects under desired names the index does not place; the dry runs of
+    3. observe     the app's owned children, from the child index (children.py) or listed by a live pass
+                   (the safety pass's, for an app whose children disagree); the objects under desired names the index does not place; the dry runs of
                    new renderings the models cannot judge (precheck.py) (execute.py)
     4. plan        pure (plan.py): Invalid (InvalidSpec, NameConflict, ChildRejected), or the writes in
                    dependency order (a service needing a rollout waits until every dependency's Deployment is
@@ -74,7 +74,7 @@ def reconcile(app: Mapping[str, Any], stores: Stores) -> Outcome:
     meta = app["metadata"]
     live = bool(app.get("live"))
     # The latest version seen (appcache.py): the event that queued this pass may be older, and the last pass
-    # may have written the status since. The safety and resume passes read it from the API server.
+    # may have written the status since. A live pass reads it from the API server.
     fresh = None if live else stores.apps.get(meta["namespace"], meta["name"])
     if fresh is None or meta.get("uid") not in (None, fresh["metadata"].get("uid")):
         fresh = kube.get(api.KIND, meta["namespace"], meta["name"])

@@ -3,8 +3,8 @@ status writes return (reconcile.py). A pass starts from it instead of a GET of t
 pass.
 
 Kept as compact JSON without `metadata.managedFields`, packed (packing.py). A version never replaces a newer one
-(resourceVersions compared as numbers), so a late watch event does not undo what a status write returned. The
-safety and resume passes still GET the app: whatever a watch gap lost is corrected there. An app deleted during
+(resourceVersions compared as numbers), so a late watch event does not undo what a status write returned. A live
+pass (the safety pass's, for an app whose children disagree) still GETs the app. An app deleted during
 a watch gap sends no DELETED event, and its cached copy must not outlive it: a pass would apply children for it,
 the garbage collector would delete them, and their deletion would start the next such pass (docs/reliability.md,
 bug 11). So a pass started by a child's deletion, and the retry of a failed pass, read the app from the API
@@ -65,6 +65,12 @@ class AppCache:
         with self._guard:
             kept = self._apps.get((namespace, name))
         return None if kept is None else dict(json.loads(self._packer.unpack(_KIND, kept[1])))
+
+    def version(self, namespace: str, name: str) -> int | None:
+        """The resourceVersion of the latest version seen (None: none kept, or not a number)."""
+        with self._guard:
+            kept = self._apps.get((namespace, name))
+        return None if kept is None else kept[0]
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what is kept of one app: its next pass reads it from the API server."""

@@ -19,7 +19,8 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
 - the safety pass lists every managed child of each namespace (a page at a time) and compares the listing
   with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
   down) gets a live pass, which reads its children from the API server and replaces what is kept for it
-  (`replace`), as the resume pass after a restart does. So a watch gap is corrected within a safety interval.
+  (`replace`). So a watch gap is corrected within a safety interval. The resume pass after a start reads the
+  index: it was just filled from a listing of every child.
 """
 
 from __future__ import annotations
@@ -168,9 +169,11 @@ class ChildIndex:
                 listed_by_owner.setdefault(owner, set()).add(uid)
                 with self._guard:
                     kept = self._entries.get(uid)
+                version = kube.resource_version(obj)
+                if kept is not None and version is not None and version == kept.version:
+                    continue  # the very version kept: no need to project and pack it to compare
                 if kept is None or (
-                    kept.body != self._entry(obj).body
-                    and not kube.older(kube.resource_version(obj), kept.version)
+                    kept.body != self._entry(obj).body and not kube.older(version, kept.version)
                 ):
                     stale.add(owner)
             listed_at[listing.kind] = kube.version_number(listing.resource_version)
@@ -185,6 +188,12 @@ class ChildIndex:
                 if expected - listed_by_owner.get(owner, set()):
                     stale.add(owner)
         return stale
+
+    def fingerprint(self, owner: str) -> int:
+        """A hash of the app's children as a pass reads them (uids and projections, not resourceVersions: a
+        controller's status write a pass ignores leaves it alone). Equal fingerprints: the same children."""
+        with self._guard:
+            return hash(frozenset((uid, self._entries[uid].body) for uid in self._by_owner.get(owner, ())))
 
     def absent(self, kind: str, namespace: str | None, listed: set[str]) -> list[dict[str, Any]]:
         """The objects of this kind in the namespace (None: all) known here but not among the `listed` uids: deleted

@@ -18,7 +18,10 @@ How the index stays complete (what client-go's reflector does):
   their back-off (up to a minute);
 - an object deleted while no stream was open sends no event: after listing again, `on_relist` gets the uids
   listed, and the caller reports what it knew and is no longer there as deleted (children.py, `absent`), as
-  client-go's informers do. The safety pass's listing is the last resort (children.py, `disagreeing`).
+  client-go's informers do. The safety pass's listing is the last resort (children.py, `disagreeing`);
+- `gaps` counts the streams that broke and the listings again (a stream the API server ends, reopened from the
+  last version seen, misses nothing and is no gap): the safety pass lists the children after every gap, and
+  only every few intervals otherwise (operator.py).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class KindWatch:
         stopping: threading.Event,
         on_reconnect: Callable[[], None] = lambda: None,
         on_relist: OnRelist = lambda kind, namespace, uids: None,
+        on_gap: Callable[[], None] = lambda: None,
     ) -> None:
         self.kind = kind
         self.namespace = namespace
@@ -61,6 +65,7 @@ class KindWatch:
         self.stopping = stopping
         self.on_reconnect = on_reconnect  # called when a stream opens again after a failure
         self.on_relist = on_relist  # called after listing again (not after the first listing)
+        self.on_gap = on_gap  # called when the stream broke or its version was too old: events may be lost
         self.failures = 0  # in a row
         self.version: str | None = None  # the last resourceVersion seen; None: list (again) first
         self.listed = False
@@ -111,7 +116,9 @@ class KindWatch:
             except kube.Gone:
                 log.info("watch of %s: its version is too old; listing again", self._scope())
                 self.version = None
+                self.on_gap()
             except Exception as error:  # the thread must survive anything, an API server outage above all
+                self.on_gap()
                 delay = BACKOFF[min(self.failures, len(BACKOFF) - 1)]
                 self.failures += 1
                 expected = isinstance(error, kube.ApiError | OSError | ValueError)  # requests' are OSErrors
@@ -153,8 +160,10 @@ class ChildWatches:
         on_relist: OnRelist = lambda kind, namespace, uids: None,
     ) -> None:
         self.stopping = threading.Event()
+        self.gaps = 0  # streams broken or listed again since the start (only ever grows)
+        self._gaps_guard = threading.Lock()
         self.watches = [
-            KindWatch(kind, ns, on_event, self.stopping, on_reconnect, on_relist)
+            KindWatch(kind, ns, on_event, self.stopping, on_reconnect, on_relist, self._gap)
             for kind in kinds
             for ns in namespaces
         ]
@@ -170,6 +179,10 @@ class ChildWatches:
             thread = threading.Thread(target=kind_watch.follow, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
+
+    def _gap(self) -> None:
+        with self._gaps_guard:
+            self.gaps += 1
 
     def stop(self) -> None:
         """Ask every thread to stop: at its next event, or when its stream ends."""

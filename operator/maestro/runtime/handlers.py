@@ -69,8 +69,11 @@ async def on_app(event: kopf.RawEvent, body: kopf.Body, memo: Operator, **_: Any
         metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
         memo.held.settled((body["metadata"]["namespace"], body["metadata"]["name"]))
     if relevance.app_event_needs_pass(event.get("type"), body):
-        # The resume after a restart reads live; a new spec goes before the status refreshes of other apps.
-        memo.request(body, live=event.get("type") is None, urgent=relevance.spec_unobserved(body))
+        # A new spec goes before the status refreshes of other apps. The resume after a start reads the caches,
+        # not live: the child watches listed every child before kopf's listing of the apps began
+        # (Operator.start), and that listing gave the app cache this very version; a live read would return
+        # the same, at a LIST per child kind per app (docs/benchmarks.md, stop 25).
+        memo.request(body, urgent=relevance.spec_unobserved(body))
 
 
 @kopf.on.event("", "v1", "configmaps")

@@ -6,9 +6,13 @@ builds its own.
 What starts a pass, beside kopf's handlers:
 - events of owned children (childwatch.py's threads, `on_child`), mapped to their app through the instance
   label: a child changed or deleted by hand is put back at once;
-- a slow periodic pass over every app (`safety_pass`, a background task): the safety net for anything a watch
-  missed. A plain asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or
-  daemon, and the app must stay deletable while the operator is down.
+- a slow periodic safety pass (`safety_pass`, a background task): the safety net for anything a watch
+  missed. It lists the apps, and runs a pass over every app but those left settled by their last pass with the
+  same app and children since (settled.py). After any child watch gap (childwatch.py), and every
+  `safety_full_every` passes, it lists the children too, and gives a live pass to every app whose children the
+  index holds otherwise: a child deleted during a watch gap is put back within one safety interval. A plain
+  asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or daemon, and the app
+  must stay deletable while the operator is down.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from maestro import metrics, render
 from maestro.api import models as api
 from maestro.controller import reconcile
+from maestro.controller.execute import Outcome
 from maestro.controller.statushold import HeldStatuses
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
@@ -31,6 +36,7 @@ from maestro.runtime.children import ChildIndex
 from maestro.runtime.childwatch import ChildWatches
 from maestro.runtime.leadership import Leadership
 from maestro.runtime.settings import Settings
+from maestro.runtime.settled import Seen, SettledApps
 from maestro.runtime.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -45,11 +51,15 @@ class Operator:
     apps: AppCache = field(init=False, default_factory=AppCache)
     children: ChildIndex = field(init=False, default_factory=ChildIndex)
     held: HeldStatuses = field(init=False)
+    settled: SettledApps = field(init=False, default_factory=SettledApps)
     stores: Stores = field(init=False)  # what every pass is handed: the three above
     # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
     passes: WorkQueue[dict[str, Any]] = field(init=False)
     _child_watches: ChildWatches | None = field(init=False, default=None)
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
+    # The child watches' gap count at the last listing of the children, and the safety passes since it.
+    _gaps_listed: int | None = field(init=False, default=None)
+    _passes_unlisted: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.held = HeldStatuses(hold=self.settings.status_hold)
@@ -74,14 +84,36 @@ class Operator:
             # Its retry reads the app from the API server: the failure may be the app's absence (a 404 on its
             # status).
             self.apps.forget(meta["namespace"], meta["name"])
+            if meta.get("uid"):
+                self.settled.unsettle(str(meta["uid"]))
             raise
         if outcome.recheck_after is not None:
             key = (meta["namespace"], meta["name"])
             self.passes.add_after(key, {**app, "live": False}, outcome.recheck_after)
+        self._note_settled(meta, outcome)
+
+    def _note_settled(self, meta: Mapping[str, Any], outcome: Outcome) -> None:
+        """Remember what a pass that left its app settled saw (settled.py), else that it did not."""
+        fresh = self.apps.get(meta["namespace"], meta["name"])
+        uid = meta.get("uid") or (fresh or {}).get("metadata", {}).get("uid")
+        if not uid:
+            return
+        settled = (
+            fresh is not None
+            and fresh["metadata"].get("uid") == uid
+            and outcome.phase == "Ready"
+            and outcome.recheck_after is None
+            and not reconcile.referenced_sources(fresh)
+        )
+        if settled and fresh is not None:
+            self.settled.settle(uid, Seen(kube.resource_version(fresh), self.children.fingerprint(uid)))
+        else:
+            self.settled.unsettle(uid)
 
     def request(self, app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
         """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
-        children from the API server, not from the child index (the safety and resume passes: children.py).
+        children from the API server, not from the child index (the safety pass, for an app whose children disagree:
+        children.py).
         `urgent`: a spec not yet acted on, run before status refreshes (workqueue.py)."""
         meta = app["metadata"]
         self.passes.add((meta["namespace"], meta["name"]), {**ref(app), "live": live}, urgent=urgent)
@@ -121,18 +153,53 @@ class Operator:
             log.info("the API server is reachable again: retrying %d failed passes now", retried)
 
     def safety_pass(self) -> None:
-        """Reconcile every app in the watched namespaces once; a failing app does not stop the others."""
+        """Reconcile every app in the watched namespaces once, but those settled with the same app and
+        children since (settled.py); a failing app does not stop the others."""
         if not self.leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
             return
-        # A page at a time, keeping only each app's name and uid: a whole listing of thousands of apps would
-        # leave its parsing's high-water mark in the process.
-        apps = [ref(app) for scope in self.settings.scopes() for app in kube.list_pages(api.KIND, scope)]
+        # A page at a time, keeping only each app's name, uid and version: a whole listing of thousands of apps
+        # would leave its parsing's high-water mark in the process.
+        listed = [
+            (ref(app), kube.resource_version(app))
+            for scope in self.settings.scopes()
+            for app in kube.list_pages(api.KIND, scope)
+        ]
+        apps = [app for app, _ in listed]
         present = [(a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps]
         metrics.forget_missing(present)
         self.apps.retain(present)
-        # One listing of the namespace's children, compared with the child index: only an app whose children
-        # disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a LIST per child
-        # kind, each scanning the namespace).
+        self.settled.retain(str(a["metadata"].get("uid")) for a in apps)
+        gaps = None if self._child_watches is None else self._child_watches.gaps  # read before the listing
+        stale: set[str] = set()
+        if self._children_listing_due(gaps):
+            stale = self._children_disagreeing(apps)
+            self._gaps_listed, self._passes_unlisted = gaps, 0  # a listing that failed is due again
+        else:
+            self._passes_unlisted += 1
+        passes = 0
+        for app, version in listed:
+            uid = str(app["metadata"].get("uid"))
+            if uid not in stale and self.settled.unchanged(
+                uid, Seen(version, self.children.fingerprint(uid))
+            ):
+                continue  # a pass would find what the last one left: nothing to do
+            self.request(app, live=uid in stale)
+            passes += 1
+        log.debug("safety pass: %d apps, %d passes, %d of them live", len(apps), passes, len(stale))
+
+    def _children_listing_due(self, gaps: int | None) -> bool:
+        """After a child watch gap since the last listing (`gaps`: the watches' count now; None: no child
+        watches), or every `safety_full_every` passes. A gap during the listing counts for the next pass."""
+        return (
+            gaps is None
+            or gaps != self._gaps_listed
+            or self._passes_unlisted + 1 >= self.settings.safety_full_every
+        )
+
+    def _children_disagreeing(self, apps: list[dict[str, Any]]) -> set[str]:
+        """One listing of each namespace's children, compared with the child index: only an app whose children
+        disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a LIST per child
+        kind, each scanning the namespace)."""
         stale: set[str] = set()
         for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
             listings = (
@@ -140,8 +207,7 @@ class Operator:
                 for kind in kinds.WATCHED
             )
             stale |= self.children.disagreeing(namespace, listings)
-        for app in apps:
-            self.request(app, live=app["metadata"].get("uid") in stale)
+        return stale
 
     async def start(self) -> None:
         """List every object of the child kinds, then watch them (childwatch.py): a pass must never take a name

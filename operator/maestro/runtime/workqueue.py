@@ -98,10 +98,13 @@ class WorkQueue(Generic[Item]):
 
     def retry_now(self) -> int:
         """Run every key waiting for a retry now: the API server is reachable again, so the failures were its
-        outage's (their count stays: a key that fails again waits longer). Returns how many keys."""
+        outage's. Their counts start again: a key that fails once more right after (a restarted API server
+        answers 429 to custom resources while their storage initializes) is retried after FIRST_DELAY, not
+        after the back-off the outage built up. Returns how many keys."""
         with self._cond:
             keys = list(self._waiting)
             self._waiting.clear()  # their entries in `_later` are stale now: `_next` skips them
+            self._failures.clear()  # the keys running now too: their failure would be the outage's
             for key in keys:
                 self._enqueue(key)
             return len(keys)

@@ -1,0 +1,220 @@
+"""The safety pass skips an app its last pass left settled while the app and its children are unchanged
+(settled.py), and still puts back a child deleted during a watch gap (children.py, `disagreeing`)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from maestro.api import models as api
+from maestro.controller.execute import Outcome
+from maestro.runtime import children, settled
+from maestro.runtime import operator as operator_module
+from maestro.runtime.operator import Operator
+from maestro.runtime.settings import Settings
+
+from .helpers import Listed
+from .test_children import APP_UID, deployment
+
+SHOP: dict[str, Any] = {
+    "apiVersion": api.API_VERSION,
+    "kind": api.KIND,
+    "metadata": {
+        "name": "shop",
+        "namespace": "ns",
+        "uid": APP_UID,
+        "resourceVersion": "100",
+        "generation": 1,
+    },
+    "spec": {"services": [{"name": "web", "image": "web:1"}]},
+}
+
+
+class Cluster:
+    """What the safety pass lists, and the passes it asks for."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, op: Operator) -> None:
+        self.apps: list[dict[str, Any]] = [copy.deepcopy(SHOP)]
+        self.deployments: list[dict[str, Any]] = [deployment()]
+        self.passes: list[tuple[str, bool]] = []
+        monkeypatch.setattr(operator_module.kube, "list_pages", self.list_pages)
+        monkeypatch.setattr(op, "request", self.request)
+
+    def list_pages(self, kind: str, *_: object, **__: object) -> Listed:
+        if kind == api.KIND:
+            return Listed(kind, self.apps)
+        return Listed(kind, self.deployments if kind == "Deployment" else [], "50")
+
+    def request(self, app: dict[str, Any], *, live: bool = False, urgent: bool = False) -> None:
+        self.passes.append((app["metadata"]["name"], live))
+
+
+def settled_operator(monkeypatch: pytest.MonkeyPatch, phase: str = "Ready", **spec: Any) -> Operator:
+    """An operator whose last pass over `shop` ended in `phase`, with the app and its Deployment cached."""
+    op = Operator(Settings(namespaces=("ns",)))
+    app = copy.deepcopy(SHOP)
+    app["spec"].update(spec)
+    op.apps.record(app)
+    op.children.record(deployment())
+    monkeypatch.setattr(operator_module.reconcile, "reconcile", lambda app, stores: Outcome(phase=phase))
+    op.run_pass({"metadata": {"name": "shop", "namespace": "ns", "uid": APP_UID}})
+    return op
+
+
+def test_an_unchanged_settled_app_gets_no_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+    cluster = Cluster(monkeypatch, op)
+    op.safety_pass()
+    assert cluster.passes == []
+
+
+def test_a_changed_app_gets_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+    cluster = Cluster(monkeypatch, op)
+    cluster.apps[0]["metadata"]["resourceVersion"] = "120"  # written meanwhile: its event missed
+    op.safety_pass()
+    assert cluster.passes == [("shop", False)]
+
+
+def test_a_child_changed_in_the_index_gets_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+    cluster = Cluster(monkeypatch, op)
+    edited = deployment(version=40)
+    edited["spec"]["replicas"] = 5
+    op.children.record(edited)
+    cluster.deployments = [edited]
+    op.safety_pass()
+    assert cluster.passes == [("shop", False)]
+
+
+def test_a_child_deleted_during_a_watch_gap_gets_a_live_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+    cluster = Cluster(monkeypatch, op)
+    cluster.deployments = []  # gone from the API server, still in the index: its DELETED event was lost
+    op.safety_pass()
+    assert cluster.passes == [("shop", True)]
+
+
+@pytest.mark.parametrize("phase", ["Progressing", "Degraded", "Invalid"])
+def test_an_app_left_unsettled_gets_a_pass_every_time(monkeypatch: pytest.MonkeyPatch, phase: str) -> None:
+    op = settled_operator(monkeypatch, phase=phase)
+    cluster = Cluster(monkeypatch, op)
+    op.safety_pass()
+    op.safety_pass()
+    assert cluster.passes == [("shop", False), ("shop", False)]
+
+
+def test_an_app_reading_config_sources_gets_a_pass_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A ConfigMap's change missed by its watch is in no fingerprint: only a pass reads it.
+    op = settled_operator(monkeypatch, defaults={"configFrom": [{"configMap": "settings"}]})
+    cluster = Cluster(monkeypatch, op)
+    op.safety_pass()
+    assert cluster.passes == [("shop", False)]
+
+
+def test_a_failed_pass_unsettles_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+
+    def fails(app: object, stores: object) -> Outcome:
+        raise ConnectionRefusedError("the API server is restarting")
+
+    monkeypatch.setattr(operator_module.reconcile, "reconcile", fails)
+    with pytest.raises(ConnectionRefusedError):
+        op.run_pass({"metadata": {"name": "shop", "namespace": "ns", "uid": APP_UID}})
+    cluster = Cluster(monkeypatch, op)
+    op.safety_pass()
+    assert cluster.passes == [("shop", False)]
+
+
+def test_seen_compares_whole_and_an_unknown_version_is_a_change() -> None:
+    apps = settled.SettledApps()
+    apps.settle("a", settled.Seen(7, 1))
+    assert apps.unchanged("a", settled.Seen(7, 1))
+    assert not apps.unchanged("a", settled.Seen(8, 1)) and not apps.unchanged("a", settled.Seen(7, 2))
+    assert not apps.unchanged("b", settled.Seen(7, 1))
+    apps.settle("c", settled.Seen(None, 1))
+    assert not apps.unchanged("c", settled.Seen(None, 1))
+    apps.retain(["a"])
+    assert len(apps) == 1 and apps.unchanged("a", settled.Seen(7, 1))
+
+
+def test_the_fingerprint_ignores_what_a_pass_does_not_read_and_sees_the_rest() -> None:
+    index = children.ChildIndex()
+    index.record(deployment())
+    before = index.fingerprint(APP_UID)
+    noise = deployment(version=11)  # a new version, nothing a pass reads changed (relevance.projection)
+    noise["metadata"]["managedFields"].append({"manager": "other"})
+    noise["status"]["conditions"][1]["message"] = 'ReplicaSet "shop-web-2" is progressing.'
+    index.record(noise)
+    assert index.fingerprint(APP_UID) == before
+    edited = deployment(version=12)
+    edited["spec"]["replicas"] = 5
+    index.record(edited)
+    assert index.fingerprint(APP_UID) != before
+    index.discard(edited)
+    assert index.fingerprint(APP_UID) == children.ChildIndex().fingerprint("nobody")
+
+
+class Watches:
+    """Stands for the child watches: only their gap count."""
+
+    gaps = 0
+
+    def stop(self) -> None:
+        pass
+
+
+def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op = settled_operator(monkeypatch)
+    op.settings = Settings(namespaces=("ns",), safety_full_every=3)
+    cluster = Cluster(monkeypatch, op)
+    watches = Watches()
+    monkeypatch.setattr(op, "_child_watches", watches)
+    listed: list[int] = []
+    list_pages = cluster.list_pages
+
+    def counting(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == "Deployment":
+            listed.append(len(listed))
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", counting)
+    cluster.deployments = []  # deleted, the event lost: only a listing of the children tells
+    op.safety_pass()  # the first: listed
+    assert cluster.passes == [("shop", True)] and len(listed) == 1
+    op.children.discard(deployment())  # as the live pass would have (it found no Deployment)
+    op.safety_pass()
+    op.safety_pass()
+    assert len(listed) == 1, "no gap: the children are not listed"
+    op.safety_pass()
+    assert len(listed) == 2, "every third pass lists them all the same"
+    watches.gaps += 1  # a stream broke: whatever it lost, the next safety pass finds
+    op.children.record(deployment())
+    op.safety_pass()
+    assert len(listed) == 3 and cluster.passes[-1] == ("shop", True)
+
+
+def test_a_children_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    op = settled_operator(monkeypatch)
+    op.settings = Settings(namespaces=("ns",), safety_full_every=10)
+    cluster = Cluster(monkeypatch, op)
+    monkeypatch.setattr(op, "_child_watches", Watches())
+    list_pages = cluster.list_pages
+    attempts: list[str] = []
+
+    def fails_once(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == "Deployment":
+            attempts.append(kind)
+            if len(attempts) == 1:
+                raise ConnectionRefusedError("the API server is restarting")
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", fails_once)
+    with pytest.raises(ConnectionRefusedError):
+        op.safety_pass()
+    op.safety_pass()
+    assert len(attempts) == 2, "listed again at the next pass, not ten passes later"
