@@ -126,7 +126,10 @@ def test_one_replica_acts_and_another_takes_over(
     kubectl = cluster_kubectl.in_namespace(installed.namespace)
     active = replicas.start("replica-0")
     wait_role(active, "active")
-    kubectl.apply(msa("shop", svc("web", replicas=1)))
+    # An app that reads a config source is never left settled (runtime/settled.py): every safety pass makes a pass
+    # over it, so the active replica's passes show every 2 s and the standby's absence of them means something.
+    config = [{"configMap": "web-settings", "optional": True}]
+    kubectl.apply(msa("shop", svc("web", replicas=1, configFrom=config)))
     wait_until("the Deployment shop-web", lambda: kubectl.get("deployment", "shop-web"))
     standby = replicas.start("replica-1")
     wait_role(standby, "standby")
