@@ -149,29 +149,7 @@ def applied(kind: str) -> None:
     APPLIES.labels(kind=kind).inc()
 
 
-# Reasons a failure cause may name (controller/rollout.py and the Deployment's progress deadline); anything else
-# counts as "Other", so that the series stay few.
-FAILURE_REASONS = (
-    "CrashLoopBackOff",
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-    "ProgressDeadlineExceeded",
-)
-
-
-def failure_reason(cause: str) -> str:
-    """The reason a failure's cause names ("3 restarts in 40 s, CrashLoopBackOff ..."): the first of
-    FAILURE_REASONS in it, "Other" when none; a passed progress deadline is told by its Deployment's words."""
-    if "progress deadline" in cause or "timed out progressing" in cause:  # the Deployment controller's words
-        return "ProgressDeadlineExceeded"
-    return next((reason for reason in FAILURE_REASONS if reason in cause), "Other")
-
-
-def rollout_failed(cause: str, action: str) -> None:
-    """A failed rollout was detected and acted on (rolled back, held, or only reported)."""
-    ROLLOUT_FAILURES.labels(reason=failure_reason(cause), action=action).inc()
+def rollout_failed(reason: str, action: str) -> None:
+    """A failed rollout was detected and acted on (rolled back, held, or only reported); `reason`: what showed it
+    (controller/rollout.py's `failure_reason`)."""
+    ROLLOUT_FAILURES.labels(reason=reason, action=action).inc()

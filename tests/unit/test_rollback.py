@@ -345,14 +345,14 @@ def test_history_lists_the_revisions_newest_first_after_the_failure_in_force() -
 
 
 def test_a_failure_is_counted_by_what_showed_it() -> None:
-    from maestro import metrics
+    from maestro.controller import rollout
 
     assert (
-        metrics.failure_reason("3 restarts in 40 s, CrashLoopBackOff (exit code 1): boom")
+        rollout.failure_reason("3 restarts in 40 s, CrashLoopBackOff (exit code 1): boom")
         == "CrashLoopBackOff"
     )
-    assert metrics.failure_reason("ImagePullBackOff for 35 s: Back-off pulling image") == "ImagePullBackOff"
-    assert metrics.failure_reason('ReplicaSet "x" has timed out progressing.') == "ProgressDeadlineExceeded"
-    assert metrics.failure_reason("RunContainerError for 31 s") == "RunContainerError"
-    assert metrics.failure_reason("something new") == "Other"
-    assert metrics.failure_reason("progress deadline exceeded") == "ProgressDeadlineExceeded"
+    assert rollout.failure_reason("ImagePullBackOff for 35 s: Back-off pulling image") == "ImagePullBackOff"
+    assert rollout.failure_reason("ErrImagePull for 31 s: not found") == "ErrImagePull"
+    assert rollout.failure_reason('ReplicaSet "x" has timed out progressing.') == "ProgressDeadlineExceeded"
+    assert rollout.failure_reason("RunContainerError for 31 s") == "RunContainerError"
+    assert rollout.failure_reason("something new") == "Other"

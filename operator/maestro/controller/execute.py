@@ -260,7 +260,7 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
             if failure
             else next(e.message for e in report.if_written if e.reason == "RolloutFailed")
         )
-        metrics.rollout_failed(cause, failure.action if failure else "Reported")
+        metrics.rollout_failed(rollout.failure_reason(cause), failure.action if failure else "Reported")
     if decided.decided and decided.failure is not None and decided.failure.action == "RolledBack":
         outcome.recheck_after = ROLLBACK_RECHECK_SECONDS  # carried out by the next pass, at once
     if decided.watching:  # crash-looping pods change nothing their Deployment's watch would report

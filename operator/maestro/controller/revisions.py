@@ -114,14 +114,6 @@ def render_revision(
             for name, service in services.items()
         },
     }
-    owner = {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -129,7 +121,7 @@ def render_revision(
             "name": revision_name(meta["name"], fingerprint),
             "namespace": meta["namespace"],
             "labels": {**render.owned_labels(meta["name"]), APP_LABEL: meta["name"]},
-            "ownerReferences": [owner],
+            "ownerReferences": [render.owner_reference(app)],
         },
         "revision": number,
         "data": data,

@@ -43,6 +43,17 @@ WAITING_FAILURES = frozenset(
     }
 )
 
+
+def failure_reason(cause: str) -> str:
+    """What a failure's cause says showed it, for the metric: CrashLoopBackOff (or the container's last reason),
+    one of WAITING_FAILURES, ProgressDeadlineExceeded (the Deployment controller's words), or "Other", so that the
+    series stay few."""
+    if "progress deadline" in cause or "timed out progressing" in cause:
+        return "ProgressDeadlineExceeded"
+    known = ("CrashLoopBackOff", *sorted(WAITING_FAILURES, key=len, reverse=True))
+    return next((reason for reason in known if reason in cause), "Other")
+
+
 TEMPLATE_HASH_LABEL = "pod-template-hash"  # set by the Deployment controller on a ReplicaSet and its pods
 
 

@@ -24,6 +24,7 @@ from maestro.render.names import (
     endpoint,
     image_version,
     owned_labels,
+    owner_reference,
     selector_labels,
 )
 from maestro.render.target import Component
@@ -44,6 +45,7 @@ __all__ = [
     "endpoint",
     "image_version",
     "owned_labels",
+    "owner_reference",
     "render_app",
     "render_component",
     "run_key",

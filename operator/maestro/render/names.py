@@ -99,14 +99,19 @@ def child_metadata(
         result["labels"].pop(LABEL_VERSION, None)
     if meta.get("uid"):
         # Without a uid (an app rendered offline) no ownerReference can be right, so none is written.
-        result["ownerReferences"] = [
-            {
-                "apiVersion": api.API_VERSION,
-                "kind": api.KIND,
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
+        result["ownerReferences"] = [owner_reference(app)]
     return result
+
+
+def owner_reference(app: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller ownerReference to the app (its metadata must have a uid) that everything Maestro makes for
+    it carries: its children, its revisions, its config snapshots. The garbage collector deletes them with it."""
+    meta = app["metadata"]
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

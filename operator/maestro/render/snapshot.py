@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from maestro.api import models as api
-from maestro.render.names import owned_labels
+from maestro.render.names import owned_labels, owner_reference
 
 SNAPSHOT_LABEL = f"{api.GROUP}/snapshot-of"  # the name of the object copied
 APP_LABEL = f"{api.GROUP}/app"
@@ -52,16 +52,7 @@ def render_copy(app: Mapping[str, Any], kind: str, source: Mapping[str, Any]) ->
         **copied_data(source),
     }
     if meta.get("uid"):
-        copy["metadata"]["ownerReferences"] = [
-            {
-                "apiVersion": api.API_VERSION,
-                "kind": api.KIND,
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
+        copy["metadata"]["ownerReferences"] = [owner_reference(app)]
     return copy
 
 
