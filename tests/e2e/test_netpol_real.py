@@ -15,21 +15,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e import operator_process
 from tests.e2e.cluster import CLUSTER_SCRIPT, LOCAL_CLUSTER_NAME, TestCluster
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.operator_process import OperatorProcess
-from tests.e2e.test_real_pods import msa, proxy_ok, svc, wait_ready
+from tests.e2e.test_real_pods import msa, namespace, op, proxy_ok, svc, wait_ready
 from tests.e2e.waits import wait_until
 from tests.faults.client import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+__all__ = [
+    "namespace",
+    "op",
+]  # fixtures: a real-node namespace, and the operator watching it (test_real_pods)
 
 OPEN = {"networkPolicy": {"enabled": False}}  # a caller: reached by the test through the API server's proxy
 DB = "http://shop-db:80"
@@ -40,18 +42,6 @@ KNOWN_ENFORCERS = ("kube-network-policies", "kindnet", "calico", "cilium", "kube
 SETTLE = (
     90.0  # a changed policy reaches the node's rules in a second or two; a rollout of real pods takes longer
 )
-
-
-@pytest.fixture
-def namespace(real_namespace: str) -> str:
-    return real_namespace
-
-
-@pytest.fixture
-def op(
-    request: pytest.FixtureRequest, test_cluster: object, crd: None, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    yield from operator_process.running(request, namespace, tmp_path)
 
 
 @pytest.fixture(scope="session")
