@@ -355,4 +355,7 @@ def test_a_failure_is_counted_by_what_showed_it() -> None:
     assert rollout.failure_reason("ErrImagePull for 31 s: not found") == "ErrImagePull"
     assert rollout.failure_reason('ReplicaSet "x" has timed out progressing.') == "ProgressDeadlineExceeded"
     assert rollout.failure_reason("RunContainerError for 31 s") == "RunContainerError"
+    assert (
+        rollout.failure_reason("3 restarts in 37 s, Error (exit code 1): FAIL_AT_START") == "CrashLoopBackOff"
+    )
     assert rollout.failure_reason("something new") == "Other"

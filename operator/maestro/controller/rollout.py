@@ -50,6 +50,8 @@ def failure_reason(cause: str) -> str:
     series stay few."""
     if "progress deadline" in cause or "timed out progressing" in cause:
         return "ProgressDeadlineExceeded"
+    if " restarts in " in cause:  # pods_failure's crash loop, whatever reason its container shows this moment
+        return "CrashLoopBackOff"
     known = ("CrashLoopBackOff", *sorted(WAITING_FAILURES, key=len, reverse=True))
     return next((reason for reason in known if reason in cause), "Other")
 
