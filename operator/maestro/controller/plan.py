@@ -53,6 +53,9 @@ class Desired:
     # The config snapshots the rendering loads (render/snapshot.py), by (kind, name): created before the first
     # write of a child whose pods load them.
     copies: Mapping[ChildKey, dict[str, Any]] = field(default_factory=dict)
+    # The hash of the services' rendering (spec and config, revisions.rendering): what a revision records and a
+    # failed rollout names. Computed once, here, for the three places a pass asks for it.
+    rendering: str = ""
 
     def field(self, name: str) -> str:
         """The spec's path of a service or job (errors name it)."""
@@ -123,8 +126,16 @@ def desire(
     services = {n: c for n, c in components.items() if isinstance(c, api.ServiceSpec)}
     jobs = {n: c for n, c in components.items() if isinstance(c, api.JobSpec)}
     by_key = {(copy["kind"], copy["metadata"]["name"]): copy for copy in copies.values()}
+    rendering = revisions.rendering({name: children[name] for name in services})
     return Desired(
-        app, services=services, deps=deps, order=order, children=children, jobs=jobs, copies=by_key
+        app,
+        services=services,
+        deps=deps,
+        order=order,
+        children=children,
+        jobs=jobs,
+        copies=by_key,
+        rendering=rendering,
     )
 
 
@@ -146,17 +157,12 @@ class Observed:
     revision: revisions.Revision | None = None
 
 
-def fingerprint(desired: Desired) -> str:
-    """The hash of the services' rendering (spec and config): what a revision records and a failure names."""
-    return revisions.rendering({name: desired.children[name] for name in desired.services})
-
-
 def rollback_revision(desired: Desired, previous: Mapping[str, Any]) -> str | None:
     """The name of the ControllerRevision the executor reads for this pass: the one a rollback in force returns
     to (none in any other state)."""
     if desired.errors:
         return None
-    failure = rollback.active(previous, fingerprint(desired))
+    failure = rollback.active(previous, desired.rendering)
     if failure is None or failure.revision is None:
         return None
     return failure.revision.name
@@ -193,7 +199,7 @@ def inspected(
     pods of their new ReplicaSet, which tell a failed rollout long before its progress deadline. None in a
     steady app, and none while a failure is acted on (rollback.py: decided already)."""
     name = desired.app["metadata"]["name"]
-    if rollback.active(previous, fingerprint(desired)) is not None:
+    if rollback.active(previous, desired.rendering) is not None:
         return []
     return [
         service
@@ -364,7 +370,7 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
     if observed.refusal is not None:
         return invalid(app, previous, [observed.refusal], "ChildRejected", stamp)
 
-    rendering = fingerprint(desired)
+    rendering = desired.rendering
     in_force = rollback.active(previous, rendering)
     if in_force is not None:
         return _plan_failed(desired, observed, in_force, rendering)
