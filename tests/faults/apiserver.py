@@ -1,6 +1,7 @@
 """Stopping and starting the test cluster's kube-apiserver, keeping its port, certificates and etcd data.
 
-- the local control plane: `hack/cluster/cluster.py stop|start kube-apiserver`;
+- the local control plane: `hack/cluster/cluster.py stop|start kube-apiserver`, then a restart of kwok (see
+  `start`);
 - a kind cluster (MAESTRO_TEST_KUBECONFIG with a `kind-<name>` context): the static pod's manifest is moved
   out of /etc/kubernetes/manifests in the `<name>-control-plane` container and back (the kubelet stops and
   starts the pod);
@@ -52,6 +53,10 @@ class ApiServer:
             self._docker("mv", PARKED, MANIFEST)
         else:
             self._script("start", "kube-apiserver")
+            # kwok, the simulated kubelet, drops a pod's stage on an error it does not retry and backs off the
+            # ones it does up to 32 min, and never re-syncs: a pod caught mid-start by the outage may never be
+            # Ready. A real kubelet re-reports its pods' status on its sync loop; a kwok restart re-lists them.
+            self._script("restart", "kwok")
         self._wait(lambda: self.client.ready(), "the API server to be ready")
 
     def _docker(self, *argv: str) -> None:
