@@ -456,6 +456,13 @@ def test_an_undecided_rollout_is_watched_and_a_rewritten_one_is_not_judged_by_it
     assert decided.report().status.phase == "Progressing"
 
 
+def test_a_rollout_whose_pods_are_not_read_yet_is_watched_not_judged() -> None:
+    old = {compare.key_of(c): c for c in service_children("db", ready=False)(desired_of(CHAIN))}
+    decided = plan.plan(desired_of(CHAIN), plan.Observed(NOW, children=old, rollout_pods={"db": None}))
+    assert isinstance(decided, plan.Plan)
+    assert (decided.failures, decided.watching) == ({}, ("db",))
+
+
 def test_only_deployments_in_the_middle_of_a_rollout_are_inspected() -> None:
     desired = desired_of(CHAIN)
     children = all_of(

@@ -264,3 +264,24 @@ def test_an_undecided_rollout_is_looked_at_again_until_its_newest_pod_is_as_old_
     assert rollout.watch_again(deployment(), [old, young], NOW)
     assert not rollout.watch_again(deployment(), [old], NOW)  # e.g. unschedulable: the deadline tells
     assert not rollout.watch_again(deployment(progressDeadlineSeconds=20), [young], NOW)
+
+
+@pytest.mark.parametrize(
+    ("status", "generation", "due"),
+    [
+        (None, 1, False),  # a new app: its first rollout has just begun
+        ({"phase": "Ready", "observedGeneration": 1}, 1, False),  # a config change, or a pod lost, just now
+        ({"phase": "Ready", "observedGeneration": 1}, 2, False),  # a spec change not acted on yet
+        ({"phase": "Progressing", "observedGeneration": 1}, 2, False),  # the previous rollout's status
+        ({"phase": "Progressing", "observedGeneration": 2}, 2, True),  # written after the hold: still going
+        ({"phase": "Degraded", "observedGeneration": 2}, 2, True),
+        ({"phase": "Pending", "observedGeneration": 2}, 2, True),
+    ],
+)
+def test_pods_are_read_once_the_written_status_says_a_rollout_goes_on(
+    status: dict[str, Any] | None, generation: int, due: bool
+) -> None:
+    app: dict[str, Any] = {"metadata": {"generation": generation}}
+    if status is not None:
+        app["status"] = status
+    assert rollout.pods_due(app) is due

@@ -39,12 +39,17 @@ class Cluster:
         self.apps: list[dict[str, Any]] = [copy.deepcopy(SHOP)]
         self.deployments: list[dict[str, Any]] = [deployment()]
         self.passes: list[tuple[str, bool]] = []
+        self.app_listings: list[str] = []
         monkeypatch.setattr(operator_module.kube, "list_pages", self.list_pages)
         monkeypatch.setattr(op, "request", self.request)
 
-    def list_pages(self, kind: str, *_: object, **__: object) -> Listed:
+    def list_pages(self, kind: str, *_: object, metadata_only: bool = False, **__: object) -> Listed:
         if kind == api.KIND:
-            return Listed(kind, self.apps)
+            self.app_listings.append("metadata" if metadata_only else "whole")
+            # What the API server answers for PartialObjectMetadata: the metadata alone.
+            return Listed(
+                kind, [{"metadata": a["metadata"]} for a in self.apps] if metadata_only else self.apps
+            )
         return Listed(kind, self.deployments if kind == "Deployment" else [], "50")
 
     def request(self, app: dict[str, Any], *, live: bool = False, urgent: bool = False) -> None:
@@ -68,6 +73,7 @@ def test_an_unchanged_settled_app_gets_no_pass(monkeypatch: pytest.MonkeyPatch) 
     cluster = Cluster(monkeypatch, op)
     op.safety_pass()
     assert cluster.passes == []
+    assert cluster.app_listings == ["metadata"]  # no spec or status: their JSON was the idle cost
 
 
 def test_a_changed_app_gets_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -152,8 +152,11 @@ def observe(
         for run in plan.unexplained_failures(desired, owned, previous)
         if (detail := status.pod_failure(kube.run_pods(namespace, run))) is not None
     }
+    read_pods = rollout.pods_due(app)
     rollout_pods = {
         service: new_pods(namespace, owned[("Deployment", render.child_name(meta["name"], service))])
+        if read_pods
+        else None
         for service in plan.inspected(desired, owned, previous)
     }
     revision_name = plan.rollback_revision(desired, previous)

@@ -144,7 +144,8 @@ class Observed:
     """What the pass found: the app's .status, the children it controls, the objects under desired names that it
     does not control, the first child the API server refused in a dry run, the time, what the pods of the
     failed runs said (run name -> status.pod_failure; only for those `unexplained_failures` names), and the pods
-    of the new ReplicaSet of each service rolling out (service -> pods; only for those `inspected` names)."""
+    of the new ReplicaSet of each service rolling out (service -> pods; only for those `inspected` names; None:
+    not read yet, rollout.pods_due)."""
 
     timestamp: str
     previous: Mapping[str, Any] = field(default_factory=dict)
@@ -152,7 +153,7 @@ class Observed:
     foreign: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
     refusal: FieldError | None = None
     pod_failures: Mapping[str, str] = field(default_factory=dict)
-    rollout_pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    rollout_pods: Mapping[str, Sequence[Mapping[str, Any]] | None] = field(default_factory=dict)
     # The revision a rollback returns to (read only while the app's status records one: `rollback_revision`).
     revision: revisions.Revision | None = None
 
@@ -424,6 +425,9 @@ def plan(desired: Desired, observed: Observed) -> Plan | Invalid:
         observed_deployment = owned.get(("Deployment", render.child_name(app["metadata"]["name"], service)))
         if observed_deployment is None or any(w.key == key_of(observed_deployment) for w in writes):
             continue  # rewritten in this pass: a new rollout, which those pods are not of
+        if pods is None:
+            watching.append(service)  # not read yet: looked at when the pass comes back
+            continue
         cause = rollout.pods_failure(pods, stamp)
         if cause is not None:
             failures[service] = cause

@@ -8,7 +8,10 @@ here: a slow start looks the same, and the progress deadline is there for it.
 
 The executor reads the pods only for the services that `inspected` names, i.e. whose Deployment is in the middle
 of a rollout at its current generation (or that lost its availability after one: the Deployment's status, as the
-child index keeps it, cannot tell them apart): a steady app costs no request. While such a rollout is neither done nor
+child index keeps it, cannot tell them apart): a steady app costs no request. And only once the app's written
+status already says a rollout is going on (`pods_due`): a rollout that ends within the status hold, as one that
+goes well mostly does, costs no LIST at all (each LIST by labels scans every ReplicaSet or pod of the namespace);
+none can have failed by then (RESTART_THRESHOLD restarts, GRACE_SECONDS). While a rollout is neither done nor
 failed, the pass comes back after RECHECK_SECONDS (`watch_again`): crash-looping pods change nothing in their
 Deployment's status, so no watch event would bring it back.
 """
@@ -68,6 +71,16 @@ def rolling_out(deployment: Mapping[str, Any] | None) -> bool:
         and not status.deployment_available(deployment)
         and status.deployment_failure(deployment) is None
     )
+
+
+def pods_due(app: Mapping[str, Any]) -> bool:
+    """Whether the pods of the app's rollouts are read in this pass: once its written status says a rollout is in
+    progress at its current generation (any phase but Ready: a previous pass saw it and the hold is over, or the
+    operator restarted during it). Until then the pass only comes back after RECHECK_SECONDS."""
+    previous = app.get("status") or {}
+    return previous.get("phase") not in (None, "Ready") and previous.get("observedGeneration") == (
+        app.get("metadata") or {}
+    ).get("generation")
 
 
 def _template(obj: Mapping[str, Any]) -> dict[str, Any]:

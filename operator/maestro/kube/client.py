@@ -183,10 +183,16 @@ def list_pages(
     selector: Mapping[str, str] | None = None,
     *,
     page: int = 100,
+    metadata_only: bool = False,
 ) -> Listing:
     """Every object of one kind in a namespace or (None) the whole cluster, fetched `page` at a time so that
-    a large listing never sits in memory whole (the process keeps the high-water mark)."""
-    return Listing(kind, namespace, selector, page=page)
+    a large listing never sits in memory whole (the process keeps the high-water mark). `metadata_only`: each
+    object's metadata alone (the API server's PartialObjectMetadata), for a caller that needs no spec or status."""
+    return Listing(kind, namespace, selector, page=page, metadata_only=metadata_only)
+
+
+# What to ask for to get a listing's objects as PartialObjectMetadata: their metadata only.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 class Listing:
@@ -200,8 +206,10 @@ class Listing:
         selector: Mapping[str, str] | None,
         *,
         page: int,
+        metadata_only: bool = False,
     ) -> None:
         self.kind, self.namespace, self.selector, self.page = kind, namespace, selector, page
+        self.accept = METADATA_LIST if metadata_only else "application/json"
         self.resource_version = ""
         self.served = True  # False: an optional child kind the cluster does not serve (nothing listed)
 
@@ -214,6 +222,7 @@ class Listing:
                     "GET",
                     _collection(self.kind, self.namespace),
                     query=query + _selector_query(self.selector),
+                    accept=self.accept,
                 )
             except ApiError as error:
                 if not token and not_served(self.kind, error):

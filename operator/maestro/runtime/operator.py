@@ -157,12 +157,13 @@ class Operator:
         children since (settled.py); a failing app does not stop the others."""
         if not self.leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
             return
-        # A page at a time, keeping only each app's name, uid and version: a whole listing of thousands of apps
-        # would leave its parsing's high-water mark in the process.
+        # A page at a time, of metadata only, keeping each app's name, uid and version: the specs and statuses
+        # were most of an idle operator's CPU (their JSON), and a whole listing of thousands of apps would leave
+        # its parsing's high-water mark in the process.
         listed = [
             (ref(app), kube.resource_version(app))
             for scope in self.settings.scopes()
-            for app in kube.list_pages(api.KIND, scope)
+            for app in kube.list_pages(api.KIND, scope, metadata_only=True)
         ]
         apps = [app for app, _ in listed]
         present = [(a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps]
