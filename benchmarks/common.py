@@ -173,6 +173,13 @@ def export_tree(rev: str) -> Path:
     return target / "operator"
 
 
+def add_before(parser: argparse.ArgumentParser) -> None:
+    """`--before REV`, which `trees` reads: that commit's operator runs first, side by side with this tree's."""
+    parser.add_argument(
+        "--before", metavar="REV", help="also run this commit's operator, first, on the same cluster"
+    )
+
+
 def trees(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """(label, operator source) to compare: `--before REV` first, then this tree ("now")."""
     before = [("before", export_tree(args.before))] if getattr(args, "before", None) else []

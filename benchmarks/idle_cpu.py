@@ -82,7 +82,7 @@ def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--apps", type=int, default=1000, help="apps in sync (default 1000)")
     parser.add_argument("--window", type=float, default=300, help="idle seconds measured (default 300)")
-    parser.add_argument("--before", metavar="REV", help="also measure this commit's operator, first")
+    common.add_before(parser)
     parser.add_argument(
         "--py-spy", metavar="PATH", help="py-spy's binary, to profile each tree after its window"
     )

@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=500, help="other apps present (default 500)")
     parser.add_argument("--changes", type=int, default=30, help="changes per round (default 30)")
     parser.add_argument("--existing", metavar="NS", help="the other apps: those in sync in this namespace")
-    parser.add_argument("--before", metavar="REV", help="also restart this commit's operator, first")
+    common.add_before(parser)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     alone: list[float] = []

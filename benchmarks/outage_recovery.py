@@ -87,7 +87,7 @@ def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--apps", type=int, default=100, help="apps (default 100)")
     parser.add_argument("--outage", type=float, default=30, help="seconds without an API server (default 30)")
-    parser.add_argument("--before", metavar="REV", help="also measure this commit's operator, first")
+    common.add_before(parser)
     parser.add_argument(
         "--ready-timeout", type=float, default=180, help="seconds to wait for every app Ready (default 180)"
     )
