@@ -157,9 +157,9 @@ class Operator:
         children since (settled.py); a failing app does not stop the others."""
         if not self.leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
             return
-        # A page at a time, of metadata only, keeping each app's name, uid and version: the specs and statuses
-        # were most of an idle operator's CPU (their JSON), and a whole listing of thousands of apps would leave
-        # its parsing's high-water mark in the process.
+        # A page at a time, of metadata only (nothing of a spec or status is needed here), keeping each app's
+        # name, uid and version: a whole listing of thousands of apps would leave its parsing's high-water mark in
+        # the process.
         listed = [
             (ref(app), kube.resource_version(app))
             for scope in self.settings.scopes()
