@@ -72,9 +72,11 @@ class Cluster:
         self.env: dict[str, str] = {}
 
     def up(self) -> None:
-        # Without kube-router: it re-syncs every policy on each pod change, thousands of simulated pods here,
-        # which would take a core from what is measured (the policies are still created, as everywhere).
-        self.script("up", "--no-network-policies")
+        # Simulated nodes only: every pod here is kwok's, and a real node's kube-proxy (iptables for every
+        # Service) and kube-router (every policy re-synced on each pod change) would take a core from what is
+        # measured; the Services and policies are still created. Steady nodes: under thousands of pods kwok's
+        # lease renewals fall behind, and the node lifecycle controller would evict and re-create pods for good.
+        self.script("up", "--no-real-node", "--steady-nodes")
         out = subprocess.run(
             [str(PYTHON), str(CLUSTER), "--name", self.name, "env"],
             check=True,

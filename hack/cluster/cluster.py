@@ -748,7 +748,9 @@ def install_gateway_api(cluster: Cluster, bins: Path) -> None:
     log(f"Gateway API CRDs installed ({module_version('gateway-api', 'sigs.k8s.io/gateway-api')})")
 
 
-def up(cluster: Cluster, nodes: int, real_node: bool, network_policies: bool = True) -> None:
+def up(
+    cluster: Cluster, nodes: int, real_node: bool, network_policies: bool = True, steady_nodes: bool = False
+) -> None:
     bins = build()
     alive = cluster.running()
     if alive and set(alive) == set(cluster.expected()) and cluster.kubeconfig.exists():
@@ -774,7 +776,7 @@ def up(cluster: Cluster, nodes: int, real_node: bool, network_policies: bool = T
     # With a real node the API server listens where the node and its pods reach it; else on loopback only.
     api_ip = net.host_ip if net else "127.0.0.1"
     make_pki(cluster.pki, api_ip, net)
-    api_port = start_control_plane(cluster, bins, api_ip, net)
+    api_port = start_control_plane(cluster, bins, api_ip, net, steady_nodes)
     start_kwok(cluster, bins, nodes)
     if net:
         start_node(cluster, bins, net, f"https://{api_ip}:{api_port}")
@@ -805,7 +807,9 @@ def up(cluster: Cluster, nodes: int, real_node: bool, network_policies: bool = T
     )
 
 
-def start_control_plane(cluster: Cluster, bins: Path, api_ip: str, net: node.NodeNetwork | None) -> int:
+def start_control_plane(
+    cluster: Cluster, bins: Path, api_ip: str, net: node.NodeNetwork | None, steady_nodes: bool = False
+) -> int:
     pki = cluster.pki
     etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
     kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
@@ -868,6 +872,9 @@ def start_control_plane(cluster: Cluster, bins: Path, api_ip: str, net: node.Nod
     )
     write_kubeconfig(cluster, cluster.kubeconfig, f"https://{api_ip}:{api_port}", "admin")
 
+    # No pod CIDRs to hand out: kwok and the node's CNI assign pod IPs. Steady nodes: no node lifecycle
+    # controller, so a simulated node whose lease renewal falls behind is never marked NotReady nor emptied.
+    controllers = "*,-nodeipam,-node-lifecycle-controller" if steady_nodes else "*,-nodeipam"
     log("starting kube-controller-manager and kube-scheduler")
     spawn(cluster, "kube-controller-manager", [
         str(bins / "kube-controller-manager"), f"--kubeconfig={cluster.kubeconfig}",
@@ -878,7 +885,7 @@ def start_control_plane(cluster: Cluster, bins: Path, api_ip: str, net: node.Nod
         # Lifted client limits: the default 20 QPS would make the controllers, not Maestro, the bottleneck.
         "--kube-api-qps=1000", "--kube-api-burst=2000",
         "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20", "--concurrent-gc-syncs=50",
-        "--controllers=*,-nodeipam",  # no pod CIDRs to hand out: kwok and the node's CNI assign pod IPs
+        f"--controllers={controllers}",
         "--v=1",
     ])  # fmt: skip
     scheduler_config = cluster.state / "scheduler.yaml"
@@ -1241,6 +1248,12 @@ def main(argv: list[str] | None = None) -> int:
         help="enforce NetworkPolicies on the real node with kube-router (default: on); the benchmarks, whose "
         "thousands of simulated pods would keep it re-syncing, turn it off",
     )
+    up_parser.add_argument(
+        "--steady-nodes",
+        action="store_true",
+        help="run no node lifecycle controller: simulated nodes are never marked NotReady and their pods never "
+        "evicted, even when kwok's lease renewals fall behind (the benchmarks with thousands of pods)",
+    )
     sub.add_parser("down", help="stop every process and remove the state")
     sub.add_parser("status", help="show what runs")
     sub.add_parser("env", help="print shell exports for this cluster")
@@ -1257,7 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         build()
     elif args.command == "up":
-        up(cluster, args.nodes, args.real_node, args.network_policies)
+        up(cluster, args.nodes, args.real_node, args.network_policies, args.steady_nodes)
     elif args.command == "down":
         down(cluster)
     elif args.command == "status":
