@@ -10,8 +10,9 @@ import pytest
 from maestro import render
 from maestro.api import models as api
 from maestro.controller import compare, plan, reconcile, status
+from maestro.controller.projection import projection
 from maestro.kube import client as kube
-from maestro.runtime import childwatch, relevance
+from maestro.runtime import childwatch
 from tests.unit import fake_api
 from tests.unit.helpers import app, by_kind, svc
 
@@ -407,7 +408,7 @@ def test_the_route_status_fields_a_pass_reads_survive_the_child_index() -> None:
             }
         ]
     )
-    projected = relevance.projection(route)
+    projected = projection(route)
     assert projected["status"] == {
         "parents": [{"parentRef": ref, "conditions": [{"type": "Accepted", "status": "True"}]}]
     }

@@ -1,9 +1,10 @@
-"""Which app events start a pass, and what of a child a pass reads (relevance.py)."""
+"""Which app events start a pass, and what of a child a pass reads (relevance.py, projection.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from maestro.controller.projection import projection
 from maestro.runtime import relevance
 
 
@@ -32,22 +33,19 @@ def job(**status: Any) -> dict[str, Any]:
 
 
 def test_a_job_run_is_relevant_when_it_starts_ends_or_fails_not_when_its_pods_get_ready() -> None:
-    start = relevance.projection(job(active=1, startTime="t0"))
-    assert relevance.projection(job(active=1, ready=1, startTime="t0")) == start
-    assert (
-        relevance.projection(job(active=1, startTime="t0", uncountedTerminatedPods={"succeeded": ["u"]}))
-        == start
-    )
+    start = projection(job(active=1, startTime="t0"))
+    assert projection(job(active=1, ready=1, startTime="t0")) == start
+    assert projection(job(active=1, startTime="t0", uncountedTerminatedPods={"succeeded": ["u"]})) == start
     complete = job(
         succeeded=1, startTime="t0", completionTime="t1", conditions=[{"type": "Complete", "status": "True"}]
     )
-    assert relevance.projection(complete) != start
+    assert projection(complete) != start
     failed = job(
         failed=1,
         startTime="t0",
         conditions=[{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}],
     )
-    assert relevance.projection(failed)["status"]["conditions"] == [
+    assert projection(failed)["status"]["conditions"] == [
         {"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}
     ]
 
@@ -56,6 +54,6 @@ def test_a_cronjob_is_relevant_when_it_schedules_or_a_run_succeeds() -> None:
     def cronjob(**status: Any) -> dict[str, Any]:
         return {"kind": "CronJob", "metadata": {"name": "shop-report"}, "spec": {}, "status": status}
 
-    quiet = relevance.projection(cronjob(lastScheduleTime="t0"))
-    assert relevance.projection(cronjob(lastScheduleTime="t0", lastSuccessfulTime="t1")) != quiet
-    assert relevance.projection(cronjob(lastScheduleTime="t0", active=[{"name": "shop-report-1"}])) != quiet
+    quiet = projection(cronjob(lastScheduleTime="t0"))
+    assert projection(cronjob(lastScheduleTime="t0", lastSuccessfulTime="t1")) != quiet
+    assert projection(cronjob(lastScheduleTime="t0", active=[{"name": "shop-report-1"}])) != quiet

@@ -150,7 +150,7 @@ def test_the_fingerprint_ignores_what_a_pass_does_not_read_and_sees_the_rest() -
     index = children.ChildIndex()
     index.record(deployment())
     before = index.fingerprint(APP_UID)
-    noise = deployment(version=11)  # a new version, nothing a pass reads changed (relevance.projection)
+    noise = deployment(version=11)  # a new version, nothing a pass reads changed (controller/projection.py)
     noise["metadata"]["managedFields"].append({"manager": "other"})
     noise["status"]["conditions"][1]["message"] = 'ReplicaSet "shop-web-2" is progressing.'
     index.record(noise)

@@ -3,7 +3,7 @@ informer's cache, in client-go's terms), so that a pass reads its app's children
 listing them: each of a pass's label-selected LISTs (one per child kind) would scan every object of its kind in the namespace,
 a cost that grows with the square of the apps in one namespace (docs/benchmarks.md).
 
-Only what a pass reads is kept (relevance.projection: metadata, spec, a Deployment's status fields), as compact
+Only what a pass reads is kept (controller/projection.py: metadata, spec, a Deployment's status fields), as compact
 JSON, packed (packing.py). The same bytes tell whether an event can change a pass: a version whose projection
 equals the stored one cannot.
 
@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from maestro import render
+from maestro.controller.projection import projection
 from maestro.kube import client as kube
-from maestro.runtime import packing, relevance
+from maestro.runtime import packing
 
 Key = tuple[str, str]  # (kind, name)
 Name = tuple[str, str, str]  # (namespace, kind, name)
@@ -55,11 +56,11 @@ class _Entry:
     namespace: str
     owner: str | None  # the uid of the object's controller (its app)
     version: int | None  # metadata.resourceVersion, when numeric
-    body: bytes  # json of relevance.projection(obj), packed (packing.py)
+    body: bytes  # json of projection(obj), packed (packing.py)
 
 
 def _projection_json(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(relevance.projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
+    return json.dumps(projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class ChildIndex:

@@ -5,11 +5,9 @@ Deployment's status at every step of a rollout (timestamps, ready counts of old 
 controllers rewrite their own status, and every write Maestro makes comes back to it as an event: without this
 filter most passes would write nothing (docs/benchmarks.md).
 
-A pass reads from a child only its metadata (ownership, the applied-hash annotation), its spec (whether a desired
-field was edited by hand) and, for a Deployment, a Job, a CronJob, an HTTPRoute or an Ingress, the status fields
-that status.py uses. The `projection` keeps
-exactly those; the child index (children.py) keeps the projection of every child, and an event whose
-projection is the one kept cannot change the outcome of a pass.
+A pass reads from a child only what `controller/projection.py` keeps of it; the child index (children.py) keeps
+the projection of every child, and an event whose projection is the one kept cannot change the outcome of a
+pass.
 
 For the app itself the test is level-triggered and needs no memory: a pass is due while
 `status.observedGeneration` lags `metadata.generation` (a spec change not yet handled); Maestro's own status
@@ -20,82 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-# The metadata a pass looks at: ownership and conflicts, the applied hash, hand edits of labels/annotations, and
-# when it was made (a job's runs are kept newest first). The creation time never changes: it starts no pass.
-_METADATA_FIELDS = (
-    "generation",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "deletionTimestamp",
-    "creationTimestamp",
-)
-# The Deployment status fields status.py reads (availability, rollout progress, failures, replica counts).
-_DEPLOYMENT_STATUS_FIELDS = (
-    "observedGeneration",
-    "replicas",
-    "updatedReplicas",
-    "readyReplicas",
-    "availableReplicas",
-    "unavailableReplicas",
-)
-# Of a condition, what status.py reads: not its timestamps, which change at every step of a rollout.
-_CONDITION_FIELDS = ("type", "status", "reason", "message")
-# A job's run: whether it runs, succeeded or failed, and when (status.job_status). Not `ready` or
-# `uncountedTerminatedPods`, which the Job controller rewrites as pods come and go.
-_JOB_STATUS_FIELDS = ("active", "succeeded", "failed", "startTime", "completionTime")
-# A scheduled job: its last schedule, its last success, the runs going (status.job_status).
-_CRONJOB_STATUS_FIELDS = ("active", "lastScheduleTime", "lastSuccessfulTime")
-
-
-def projection(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """What of a child a pass can act on; two versions with the same projection lead to the same pass."""
-    meta = obj.get("metadata") or {}
-    result: dict[str, Any] = {
-        "kind": obj.get("kind"),
-        "metadata": {key: meta[key] for key in _METADATA_FIELDS if key in meta},
-        "spec": obj.get("spec"),
-    }
-    if obj.get("kind") == "Deployment":
-        status = obj.get("status") or {}
-        projected = {key: status[key] for key in _DEPLOYMENT_STATUS_FIELDS if key in status}
-        projected["conditions"] = [
-            {key: condition[key] for key in _CONDITION_FIELDS if key in condition}
-            for condition in status.get("conditions") or []
-            # Its message carries a ReplicaSet name and changes as the rollout goes; only the reason matters.
-            if condition.get("type") != "Progressing" or condition.get("reason") == "ProgressDeadlineExceeded"
-        ]
-        result["status"] = projected
-    elif obj.get("kind") == "Job":
-        status = obj.get("status") or {}
-        projected = {key: status[key] for key in _JOB_STATUS_FIELDS if key in status}
-        projected["conditions"] = [
-            {key: condition[key] for key in _CONDITION_FIELDS if key in condition}
-            for condition in status.get("conditions") or []
-        ]
-        result["status"] = projected
-    elif obj.get("kind") == "HTTPRoute":
-        # What status.route_status reads: each parent's ref and conditions (not their timestamps).
-        parents = (obj.get("status") or {}).get("parents") or []
-        result["status"] = {
-            "parents": [
-                {
-                    "parentRef": parent.get("parentRef"),
-                    "conditions": [
-                        {key: condition[key] for key in _CONDITION_FIELDS if key in condition}
-                        for condition in parent.get("conditions") or []
-                    ],
-                }
-                for parent in parents
-            ]
-        }
-    elif obj.get("kind") == "Ingress":
-        result["status"] = {"loadBalancer": ((obj.get("status") or {}).get("loadBalancer") or {})}
-    elif obj.get("kind") == "CronJob":
-        status = obj.get("status") or {}
-        result["status"] = {key: status[key] for key in _CRONJOB_STATUS_FIELDS if key in status}
-    return result
 
 
 def app_event_needs_pass(event_type: str | None, app: Mapping[str, Any]) -> bool:
