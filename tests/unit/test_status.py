@@ -7,8 +7,9 @@ from typing import Any
 
 from maestro import render
 from maestro.api import models as api
-from maestro.controller import compare, execute, reconcile, status
+from maestro.controller import compare, execute, status
 from maestro.kube import client as kube
+from maestro.render import confighash
 
 from .helpers import app, svc
 
@@ -279,7 +280,7 @@ def test_referenced_sources() -> None:
         svc("db", configFrom=[{"secret": "db-pass"}]),
         defaults={"configFrom": [{"configMap": "common"}]},
     )
-    assert reconcile.referenced_sources(obj) == {"configmap/web-config", "secret/db-pass", "configmap/common"}
+    assert confighash.app_sources(obj) == {"configmap/web-config", "secret/db-pass", "configmap/common"}
 
 
 def test_referenced_sources_include_mounted_ones() -> None:
@@ -293,7 +294,7 @@ def test_referenced_sources_include_mounted_ones() -> None:
         svc("db", volumes=[{"name": "tls", "secret": {"secretName": "db-tls"}}]),
         defaults={"volumes": [{"name": "p", "projected": projected}]},
     )
-    assert reconcile.referenced_sources(obj) == {
+    assert confighash.app_sources(obj) == {
         "configmap/web-files",
         "secret/db-tls",
         "configmap/ca",

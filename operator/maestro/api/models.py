@@ -1039,6 +1039,11 @@ class MicroserviceAppStatus(_Model):
         default=None,
         description="A failed rollout and what was done (rolled back or held), until the spec or config changes.",
     )
+    settled_mark: str | None = Field(
+        default=None,
+        description="Written by the last pass that found nothing to do: a digest of the operator's code, the app, "
+        "this status and the children. A restarted operator skips the pass of an app whose mark still matches.",
+    )
 
 
 # -------------------------------------------------------------------------------------------------- checks

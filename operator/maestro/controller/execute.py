@@ -15,7 +15,7 @@ from typing import Any
 from maestro import metrics, render
 from maestro.api import models as api
 from maestro.api import timestamps
-from maestro.controller import compare, plan, revisions, rollout, status
+from maestro.controller import compare, plan, revisions, rollout, settledmark, status
 from maestro.controller.compare import ChildKey
 from maestro.controller.plan import Desired, FieldError, Observed
 from maestro.controller.stores import Stores
@@ -34,6 +34,7 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     writes: int = 0  # apply requests sent
     status_written: bool = False
+    mark_written: bool = False  # the settled mark alone (settledmark.py)
     # A status held back (statushold.py), or a rollout still undecided (rollout.py): pass again after this long.
     recheck_after: float | None = None
 
@@ -254,7 +255,8 @@ def carry_out(app: Mapping[str, Any], stores: Stores, desired: Desired, observed
     if revision_due(decided, report.status):
         report = dataclasses.replace(report, status=record_revision(app, decided, report.status))
     outcome.phase = report.status.phase
-    _finish(app, stores, observed.previous, report, outcome)
+    mark = settled_mark(app, stores, decided, report.status)
+    _finish(app, stores, observed.previous, report, outcome, mark)
     if outcome.status_written and any(e.reason == "RolloutFailed" for e in report.if_written):
         # Told once per failed rollout: acted on (RolledBack, Held), or only reported (no Ready revision yet).
         failure = decided.failure
@@ -282,6 +284,22 @@ def create_copy(copy: Mapping[str, Any]) -> None:
     except kube.ApiError as error:
         if error.status != 409:
             raise
+
+
+def settled_mark(
+    app: Mapping[str, Any], stores: Stores, decided: plan.Plan, new: api.MicroserviceAppStatus
+) -> str | None:
+    """The mark of a settled pass (settledmark.py), written with its status; None for any other pass."""
+    settled = (
+        new.phase == "Ready"
+        and not (decided.writes or decided.prunes or decided.copies or decided.watching)
+        and decided.failure is None
+        and not confighash.app_sources(app)
+    )
+    if not settled or stores.code_digest is None:
+        return None
+    body = status.to_dict(new)
+    return settledmark.digest(stores.code_digest, app, body, decided.observed.children.values())
 
 
 def revision_due(decided: plan.Plan, new: api.MicroserviceAppStatus) -> bool:
@@ -327,9 +345,14 @@ def record_revision(
 
 
 def _finish(
-    app: Mapping[str, Any], stores: Stores, previous: Mapping[str, Any], report: plan.Report, outcome: Outcome
+    app: Mapping[str, Any],
+    stores: Stores,
+    previous: Mapping[str, Any],
+    report: plan.Report,
+    outcome: Outcome,
+    mark: str | None = None,
 ) -> Outcome:
-    _write(app, stores, previous, report.status, outcome)
+    _write(app, stores, previous, report.status, outcome, mark)
     for event in report.events + (report.if_written if outcome.status_written else ()):
         _tell(app, event)
     return outcome
@@ -341,18 +364,31 @@ def _write(
     previous: Mapping[str, Any],
     new: api.MicroserviceAppStatus,
     outcome: Outcome,
+    mark: str | None,
 ) -> None:
-    """Patch .status when it changed, unless statushold.py holds it back (then pass again later)."""
+    """Patch .status when it changed, unless statushold.py holds it back (then pass again later). The settled
+    mark goes with it (a mark left by an earlier pass is removed); alone only in place of another version's."""
     body = status.to_dict(new)
     key = (app["metadata"]["namespace"], app["metadata"]["name"])
     if not status.changed(previous, body):
         stores.held.settled(key)
+        if (
+            mark is not None
+            and stores.code_digest
+            and not settledmark.of_code(previous.get(settledmark.FIELD), stores.code_digest)
+        ):
+            # None yet, or an older operator's: written once, so that the next start can trust it.
+            stores.apps.record(kube.patch_status(app, {settledmark.FIELD: mark}))
+            outcome.mark_written = True
         return
     wait = stores.held.delay(key, previous, body)
     if wait > 0:
         outcome.recheck_after = wait
         return
-    stores.apps.record(kube.patch_status(app, status.status_patch(previous, body)))
+    patch = status.status_patch(previous, body)
+    if mark is not None or previous.get(settledmark.FIELD) is not None:
+        patch[settledmark.FIELD] = mark
+    stores.apps.record(kube.patch_status(app, patch))
     outcome.status_written = True
 
 

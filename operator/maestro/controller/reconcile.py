@@ -31,26 +31,8 @@ from maestro.controller import execute
 from maestro.controller.execute import Outcome
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
-from maestro.render import confighash
 
 log = logging.getLogger(__name__)
-
-
-def referenced_sources(app: Mapping[str, Any]) -> set[str]:
-    """The source keys (configmap/<name>, secret/<name>) the app's services and jobs use: in configFrom and in
-    mounted volumes."""
-    keys: set[str] = set()
-    spec = app.get("spec") or {}
-    components = [*(spec.get("services") or []), *(spec.get("jobs") or [])]
-    for item in [spec.get("defaults") or {}, *components]:
-        for source in (item or {}).get("configFrom") or []:
-            if source.get("configMap"):
-                keys.add(confighash.source_key("ConfigMap", source["configMap"]))
-            if source.get("secret"):
-                keys.add(confighash.source_key("Secret", source["secret"]))
-        for volume in (item or {}).get("volumes") or []:
-            keys |= {confighash.source_key(kind, name) for kind, name in confighash.volume_sources(volume)}
-    return keys
 
 
 def describe_failure(error: BaseException) -> str | None:
@@ -86,7 +68,7 @@ def reconcile(app: Mapping[str, Any], stores: Stores) -> Outcome:
         return Outcome()  # the garbage collector removes the children
     outcome = execute.run(fresh, stores, live=live)
     log.debug(
-        "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s",
+        "pass done: %s/%s phase=%s applied=%s writes=%d pruned=%s status_written=%s mark_written=%s",
         meta["namespace"],
         meta["name"],
         outcome.phase,
@@ -94,5 +76,6 @@ def reconcile(app: Mapping[str, Any], stores: Stores) -> Outcome:
         outcome.writes,
         ",".join(outcome.pruned) or "-",
         outcome.status_written,
+        outcome.mark_written,
     )
     return outcome

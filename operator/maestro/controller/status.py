@@ -17,6 +17,7 @@ from typing import Any
 from maestro import render
 from maestro.api import models as api
 from maestro.api.timestamps import now
+from maestro.controller import settledmark
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -30,6 +31,8 @@ CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, RECONCILING, STALLED)
 
 # Fields of .status that the operator does not compute (kopf's handler progress): left alone, never compared.
 FOREIGN_FIELDS = frozenset({"kopf"})
+# Nor is the settled mark compared: it describes the status rather than being part of it (settledmark.py).
+_UNCOMPARED = FOREIGN_FIELDS | {settledmark.FIELD}
 
 
 def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
@@ -517,18 +520,19 @@ def to_dict(status: api.MicroserviceAppStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True)
 
 
-def _own(status: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {key: value for key, value in (status or {}).items() if key not in FOREIGN_FIELDS}
+def own(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The status as passes compare it: without kopf's fields and the settled mark."""
+    return {key: value for key, value in (status or {}).items() if key not in _UNCOMPARED}
 
 
 def changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Whether `new` (a to_dict result) differs from the app's current .status (ignoring kopf's fields)."""
-    return _own(previous) != _own(new)
+    return own(previous) != own(new)
 
 
 def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON merge patch of .status that turns `previous` into `new`: fields gone from `new` are set to
-    null; kopf's fields are left alone."""
-    patch: dict[str, Any] = {key: None for key in _own(previous) if key not in new}
+    null; kopf's fields and the settled mark are left alone."""
+    patch: dict[str, Any] = {key: None for key in own(previous) if key not in new}
     patch.update(new)
     return patch

@@ -35,8 +35,10 @@ class ChildStore(Protocol):
 
 @dataclass(frozen=True)
 class Stores:
-    """The state a pass is handed: the app cache, the child index, and the statuses held back."""
+    """The state a pass is handed: the app cache, the child index, the statuses held back, and the digest of
+    the operator's code that goes into settled marks (settledmark.py; None: no mark written)."""
 
     apps: AppStore
     children: ChildStore
     held: HeldStatuses
+    code_digest: str | None = None

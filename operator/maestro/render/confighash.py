@@ -74,3 +74,20 @@ def hashed_data(kind: str, obj: Mapping[str, Any] | None) -> dict[str, Any] | No
     if kind == "ConfigMap":
         data.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
     return data
+
+
+def app_sources(app: Mapping[str, Any]) -> set[str]:
+    """The source keys (configmap/<name>, secret/<name>) the app's services and jobs use: in configFrom and in
+    mounted volumes."""
+    keys: set[str] = set()
+    spec = app.get("spec") or {}
+    components = [*(spec.get("services") or []), *(spec.get("jobs") or [])]
+    for item in [spec.get("defaults") or {}, *components]:
+        for source in (item or {}).get("configFrom") or []:
+            if source.get("configMap"):
+                keys.add(source_key("ConfigMap", source["configMap"]))
+            if source.get("secret"):
+                keys.add(source_key("Secret", source["secret"]))
+        for volume in (item or {}).get("volumes") or []:
+            keys |= {source_key(kind, name) for kind, name in volume_sources(volume)}
+    return keys

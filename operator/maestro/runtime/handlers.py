@@ -16,7 +16,6 @@ import kopf
 
 from maestro import metrics
 from maestro.api import models as api
-from maestro.controller import reconcile
 from maestro.kube import client as kube
 from maestro.render import confighash
 from maestro.runtime import relevance
@@ -69,6 +68,8 @@ async def on_app(event: kopf.RawEvent, body: kopf.Body, memo: Operator, **_: Any
         metrics.record_phase(body["metadata"]["namespace"], body["metadata"]["name"], None)
         memo.held.settled((body["metadata"]["namespace"], body["metadata"]["name"]))
     if relevance.app_event_needs_pass(event.get("type"), body):
+        if event.get("type") is None and memo.settled_at_start(body):
+            return  # its last pass left it as it is listed now: a pass would do nothing (settledmark.py)
         # A new spec goes before the status refreshes of other apps. The resume after a start reads the caches,
         # not live: the child watches listed every child before kopf's listing of the apps began
         # (Operator.start), and that listing gave the app cache this very version; a live read would return
@@ -91,5 +92,5 @@ def on_config_source(event: kopf.RawEvent, body: kopf.Body, memo: Operator, **_:
         log.warning("could not list the apps of %s after a change of %s: %s", namespace, key, error)
         return
     for app in apps:
-        if key in reconcile.referenced_sources(app):
+        if key in confighash.app_sources(app):
             memo.request(app)

@@ -25,15 +25,16 @@ from typing import Any
 
 from maestro import metrics, render
 from maestro.api import models as api
-from maestro.controller import reconcile
+from maestro.controller import reconcile, settledmark, status
 from maestro.controller.execute import Outcome
 from maestro.controller.statushold import HeldStatuses
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
-from maestro.render import kinds
+from maestro.render import confighash, kinds
 from maestro.runtime.appcache import AppCache
 from maestro.runtime.children import ChildIndex
 from maestro.runtime.childwatch import ChildWatches
+from maestro.runtime.codedigest import code_digest
 from maestro.runtime.leadership import Leadership
 from maestro.runtime.settings import Settings
 from maestro.runtime.settled import Seen, SettledApps
@@ -63,7 +64,9 @@ class Operator:
 
     def __post_init__(self) -> None:
         self.held = HeldStatuses(hold=self.settings.status_hold)
-        self.stores = Stores(apps=self.apps, children=self.children, held=self.held)
+        self.stores = Stores(
+            apps=self.apps, children=self.children, held=self.held, code_digest=code_digest()
+        )
         self.passes = WorkQueue(
             self.run_pass,
             workers=self.settings.workers,
@@ -103,12 +106,29 @@ class Operator:
             and fresh["metadata"].get("uid") == uid
             and outcome.phase == "Ready"
             and outcome.recheck_after is None
-            and not reconcile.referenced_sources(fresh)
+            and not confighash.app_sources(fresh)
         )
         if settled and fresh is not None:
             self.settled.settle(uid, Seen(kube.resource_version(fresh), self.children.fingerprint(uid)))
         else:
             self.settled.unsettle(uid)
+
+    def settled_at_start(self, app: Mapping[str, Any]) -> bool:
+        """At the start (kopf's first listing of the apps, after the child index was filled): whether the app's
+        settled mark matches the app and its children as listed (settledmark.py). Such an app would get a pass
+        that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so)."""
+        meta = app["metadata"]
+        current = app.get("status") or {}
+        mark, uid, code = current.get(settledmark.FIELD), meta.get("uid"), self.stores.code_digest
+        if not mark or not uid or code is None:
+            return False
+        children = self.children.children(str(uid)).values()
+        if settledmark.digest(code, app, status.own(current), children) != mark:
+            return False
+        self.settled.settle(str(uid), Seen(kube.resource_version(app), self.children.fingerprint(str(uid))))
+        metrics.record_phase(meta["namespace"], meta["name"], current.get("phase"))
+        log.debug("%s/%s: settled as its mark says: no pass at the start", meta["namespace"], meta["name"])
+        return True
 
     def request(self, app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
         """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's

@@ -1,0 +1,62 @@
+"""The mark a settled pass leaves in its app's status (`status.settledMark`), so that a restarted operator can
+tell which apps a pass would find as the last one left them.
+
+A pass is settled when it found nothing to do and nothing to come back for: the app Ready, no child written or
+pruned, no rollout watched, no ConfigMap or Secret read (their data is not in the mark). Its mark is a digest of
+the operator's code, the app (uid, generation, labels, annotations, spec), the status it wrote, and the app's
+children as that pass read them (their projections, projection.py: not their resourceVersions).
+
+At a start, an app whose mark equals the digest of what the operator holds then (the app as listed, the child
+index just filled by a listing) would get a pass over the same code, app, status and children: one that does
+nothing (a pass is level-triggered and idempotent). It gets none (runtime/operator.py). A new operator version,
+a spec, label or status edit, a child changed or deleted while the operator was down: each changes the digest,
+and the app gets its pass as before.
+
+The mark rides on status writes that happen anyway. It is written alone only when the stored one is another
+operator version's (or none): once per app after an upgrade. An app whose children changed since in a way that
+left its status alone keeps an older mark of the same version, and simply gets its pass at the next start.
+Pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from maestro.controller.projection import projection
+
+FIELD = "settledMark"
+
+
+def digest(
+    code: str, app: Mapping[str, Any], status: Mapping[str, Any], children: Iterable[Mapping[str, Any]]
+) -> str:
+    """The mark of one app's state: `status` as the operator compares it (status.own: without the mark
+    itself), `children` as a pass reads them (from the child index, or listed). It starts with `code`."""
+    meta = app.get("metadata") or {}
+    state = {
+        "code": code,
+        "app": {
+            "uid": meta.get("uid"),
+            "generation": meta.get("generation"),
+            "labels": meta.get("labels"),
+            "annotations": meta.get("annotations"),
+            "spec": app.get("spec"),
+        },
+        "status": status,
+        "children": sorted((_child(child) for child in children), key=lambda entry: entry[:3]),
+    }
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{code}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def of_code(mark: object, code: str) -> bool:
+    """Whether a stored mark was written by an operator of this code (a mark of another is stale for good)."""
+    return isinstance(mark, str) and mark.startswith(f"{code}-")
+
+
+def _child(child: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
+    meta = child.get("metadata") or {}
+    return (str(child.get("kind")), str(meta.get("name")), str(meta.get("uid")), projection(child))
