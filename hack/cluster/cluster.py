@@ -872,9 +872,10 @@ def start_control_plane(
     )
     write_kubeconfig(cluster, cluster.kubeconfig, f"https://{api_ip}:{api_port}", "admin")
 
-    # No pod CIDRs to hand out: kwok and the node's CNI assign pod IPs. Steady nodes: no node lifecycle
-    # controller, so a simulated node whose lease renewal falls behind is never marked NotReady nor emptied.
-    controllers = "*,-nodeipam,-node-lifecycle-controller" if steady_nodes else "*,-nodeipam"
+    # Steady nodes: an hour's grace before the node lifecycle controller calls a node whose lease renewal fell
+    # behind unhealthy (and taints it, marks its pods not ready, evicts them). Not that controller switched
+    # off: it also lifts the not-ready taint every new node is created with, without which nothing schedules.
+    steady = ["--node-monitor-grace-period=1h"] if steady_nodes else []
     log("starting kube-controller-manager and kube-scheduler")
     spawn(cluster, "kube-controller-manager", [
         str(bins / "kube-controller-manager"), f"--kubeconfig={cluster.kubeconfig}",
@@ -885,7 +886,8 @@ def start_control_plane(
         # Lifted client limits: the default 20 QPS would make the controllers, not Maestro, the bottleneck.
         "--kube-api-qps=1000", "--kube-api-burst=2000",
         "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20", "--concurrent-gc-syncs=50",
-        f"--controllers={controllers}",
+        "--controllers=*,-nodeipam",  # no pod CIDRs to hand out: kwok and the node's CNI assign pod IPs
+        *steady,
         "--v=1",
     ])  # fmt: skip
     scheduler_config = cluster.state / "scheduler.yaml"
@@ -1251,8 +1253,8 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument(
         "--steady-nodes",
         action="store_true",
-        help="run no node lifecycle controller: simulated nodes are never marked NotReady and their pods never "
-        "evicted, even when kwok's lease renewals fall behind (the benchmarks with thousands of pods)",
+        help="give nodes an hour before they count as unhealthy: simulated nodes stay Ready and keep their pods "
+        "even when kwok's lease renewals fall behind (the benchmarks with thousands of pods)",
     )
     sub.add_parser("down", help="stop every process and remove the state")
     sub.add_parser("status", help="show what runs")
