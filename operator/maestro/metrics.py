@@ -63,6 +63,7 @@ for _phase in PHASES:
 
 # (namespace, name) -> the phase of its last pass; `maestro_apps` is computed from it.
 _phases: dict[tuple[str, str], str] = {}
+_counts: Tally[str] = Tally()  # apps per phase: what `maestro_apps` shows
 _phases_lock = threading.Lock()
 
 
@@ -89,18 +90,27 @@ def phase_counts(phases: Iterable[str]) -> dict[str, int]:
 
 
 def _publish() -> None:
+    _counts.clear()
+    _counts.update(_phases.values())
     for phase, count in phase_counts(_phases.values()).items():
         APPS.labels(phase=phase).set(count)
 
 
 def record_phase(namespace: str, name: str, phase: str | None) -> None:
-    """Remember an app's phase; None forgets the app (deleted)."""
+    """Remember an app's phase; None forgets the app (deleted). Only the counts of the phases it left and
+    entered change: every pass records its phase, and a count over thousands of apps each time would cost
+    more than the pass."""
+    key = (namespace, name)
     with _phases_lock:
-        if phase is None:
-            _phases.pop((namespace, name), None)
-        else:
-            _phases[(namespace, name)] = phase
-        _publish()
+        before = _phases.pop(key, None) if phase is None else _phases.get(key)
+        if before == phase:
+            return
+        if phase is not None:
+            _phases[key] = phase
+        for changed, step in ((before, -1), (phase, 1)):
+            if changed is not None:
+                _counts[changed] += step
+                APPS.labels(phase=changed).set(_counts[changed])
 
 
 def forget_missing(present: Iterable[tuple[str, str]]) -> None:

@@ -92,6 +92,9 @@ def test_apps_by_phase_follow_changes_and_deletions() -> None:
     metrics.record_phase("other", "c", "Invalid")
     metrics.forget_missing([("ns", "a")])  # the safety pass listed only this one
     assert (sample("maestro_apps", phase="Ready"), sample("maestro_apps", phase="Invalid")) == (1, 0)
+    metrics.record_phase("ns", "a", "Degraded")  # counted on from the recount
+    metrics.record_phase("ns", "a", "Degraded")
+    assert (sample("maestro_apps", phase="Ready"), sample("maestro_apps", phase="Degraded")) == (0, 1)
 
 
 def test_applies_by_kind() -> None:
