@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import maestro
 from maestro.controller import settledmark, status
 from maestro.controller.stores import Stores
 from maestro.render import kinds
-from maestro.runtime import handlers
+from maestro.runtime import codedigest, handlers
 from maestro.runtime.codedigest import code_digest
 from maestro.runtime.operator import Operator
 from maestro.runtime.settings import Settings
@@ -231,3 +233,20 @@ def test_without_a_code_digest_no_mark_is_written(monkeypatch: pytest.MonkeyPatc
     server = fake_api.FakeApi([copy.deepcopy(SHOP)]).install(monkeypatch)
     ready(server, fake_api.stores(server))
     assert mark(server) is None
+
+
+def test_the_code_digest_follows_every_source_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    package = tmp_path / "maestro"
+    (package / "render").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "render" / "pod.py").write_text("IMAGE = 1\n")
+    monkeypatch.setattr(maestro, "__file__", str(package / "__init__.py"))
+    first = codedigest.code_digest.__wrapped__()
+    assert first is not None and first == codedigest.code_digest.__wrapped__()
+    (package / "render" / "pod.py").write_text("IMAGE = 2\n")
+    assert codedigest.code_digest.__wrapped__() not in (None, first)
+    for source in package.rglob("*.py"):
+        source.unlink()
+    assert codedigest.code_digest.__wrapped__() is None  # no sources to read: no mark written or trusted
