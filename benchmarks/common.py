@@ -284,6 +284,10 @@ class Operator:
     def passes(self) -> int:
         return self.log().count("pass done:")
 
+    def skipped_at_start(self) -> int:
+        """The apps its start gave no pass, their settled mark matching (verbose only)."""
+        return self.log().count("settled as its mark says")
+
 
 @contextlib.contextmanager
 def operator(namespace: str, log_path: Path, **kwargs: Any) -> Iterator[Operator]:
