@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -202,6 +203,41 @@ def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
     op.children.record(deployment())
     op.safety_pass()
     assert len(listed) == 3 and cluster.passes[-1] == ("shop", True)
+
+
+def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op = settled_operator(monkeypatch)
+    op.settings = Settings(namespaces=("ns",), safety_full_every=10)
+    cluster = Cluster(monkeypatch, op)
+    watches = Watches()
+
+    class StartedWatches(Watches):
+        def __init__(self, *_: object) -> None:
+            pass
+
+        def start(self) -> None:  # the start's own listing of every child
+            pass
+
+    monkeypatch.setattr(operator_module, "ChildWatches", StartedWatches)
+    asyncio.run(op.start())
+    assert isinstance(op._child_watches, StartedWatches)
+    monkeypatch.setattr(op, "_child_watches", watches)
+    listed: list[str] = []
+    list_pages = cluster.list_pages
+
+    def counting(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == "Deployment":
+            listed.append(kind)
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", counting)
+    op.safety_pass()
+    assert listed == [], "the start has just listed them"
+    watches.gaps += 1
+    op.safety_pass()
+    assert listed == ["Deployment"], "a gap since the start: listed"
 
 
 def test_a_children_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyPatch) -> None:

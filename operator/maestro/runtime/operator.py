@@ -241,6 +241,9 @@ class Operator:
             self.report_deleted_meanwhile,
         )
         await asyncio.get_running_loop().run_in_executor(None, self._child_watches.start)
+        # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the first
+        # safety pass lists the children only after a gap since, or when their count of passes comes round.
+        self._gaps_listed, self._passes_unlisted = 0, 0
         self._safety_task = asyncio.create_task(self._safety_loop())
 
     def stop(self) -> None:
