@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from maestro.kube import client as kube
@@ -44,6 +45,8 @@ OnRelist = Callable[[str, str | None, set[str]], None]
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
 # Seconds between listings of an optional kind the cluster does not serve (its CRD not installed).
 UNSERVED_RETRY = 30.0
+# The first listings made at once: enough to keep the API server's cores busy, not a burst per namespace.
+LISTINGS_AT_ONCE = 4
 
 
 class KindWatch:
@@ -171,9 +174,12 @@ class ChildWatches:
 
     def start(self) -> None:
         """List every kind first (blocking: the caller knows every child and name held when this returns),
-        then follow each in a daemon thread (a stream blocked in a read never holds the process up)."""
-        for kind_watch in self.watches:
-            kind_watch.list()
+        then follow each in a daemon thread (a stream blocked in a read never holds the process up). The
+        listings run side by side: each waits on the API server more than on this process, and at thousands
+        of apps they are most of a start (docs/benchmarks.md, stop 27). A failed one fails the start."""
+        with ThreadPoolExecutor(max_workers=LISTINGS_AT_ONCE, thread_name_prefix="list") as pool:
+            for _ in pool.map(KindWatch.list, self.watches):
+                pass
         for kind_watch in self.watches:
             name = f"watch-{kind_watch.kind}-{kind_watch.namespace or 'all'}"
             thread = threading.Thread(target=kind_watch.follow, name=name, daemon=True)
