@@ -173,6 +173,20 @@ class Watches:
         pass
 
 
+def children_listings(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> list[str]:
+    """The safety passes' listings of the children (one entry per listing of Deployments), as they come."""
+    listed: list[str] = []
+    list_pages = cluster.list_pages
+
+    def counting(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == "Deployment":
+            listed.append(kind)
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", counting)
+    return listed
+
+
 def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -181,15 +195,7 @@ def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
     cluster = Cluster(monkeypatch, op)
     watches = Watches()
     monkeypatch.setattr(op, "_child_watches", watches)
-    listed: list[int] = []
-    list_pages = cluster.list_pages
-
-    def counting(kind: str, *args: object, **kwargs: object) -> Listed:
-        if kind == "Deployment":
-            listed.append(len(listed))
-        return list_pages(kind, *args, **kwargs)
-
-    monkeypatch.setattr(operator_module.kube, "list_pages", counting)
+    listed = children_listings(monkeypatch, cluster)
     cluster.deployments = []  # deleted, the event lost: only a listing of the children tells
     op.safety_pass()  # the first: listed
     assert cluster.passes == [("shop", True)] and len(listed) == 1
@@ -224,15 +230,7 @@ def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
     asyncio.run(op.start())
     assert isinstance(op._child_watches, StartedWatches)
     monkeypatch.setattr(op, "_child_watches", watches)
-    listed: list[str] = []
-    list_pages = cluster.list_pages
-
-    def counting(kind: str, *args: object, **kwargs: object) -> Listed:
-        if kind == "Deployment":
-            listed.append(kind)
-        return list_pages(kind, *args, **kwargs)
-
-    monkeypatch.setattr(operator_module.kube, "list_pages", counting)
+    listed = children_listings(monkeypatch, cluster)
     op.safety_pass()
     assert listed == [], "the start has just listed them"
     watches.gaps += 1
