@@ -36,12 +36,22 @@ def existing_apps(ns: str) -> int:
     return len(kube.list_objects(api.KIND, ns))
 
 
-def wait_quiet(op: common.Operator, *, reading: float = 10.0, timeout: float = 1800) -> float:
+def not_ready(ns: str) -> int:
+    return sum(
+        1 for app in kube.list_pages(api.KIND, ns) if (app.get("status") or {}).get("phase") != "Ready"
+    )
+
+
+def wait_quiet(op: common.Operator, ns: str, *, reading: float = 10.0, timeout: float = 1800) -> float:
     """Until, for two readings in a row, the operator's CPU stayed below 15 % of a core and it made no write
     and no app GET (a resume pass that reads live waits on the API server more than it computes): its startup
-    and resume pass are over. Returns the seconds waited."""
+    and resume pass are over. And every app is Ready: an operator waiting for pods still being made is quiet,
+    but not idle (stop 27). Returns the seconds waited."""
     started, quiet = time.monotonic(), 0
-    while quiet < 2:
+    while quiet < 2 or (waiting := not_ready(ns)):
+        if quiet >= 2:
+            log(f"quiet, but {waiting} apps are not Ready yet: waiting on")
+            quiet = 0
         if time.monotonic() - started > timeout:
             raise TimeoutError("the operator never went quiet")
         before, requests = op.cpu_seconds(), common.request_counts()
@@ -105,7 +115,7 @@ def main() -> int:
                 log(f"{n} apps in sync after {took:.0f}s")
         for label, source in compared:
             with common.operator(ns, workdir / f"operator-{label}.log", source=source) as op:
-                settled = wait_quiet(op)
+                settled = wait_quiet(op, ns)
                 log(f"{label}: quiet {settled:.0f}s after its start; measuring {args.window:.0f}s")
                 before_requests, cpu_before = common.request_counts(), op.cpu_seconds()
                 time.sleep(args.window)
