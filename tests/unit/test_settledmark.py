@@ -200,7 +200,9 @@ def test_an_operator_of_other_code_trusts_no_mark_and_writes_its_own_once(
     outcome = reconcile_pass(server, stores)  # its resume pass: the status as it was, the mark alone written
     assert (outcome.status_written, outcome.mark_written) == (False, True)
     assert [verb for verb, *_ in server.requests] == ["patch-status"] and server.events == []
-    assert settledmark.of_code(mark(server), "another-version") and mark(server) != old_mark
+    assert mark(server).startswith("another-version-") and mark(server) != old_mark
+    assert settledmark.same_code(mark(server), settledmark.digest("another-version", {}, {}, []))
+    assert not settledmark.same_code(old_mark, mark(server)) and not settledmark.same_code(None, mark(server))
     outcome = reconcile_pass(server, stores)
     assert (outcome.mark_written, server.requests) == (False, [])  # once
 

@@ -372,11 +372,7 @@ def _write(
     key = (app["metadata"]["namespace"], app["metadata"]["name"])
     if not status.changed(previous, body):
         stores.held.settled(key)
-        if (
-            mark is not None
-            and stores.code_digest
-            and not settledmark.of_code(previous.get(settledmark.FIELD), stores.code_digest)
-        ):
+        if mark is not None and not settledmark.same_code(previous.get(settledmark.FIELD), mark):
             # None yet, or an older operator's: written once, so that the next start can trust it.
             stores.apps.record(kube.patch_status(app, {settledmark.FIELD: mark}))
             outcome.mark_written = True

@@ -52,9 +52,10 @@ def digest(
     return f"{code}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 
-def of_code(mark: object, code: str) -> bool:
-    """Whether a stored mark was written by an operator of this code (a mark of another is stale for good)."""
-    return isinstance(mark, str) and mark.startswith(f"{code}-")
+def same_code(stored: object, mark: str) -> bool:
+    """Whether a stored mark was written by an operator of the same code as `mark` (a mark of another is stale
+    for good). The digest after the code is hex: the last dash parts them."""
+    return isinstance(stored, str) and stored.rpartition("-")[0] == mark.rpartition("-")[0]
 
 
 def _child(child: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
