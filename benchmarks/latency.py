@@ -2,9 +2,10 @@
 
 1. Latency: one app's image changed, timed until its Deployment carries the new image and the app's status
    (in sync, Ready) reflects it; p50/p95 over --changes changes, first with that app alone, then with N other
-   apps present. Beside it, a raw client doing the same work for an app of its own namespace (raw_controller.py:
-   it watches the app, renders it, applies the changed children, follows the rollout and writes the status),
-   change for change in turn with the operator's.
+   apps present. Beside it, a raw client doing the same work for an app of its own in the same namespace
+   (raw_controller.py: a RawApp, which the operator leaves alone; the client watches it, renders it, applies
+   the changed children, follows the rollout and writes the status), change for change in turn with the
+   operator's.
 2. Restart: with N+1 apps in sync, the operator is stopped and started again (verbose, to count passes): time
    until every app had its resume pass or was skipped by its settled mark, and the writes it made (goal 0),
    beside the time this client takes to list the apps and every child kind of the namespace a page at a time
@@ -23,38 +24,79 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
+import raw_controller
 from common import log
 from raw_controller import RawController
 from steady_writes import image_rolled_out, set_image
 
+from maestro import render
 from maestro.api import models as api
 from maestro.kube import client as kube
 from maestro.render import kinds
 
 
-def change(ns: str, app: str, image: str) -> float:
-    """One image change of the app's `web` service: seconds until its Deployment and status show it."""
+@dataclass
+class Change:
+    """One image change, in seconds from the spec patch: until the Deployment carried the image (applied),
+    until it was rolled out at it (the cluster's share), until the app's status showed it (done)."""
+
+    applied: float = 0.0
+    rolled_out: float = 0.0
+    done: float = 0.0
+
+
+def change(ns: str, app: str, image: str, kind: str = api.KIND) -> Change:
+    """One image change of the app's `web` service, timed by phase (a GET of the app and its Deployment every
+    20 ms)."""
     started = time.monotonic()
-    set_image(ns, app, 0, image)
-    common.wait_until(
-        f"{app} to roll out {image}", lambda: image_rolled_out(ns, app, "web", image), 120, 0.02
-    )
-    return time.monotonic() - started
+    timed = Change()
+    set_image(ns, app, 0, image, kind)
+
+    def done() -> bool:
+        elapsed = time.monotonic() - started
+        deployment = kube.get("Deployment", ns, render.child_name(app, "web"))
+        if (
+            deployment is not None
+            and deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        ):
+            timed.applied = timed.applied or elapsed
+            generation = int(deployment["metadata"]["generation"])
+            if raw_controller.rolled_out(deployment, generation):
+                timed.rolled_out = timed.rolled_out or elapsed
+        return image_rolled_out(ns, app, "web", image, kind)
+
+    common.wait_until(f"{app} to roll out {image}", done, 120, 0.02)
+    timed.done = time.monotonic() - started
+    return timed
 
 
-def side_by_side(ns: str, raw_ns: str, count: int, round_: str) -> tuple[list[float], list[float]]:
-    """`count` changes of the operator's app `solo` and of the raw client's app `raw`, in turn."""
+def side_by_side(ns: str, count: int, round_: str) -> tuple[list[Change], list[Change]]:
+    """`count` changes of the operator's app `solo` and of the raw client's RawApp `raw`, in turn."""
     operator, raw = [], []
     for i in range(count):
         operator.append(change(ns, "solo", f"registry.example.com/bench/web:{round_}.{i}"))
-        raw.append(change(raw_ns, "raw", f"registry.example.com/bench/web:raw-{round_}.{i}"))
+        raw.append(change(ns, "raw", f"registry.example.com/bench/web:raw-{round_}.{i}", raw_controller.KIND))
     return operator, raw
+
+
+def create_raw_app(ns: str) -> None:
+    """The raw client's RawApp `raw` (the benchmark app's spec), once: until the client has rolled it out."""
+    if kube.get(raw_controller.KIND, ns, "raw") is None:
+        kube.create(raw_controller.app_body(common.app_body("raw", ns)))
+    common.wait_until("the raw client's app to be Ready", lambda: _raw_ready(ns), 120)
+
+
+def _raw_ready(ns: str) -> bool:
+    obj = kube.get(raw_controller.KIND, ns, "raw")
+    return obj is not None and common.in_sync(obj) and (obj.get("status") or {}).get("phase") == "Ready"
 
 
 def listing_seconds(ns: str) -> float:
@@ -90,9 +132,27 @@ def restart(ns: str, n: int, label: str, source: Path, log_path: Path) -> dict[s
     return {"up": up, "resumed": resumed, "passes": passes, "skipped": skipped, "requests": requests}
 
 
-def summary(label: str, times: list[float]) -> str:
-    ms = [t * 1000 for t in times]
-    return f"  {label:34s} p50 {common.median(ms):7.0f} ms   p95 {common.percentile(ms, 95):7.0f} ms   (n={len(ms)})"
+def summary(label: str, changes: list[Change]) -> str:
+    """p50 and p95 of the whole change, then the p50 of each phase: to the apply, the rollout, the status."""
+    ms = [c.done * 1000 for c in changes]
+
+    def p50(phase: Callable[[Change], float]) -> float:
+        return common.median([phase(c) * 1000 for c in changes])
+
+    return (
+        f"  {label:42s} p50 {common.median(ms):6.0f} ms   p95 {common.percentile(ms, 95):6.0f} ms   (n={len(ms)});"
+        f" p50 of each phase: to the apply {p50(lambda c: c.applied):5.0f},"
+        f" rollout {p50(lambda c: c.rolled_out - c.applied):5.0f},"
+        f" to the status {p50(lambda c: c.done - c.rolled_out):5.0f} ms"
+    )
+
+
+def ratios(label: str, operator: list[Change], raw: list[Change]) -> str:
+    ours, theirs = [c.done for c in operator], [c.done for c in raw]
+    return (
+        f"  ratio operator/raw {label}: p50 {common.median(ours) / common.median(theirs):.2f},"
+        f" p95 {common.percentile(ours, 95) / common.percentile(theirs, 95):.2f}"
+    )
 
 
 def main() -> int:
@@ -103,31 +163,30 @@ def main() -> int:
     common.add_before(parser)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
-    alone: list[float] = []
-    raw_alone: list[float] = []
+    alone: list[Change] = []
+    raw_alone: list[Change] = []
     with common.cluster(args) as cluster:
         ns = args.existing or cluster.namespace(f"latency-{int(time.time())}")
-        raw_ns = cluster.namespace(f"latency-raw-{int(time.time())}")
         others = [a for a in kube.list_objects(api.KIND, ns) if a["metadata"]["name"] != "solo"]
         n = len(others) if args.existing else args.apps
         op = common.Operator(ns, workdir / "operator.log")
         op.start()
         try:
-            with RawController(raw_ns):
-                common.create_apps(["raw"], raw_ns)
-                common.wait_converged(raw_ns, 1, phase="Ready", timeout=120)
+            raw_controller.install()
+            with RawController(ns):
+                create_raw_app(ns)
                 if kube.get(api.KIND, ns, "solo") is None:
                     common.create_apps(["solo"], ns)
                 if not args.existing:
                     common.wait_converged(ns, 1, phase="Ready", timeout=120)
-                    alone, raw_alone = side_by_side(ns, raw_ns, args.changes, "alone")
-                    log(f"alone: p50 {common.median(alone) * 1000:.0f} ms")
+                    alone, raw_alone = side_by_side(ns, args.changes, "alone")
+                    log(summary("alone: operator", alone))
                     common.create_apps([f"app-{i:05d}" for i in range(n)], ns)
                 took = common.wait_converged(ns, n + 1, phase="Ready", timeout=3600)
                 log(f"{n} other apps Ready after {took:.0f}s")
                 time.sleep(5)
-                crowded, raw_crowded = side_by_side(ns, raw_ns, args.changes, f"crowded-{int(time.time())}")
-                log(f"with {n} others: p50 {common.median(crowded) * 1000:.0f} ms")
+                crowded, raw_crowded = side_by_side(ns, args.changes, f"crowded-{int(time.time())}")
+                log(summary(f"with {n} others: operator", crowded))
             common.wait_converged(ns, n + 1, phase="Ready", timeout=600)
         finally:
             op.stop()
@@ -141,13 +200,11 @@ def main() -> int:
     print(f"change latency (image of one service; until its Deployment and the app's status show it), N={n}")
     if alone:
         print(summary("operator, the app alone", alone))
-        print(summary("raw client, its app alone", raw_alone))
+        print(summary("raw client, its app beside it", raw_alone))
+        print(ratios("alone", alone, raw_alone))
     print(summary(f"operator, with {n} other apps", crowded))
-    print(summary(f"raw client, with the operator's {n} apps", raw_crowded))
-    print(
-        f"  ratio operator/raw with {n} apps: p50 {common.median(crowded) / common.median(raw_crowded):.2f}, "
-        f"p95 {common.percentile(crowded, 95) / common.percentile(raw_crowded, 95):.2f}"
-    )
+    print(summary(f"raw client, among the operator's {n} apps", raw_crowded))
+    print(ratios(f"with {n} apps", crowded, raw_crowded))
     print(
         f"restart with {n + 1} apps in sync; listing the apps and children takes this client {listed:.1f} s"
     )

@@ -1,9 +1,14 @@
 """The latency baseline: the work the operator does for a spec change, done by a raw client with no framework,
-no index and no safety net. It watches the apps of its own namespace (one list+watch, the operator's own
-`KindWatch`), and for an app whose status lags its generation: renders it (`maestro.render.render_app`),
-server-side-applies the children that changed since its last apply (kept in memory), follows each Deployment
-it applied until it is rolled out (a GET every 20 ms), and writes the status the latency wait reads (in sync,
-Ready, each service's image). One app at a time, in one thread.
+no index and no safety net. Its apps are `RawApp`s (bench.maestro.dev): the MicroserviceApp's schema under a
+kind of their own, so that they live in the operator's namespace, among its apps and their children, without
+the operator acting on them (the cluster's controllers look a pod's ReplicaSets, Services and PDBs up by
+namespace: an app alone in a namespace of its own rolls out faster than one among 5000).
+
+It watches the RawApps of its namespace (one list+watch, the operator's own `KindWatch`), and for an app whose
+status lags its generation: renders it (`maestro.render.render_app`, its children then made the RawApp's and
+labelled as not the operator's), server-side-applies the children that changed since its last apply (kept in
+memory), follows each Deployment it applied until it is rolled out (a GET every 20 ms), and writes the status
+the latency wait reads (in sync, Ready, each service's image). One app at a time, in one thread.
 """
 
 from __future__ import annotations
@@ -15,11 +20,63 @@ from collections.abc import Mapping
 from typing import Any
 
 from maestro import render
-from maestro.api import models as api
+from maestro.api import crd
 from maestro.kube import client as kube
 from maestro.runtime import childwatch
 
 POLL = 0.02
+GROUP = "bench.maestro.dev"
+API_VERSION = f"{GROUP}/v1alpha1"
+KIND = "RawApp"
+PLURAL = "rawapps"
+MANAGED_BY = "maestro-bench-raw"  # not the operator's label: its child index ignores these children
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def install() -> None:
+    """The RawApp CRD (the MicroserviceApp's, renamed) installed and served; RawApp known to the client."""
+    definition = crd.crd()
+    definition["metadata"] = {"name": f"{PLURAL}.{GROUP}"}
+    definition["spec"]["group"] = GROUP
+    definition["spec"]["names"] = {
+        "kind": KIND,
+        "listKind": f"{KIND}List",
+        "plural": PLURAL,
+        "singular": "rawapp",
+    }
+    kube.KINDS[KIND] = (f"/apis/{API_VERSION}", PLURAL)
+    try:
+        kube.request("POST", CRD_PATH, body=definition)
+    except kube.ApiError as error:
+        if error.status != 409:
+            raise
+    deadline = time.monotonic() + 60
+    while not _served():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{PLURAL}.{GROUP} not served after 60 s")
+        time.sleep(0.5)
+
+
+def _served() -> bool:
+    try:
+        kube.list_objects(KIND, "default")
+    except (kube.ApiError, OSError):
+        return False
+    return True
+
+
+def app_body(app: Mapping[str, Any]) -> dict[str, Any]:
+    """A MicroserviceApp's body as a RawApp."""
+    return {**app, "apiVersion": API_VERSION, "kind": KIND}
+
+
+def raw_child(child: dict[str, Any], app: Mapping[str, Any]) -> dict[str, Any]:
+    """A rendered child made the RawApp's (its garbage collection follows the RawApp) and not the operator's."""
+    meta = child["metadata"]
+    meta["labels"] = {**meta.get("labels", {}), render.LABEL_MANAGED_BY: MANAGED_BY}
+    if app["metadata"].get("uid"):
+        meta["ownerReferences"] = [{**render.owner_reference(app), "apiVersion": API_VERSION, "kind": KIND}]
+    return child
 
 
 def in_sync(app: Mapping[str, Any]) -> bool:
@@ -37,14 +94,15 @@ def rolled_out(deployment: Mapping[str, Any], generation: int) -> bool:
 
 
 class RawController:
-    """`with RawController(namespace):` reconciles the apps of that namespace until the block ends."""
+    """`with RawController(namespace):` reconciles the RawApps of that namespace until the block ends
+    (`install()` first)."""
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.todo: queue.Queue[dict[str, Any]] = queue.Queue()
         self.applied: dict[tuple[str, str], dict[str, Any]] = {}
         self.stopping = threading.Event()
-        self.watch = childwatch.KindWatch(api.KIND, namespace, self._take, self.stopping)
+        self.watch = childwatch.KindWatch(KIND, namespace, self._take, self.stopping)
 
     def __enter__(self) -> RawController:
         self.watch.list()
@@ -69,7 +127,7 @@ class RawController:
 
     def reconcile(self, app: Mapping[str, Any]) -> None:
         rollouts: list[tuple[str, int]] = []
-        for child in render.render_app(app):
+        for child in (raw_child(c, app) for c in render.render_app(app)):
             key = (child["kind"], child["metadata"]["name"])
             if self.applied.get(key) == child:
                 continue
@@ -84,11 +142,15 @@ class RawController:
                     break
                 time.sleep(POLL)
         services = (app.get("spec") or {}).get("services") or []
-        kube.patch_status(
-            app,
-            {
-                "observedGeneration": app["metadata"]["generation"],
-                "phase": "Ready",
-                "services": [{"name": s["name"], "image": s["image"], "phase": "Ready"} for s in services],
-            },
+        meta = app["metadata"]
+        status = {
+            "observedGeneration": meta["generation"],
+            "phase": "Ready",
+            "services": [{"name": s["name"], "image": s["image"], "phase": "Ready"} for s in services],
+        }
+        kube.request(
+            "PATCH",
+            kube._path(KIND, meta["namespace"], meta["name"], "status"),
+            body={"status": status},
+            content_type="application/merge-patch+json",
         )

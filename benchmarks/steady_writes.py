@@ -35,15 +35,15 @@ def versions(namespace: str) -> dict[tuple[str, str], str]:
     return out
 
 
-def set_image(namespace: str, app: str, service_index: int, image: str) -> None:
+def set_image(namespace: str, app: str, service_index: int, image: str, kind: str = api.KIND) -> None:
     patch = [{"op": "replace", "path": f"/spec/services/{service_index}/image", "value": image}]
     kube.request(
-        "PATCH", kube._path(api.KIND, namespace, app), body=patch, content_type="application/json-patch+json"
+        "PATCH", kube._path(kind, namespace, app), body=patch, content_type="application/json-patch+json"
     )
 
 
-def image_rolled_out(namespace: str, app: str, service: str, image: str) -> bool:
-    obj = kube.get(api.KIND, namespace, app)
+def image_rolled_out(namespace: str, app: str, service: str, image: str, kind: str = api.KIND) -> bool:
+    obj = kube.get(kind, namespace, app)
     assert obj is not None
     st: dict[str, Any] = obj.get("status") or {}
     if not common.in_sync(obj) or st.get("phase") != "Ready":
