@@ -173,6 +173,19 @@ class Watches:
         pass
 
 
+def watched_operator(
+    monkeypatch: pytest.MonkeyPatch, safety_full_every: int
+) -> tuple[Operator, Cluster, Watches]:
+    """A settled operator listing the children every `safety_full_every` safety passes, its cluster, and its
+    child watches (their gap count)."""
+    op = settled_operator(monkeypatch)
+    op.settings = Settings(namespaces=("ns",), safety_full_every=safety_full_every)
+    cluster = Cluster(monkeypatch, op)
+    watches = Watches()
+    monkeypatch.setattr(op, "_child_watches", watches)
+    return op, cluster, watches
+
+
 def children_listings(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> list[str]:
     """The safety passes' listings of the children (one entry per listing of Deployments), as they come."""
     listed: list[str] = []
@@ -190,11 +203,7 @@ def children_listings(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> list
 def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    op = settled_operator(monkeypatch)
-    op.settings = Settings(namespaces=("ns",), safety_full_every=3)
-    cluster = Cluster(monkeypatch, op)
-    watches = Watches()
-    monkeypatch.setattr(op, "_child_watches", watches)
+    op, cluster, watches = watched_operator(monkeypatch, safety_full_every=3)
     listed = children_listings(monkeypatch, cluster)
     cluster.deployments = []  # deleted, the event lost: only a listing of the children tells
     op.safety_pass()  # the first: listed
@@ -214,10 +223,7 @@ def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
 def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    op = settled_operator(monkeypatch)
-    op.settings = Settings(namespaces=("ns",), safety_full_every=10)
-    cluster = Cluster(monkeypatch, op)
-    watches = Watches()
+    op, cluster, watches = watched_operator(monkeypatch, safety_full_every=10)
 
     class StartedWatches(Watches):
         def __init__(self, *_: object) -> None:
@@ -239,10 +245,7 @@ def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
 
 
 def test_a_children_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    op = settled_operator(monkeypatch)
-    op.settings = Settings(namespaces=("ns",), safety_full_every=10)
-    cluster = Cluster(monkeypatch, op)
-    monkeypatch.setattr(op, "_child_watches", Watches())
+    op, cluster, _ = watched_operator(monkeypatch, safety_full_every=10)
     list_pages = cluster.list_pages
     attempts: list[str] = []
 
