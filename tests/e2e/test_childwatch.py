@@ -37,7 +37,7 @@ def test_lists_then_reports_each_change(namespace: str, kubectl: Kubectl) -> Non
     kube.load_config()
     service(kubectl, "before")
     recorder = Recorder()
-    watches = childwatch.ChildWatches(["Service"], [namespace], recorder)
+    watches = childwatch.KindWatches(["Service"], [namespace], recorder)
     watches.start()  # returns once the listing is taken in
     try:
         assert recorder.events == [(None, "before")]

@@ -43,7 +43,7 @@ def test_every_kind_is_listed_side_by_side_before_any_is_followed(monkeypatch: p
     monkeypatch.setattr(childwatch.KindWatch, "follow", lambda self: followed.append(self.kind))
     seen: list[tuple[str | None, str]] = []
     kinds = ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job", "CronJob"]
-    watches = childwatch.ChildWatches(kinds, [None], lambda event, obj: seen.append((event, obj["kind"])))
+    watches = childwatch.KindWatches(kinds, [None], lambda event, obj: seen.append((event, obj["kind"])))
     watches.start()
     assert sorted(kind for _, kind in seen) == sorted(kinds) and {event for event, _ in seen} == {None}
     for thread in watches.threads:
@@ -60,7 +60,7 @@ def test_a_listing_that_fails_fails_the_start(monkeypatch: pytest.MonkeyPatch) -
         return Listed([])
 
     monkeypatch.setattr(childwatch.kube, "list_pages", list_pages)
-    watches = childwatch.ChildWatches(["Deployment", "Service"], [None], lambda event, obj: None)
+    watches = childwatch.KindWatches(["Deployment", "Service"], [None], lambda event, obj: None)
     with pytest.raises(childwatch.kube.ApiError):
         watches.start()
     assert watches.threads == []  # nothing followed

@@ -76,7 +76,7 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
     """Every (group, resource, verb) the operator's code calls in a watched namespace (or cluster-wide).
 
     - kube/client.py: the kinds in KINDS (the child kinds from render/kinds.py) and the calls made on them (children: get/list/watch/apply/delete; config sources:
-      get; the app: get/list, status patched through the subresource; events: created);
+      get; the app: get/list/watch, status patched through the subresource; events: created);
     - kopf: every resource a handler is registered for is listed and watched; resources with change handlers
       (create/update/resume) are patched by kopf (progress storage);
     - peering (the chart's default, `maestro run --peering`): kopf lists, watches and patches the peering object
@@ -90,14 +90,14 @@ def operator_needs(clusterwide: bool = False) -> set[Rule]:
     from maestro.render import kinds
     from maestro.runtime import handlers
 
-    assert handlers.on_app  # imported for its registrations
+    assert handlers.on_config_source  # imported for its registrations
     needs: set[Rule] = set()
     for kind, (prefix, plural) in kube.KINDS.items():
         group = _group(prefix)
         if kind in kinds.BY_KIND:
             verbs = set(kinds.BY_KIND[kind].verbs)
         elif kind == api.KIND:
-            verbs = {"get", "list"}
+            verbs = {"get", "list", "watch"}  # the operator's own watch of the apps (operator.py)
             needs.add((group, f"{plural}/status", "patch"))  # kube.patch_status
         elif kind in ("Pod", "ReplicaSet"):  # kube.run_pods, kube.pods, kube.replica_sets
             verbs = {"list"}

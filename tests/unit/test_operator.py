@@ -18,6 +18,7 @@ from kopf._core.reactor import inventory
 
 from maestro.controller import reconcile, statushold
 from maestro.runtime import handlers, leadership
+from maestro.runtime import operator as operator_module
 from maestro.runtime.operator import Operator
 from maestro.runtime.settings import Settings
 
@@ -94,12 +95,18 @@ def test_kopf_hands_every_object_the_one_operator() -> None:
     assert asyncio.run(memo_of(app("b"))) is operator
 
 
-def test_an_app_event_queues_a_pass_on_the_memos_operator() -> None:
+def test_an_app_event_with_a_spec_not_acted_on_queues_a_pass() -> None:
     operator = Operator(QUIET)
-    body = app(generation=2, observed=1)  # a spec not acted on yet
-    asyncio.run(handlers.on_app(event={"type": "MODIFIED", "object": body}, body=body, memo=operator))
+    operator.on_app("MODIFIED", app(generation=2, observed=1))
     assert operator.passes.depth() == 1
     assert operator.apps.get("ns", "shop") is not None
+
+
+def test_an_app_event_of_a_status_write_queues_no_pass() -> None:
+    operator = Operator(QUIET)
+    operator.on_app("MODIFIED", app(generation=2, observed=2))
+    assert operator.passes.depth() == 0
+    assert operator.apps.get("ns", "shop") is not None  # the cache has this version all the same
 
 
 def test_an_app_deleted_forgets_it_and_its_held_status() -> None:
@@ -109,8 +116,7 @@ def test_an_app_deleted_forgets_it_and_its_held_status() -> None:
     operator.apps.record(app())
     operator.held.delay(("ns", "shop"), {"phase": "Ready"}, {"phase": "Progressing"})
     now[0] = 1.0
-    body = app()
-    asyncio.run(handlers.on_app(event={"type": "DELETED", "object": body}, body=body, memo=operator))
+    operator.on_app("DELETED", app())
     assert operator.apps.get("ns", "shop") is None
     assert len(operator.held) == 0
     assert operator.passes.depth() == 0
@@ -126,13 +132,47 @@ def test_a_child_deleted_by_hand_brings_a_pass_reading_the_app_afresh() -> None:
     assert operator.passes.depth() == 1
 
 
-def test_a_standby_keeps_its_index_and_starts_no_pass() -> None:
+def test_a_standby_keeps_its_index_and_app_cache_and_starts_no_pass() -> None:
     standby = leadership.Leadership(leadership.Peering("maestro", "me", -1, 10, None))
     standby.set_role(False, ["old"])
     operator = Operator(QUIET, standby)
     operator.on_child("ADDED", child())
-    assert len(operator.children) == 1 and operator.passes.depth() == 0
+    operator.on_app(None, app())
+    operator.on_app("MODIFIED", app(generation=2, observed=1))
+    assert len(operator.children) == 1 and operator.apps.get("ns", "shop") is not None
+    assert operator.passes.depth() == 0
     leadership.Leadership()  # the gauge back to standalone's
+
+
+def test_a_standby_taking_over_resumes_every_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    standby = leadership.Leadership(leadership.Peering("maestro", "me", -1, 10, None))
+    standby.set_role(False, ["old"])
+    operator = Operator(QUIET, standby)
+    listed = [app("a"), app("b", generation=2, observed=1)]
+    monkeypatch.setattr(operator_module.kube, "list_pages", lambda kind, scope: iter(listed))
+    operator.on_app(None, app("a"))  # the start's listing, on a standby: no pass
+    assert operator.passes.depth() == 0
+
+    async def take_over() -> None:
+        operator._app_watches = object()  # type: ignore[assignment]  # the start's listing is done
+        standby.set_role(True, [])
+        for _ in range(100):  # the resume runs in a thread
+            if operator.passes.depth() == 2:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(take_over())
+    assert operator.passes.depth() == 2, "a pass over each app listed, as at a start"
+    leadership.Leadership()
+
+
+def test_taking_over_before_the_apps_first_listing_leaves_the_resume_to_it() -> None:
+    standby = leadership.Leadership(leadership.Peering("maestro", "me", -1, 10, None))
+    operator = Operator(QUIET, standby)
+    standby.set_role(True, [])  # no running loop needed: nothing is started
+    operator.on_app(None, app())  # the first listing, now acting
+    assert operator.passes.depth() == 1
+    leadership.Leadership()
 
 
 def test_a_failed_pass_forgets_the_app_and_a_held_status_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,12 +225,11 @@ def test_kopfs_startup_and_cleanup_handlers_get_the_operator(monkeypatch: pytest
 
 
 def test_the_resume_pass_at_start_reads_the_caches_not_live(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The child watches listed every child before kopf's listing of the apps began, and that listing filled
-    # the app cache: a live read (a LIST per child kind per app) would return the same.
+    # The child watches listed every child before the apps' listing began, and that listing filled the app
+    # cache: a live read (a LIST per child kind per app) would return the same.
     operator = Operator(QUIET)
     queued: list[dict[str, Any]] = []
     monkeypatch.setattr(operator.passes, "add", lambda key, item, urgent=False: queued.append(item))
-    body = app()
-    asyncio.run(handlers.on_app(event={"type": None, "object": body}, body=body, memo=operator))
+    operator.on_app(None, app())
     assert [item["live"] for item in queued] == [False]
     assert operator.apps.get("ns", "shop") is not None

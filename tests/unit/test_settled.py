@@ -232,7 +232,7 @@ def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
         def start(self) -> None:  # the start's own listing of every child
             pass
 
-    monkeypatch.setattr(operator_module, "ChildWatches", StartedWatches)
+    monkeypatch.setattr(operator_module, "KindWatches", StartedWatches)
     asyncio.run(op.start())
     assert isinstance(op._child_watches, StartedWatches)
     monkeypatch.setattr(op, "_child_watches", watches)

@@ -1,10 +1,9 @@
 """The settled mark (settledmark.py): what it covers, that a settled pass writes it with its status and any other
 status write removes it, and that at a start only an app whose mark matches what is listed gets no pass
-(Operator.settled_at_start, handlers.on_app)."""
+(Operator.settled_at_start, Operator.on_app)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import pathlib
@@ -17,7 +16,7 @@ import maestro
 from maestro.controller import settledmark, status
 from maestro.controller.stores import Stores
 from maestro.render import kinds
-from maestro.runtime import codedigest, handlers
+from maestro.runtime import codedigest
 from maestro.runtime.codedigest import code_digest
 from maestro.runtime.operator import Operator
 from maestro.runtime.settings import Settings
@@ -148,6 +147,12 @@ def test_a_settled_pass_writes_its_mark_with_the_status(monkeypatch: pytest.Monk
     assert written == settledmark.digest(
         code_digest() or "", ready_app, status.own(ready_app["status"]), children
     )
+    # A start hashes the child index's bytes as they are, without decoding the children: the same mark.
+    states = restarted(server).children.states(ready_app["metadata"]["uid"])
+    assert len(states) == len(children) > 0
+    assert written == settledmark.digest_of_states(
+        code_digest() or "", ready_app, status.own(ready_app["status"]), states
+    )
     reconcile_pass(server, stores)  # the same app and children: nothing written, the mark stays
     assert [verb for verb, *_ in server.requests] == []
     assert mark(server) == written
@@ -160,8 +165,8 @@ def test_a_start_skips_only_the_apps_whose_mark_matches(monkeypatch: pytest.Monk
     operator = restarted(server)
     assert operator.settled_at_start(listed)
     assert len(operator.settled) == 1  # and the safety pass skips it while it stays so
-    # Through the handler: no pass queued for it.
-    asyncio.run(handlers.on_app(event={"type": None, "object": listed}, body=listed, memo=operator))
+    # Through the apps' first listing: no pass queued for it.
+    operator.on_app(None, listed)
     assert operator.passes.depth() == 0
 
 
@@ -182,7 +187,7 @@ def test_an_app_changed_while_the_operator_was_down_gets_its_pass(
     EDITS_WHILE_DOWN[edit](server)
     listed = copy.deepcopy(server.objects[KEY])
     operator = restarted(server)
-    asyncio.run(handlers.on_app(event={"type": None, "object": listed}, body=listed, memo=operator))
+    operator.on_app(None, listed)
     assert operator.passes.depth() == 1
     assert len(operator.settled) == 0
 

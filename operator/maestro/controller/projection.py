@@ -6,6 +6,7 @@ settled mark hashes it (settledmark.py). Pure."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,12 @@ _CONDITION_FIELDS = ("type", "status", "reason", "message")
 _JOB_STATUS_FIELDS = ("active", "succeeded", "failed", "startTime", "completionTime")
 # A scheduled job: its last schedule, its last success, the runs going (status.job_status).
 _CRONJOB_STATUS_FIELDS = ("active", "lastScheduleTime", "lastSuccessfulTime")
+
+
+def projection_json(obj: Mapping[str, Any]) -> bytes:
+    """The projection as canonical JSON (sorted keys, no spaces): equal projections give equal bytes, so the
+    child index keeps these bytes and a settled mark hashes them as they are."""
+    return json.dumps(projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def projection(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,9 +25,20 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from maestro.controller.projection import projection
+from maestro.controller.projection import projection_json
 
 FIELD = "settledMark"
+
+
+# What a mark hashes of one child: kind, name, uid and its projection as canonical JSON (projection.py). The child
+# index holds those bytes already: a start hashes them without decoding a child (docs/benchmarks.md, stop 29).
+ChildState = tuple[str, str, str, bytes]
+
+
+def child_state(child: Mapping[str, Any]) -> ChildState:
+    """What a mark hashes of a child read as an object."""
+    meta = child.get("metadata") or {}
+    return str(child.get("kind")), str(meta.get("name")), str(meta.get("uid")), projection_json(child)
 
 
 def digest(
@@ -35,6 +46,13 @@ def digest(
 ) -> str:
     """The mark of one app's state: `status` as the operator compares it (status.own: without the mark
     itself), `children` as a pass reads them (from the child index, or listed). It starts with `code`."""
+    return digest_of_states(code, app, status, (child_state(child) for child in children))
+
+
+def digest_of_states(
+    code: str, app: Mapping[str, Any], status: Mapping[str, Any], children: Iterable[ChildState]
+) -> str:
+    """`digest`, of the children as the child index keeps them (ChildIndex.states): the same mark."""
     meta = app.get("metadata") or {}
     state = {
         "code": code,
@@ -46,18 +64,15 @@ def digest(
             "spec": app.get("spec"),
         },
         "status": status,
-        "children": sorted((_child(child) for child in children), key=lambda entry: entry[:3]),
     }
-    text = json.dumps(state, sort_keys=True, separators=(",", ":"), default=str)
-    return f"{code}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    hashed = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":"), default=str).encode())
+    # NUL parts the fields: neither a name, a uid nor JSON text holds one.
+    for kind, name, uid, projected in sorted(children, key=lambda entry: entry[:3]):
+        hashed.update(b"\0".join((b"", kind.encode(), name.encode(), uid.encode(), projected)))
+    return f"{code}-{hashed.hexdigest()[:24]}"
 
 
 def same_code(stored: object, mark: str) -> bool:
     """Whether a stored mark was written by an operator of the same code as `mark` (a mark of another is stale
     for good). The digest after the code is hex: the last dash parts them."""
     return isinstance(stored, str) and stored.rpartition("-")[0] == mark.rpartition("-")[0]
-
-
-def _child(child: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
-    meta = child.get("metadata") or {}
-    return (str(child.get("kind")), str(meta.get("name")), str(meta.get("uid")), projection(child))

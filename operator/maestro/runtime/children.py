@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from maestro import render
-from maestro.controller.projection import projection
+from maestro.controller.projection import projection_json
 from maestro.kube import client as kube
 from maestro.runtime import packing
 
@@ -59,10 +59,6 @@ class _Entry:
     body: bytes  # json of projection(obj), packed (packing.py)
 
 
-def _projection_json(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
 class ChildIndex:
     """Managed children by uid, and the uids of each app's children (thread-safe: kopf's event loop writes,
     the passes' threads read and write)."""
@@ -84,7 +80,7 @@ class ChildIndex:
             namespace=sys.intern(str(meta.get("namespace"))),
             owner=kube.controller_uid(obj),
             version=kube.resource_version(obj),
-            body=self._packer.pack(kind, _projection_json(obj)),
+            body=self._packer.pack(kind, projection_json(obj)),
         )
 
     def _decode(self, uid: str, entry: _Entry) -> dict[str, Any]:
@@ -138,6 +134,16 @@ class ChildIndex:
         with self._guard:
             entries = [(uid, self._entries[uid]) for uid in self._by_owner.get(owner, ())]
         return {entry.key: self._decode(uid, entry) for uid, entry in entries}
+
+    def states(self, owner: str) -> list[tuple[str, str, str, bytes]]:
+        """The app's children as a settled mark hashes them (settledmark.ChildState): kind, name, uid and the
+        projection's JSON, unpacked but not decoded."""
+        with self._guard:
+            entries = [(uid, self._entries[uid]) for uid in self._by_owner.get(owner, ())]
+        return [
+            (entry.key[0], entry.key[1], uid, self._packer.unpack(entry.key[0], entry.body))
+            for uid, entry in entries
+        ]
 
     def replace(self, owner: str, observed: Iterable[Mapping[str, Any]]) -> None:
         """What the API server just listed as the app's children is all of them: forget the others. Safe

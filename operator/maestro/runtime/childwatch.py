@@ -1,13 +1,15 @@
-"""The watches of the child kinds (render/kinds.py: Deployments, Services, HPAs, PDBs, Jobs, CronJobs) that feed
-the child index: a plain list and watch per kind and namespace, each followed by a thread, instead of kopf's event
-handlers.
+"""The operator's own watches: of the child kinds (render/kinds.py: Deployments, Services, HPAs, PDBs, Jobs,
+CronJobs), which feed the child index, and of the apps: a plain list and watch per kind and namespace, each followed
+by a thread, instead of kopf's event handlers.
 
 Why not kopf: kopf runs every watch event through its per-object machinery (a worker task, a queue and a
 memory per object, kept for seconds after its last event). Child events are most of the events the operator
 receives (a rollout alone makes a dozen), and all one needs is a call: index it (children.py), and queue a
 pass when it can change one. Through kopf that machinery was a large share of the operator's CPU and memory
-(docs/benchmarks.md). The apps, ConfigMaps and Secrets stay kopf's: few events, and kopf's peering pauses them
-on a standby.
+(docs/benchmarks.md). The apps' events need no more than a call either, and at a start there is one per app
+(a third of a start at 5000 apps went into kopf's handling of them: docs/benchmarks.md, stop 29). ConfigMaps and
+Secrets stay kopf's: few events, and kopf's peering pauses them on a standby (which keeps these watches open:
+the operator's handlers ask `Leadership` whether to act).
 
 How the index stays complete (what client-go's reflector does):
 - list first (a page at a time), then watch from the list's resourceVersion: no change in between is missed;
@@ -151,8 +153,9 @@ class KindWatch:
         return f"{self.kind} in {self.namespace or 'all namespaces'}"
 
 
-class ChildWatches:
-    """Every child kind in every watched namespace: `start` lists them all, then follows each in a thread."""
+class KindWatches:
+    """Some kinds (the child kinds, or the apps) in every watched namespace: `start` lists them all, then
+    follows each in a thread."""
 
     def __init__(
         self,

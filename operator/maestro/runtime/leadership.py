@@ -9,7 +9,9 @@ peer has a higher priority, or the same (then kopf freezes every peer). So Maest
 - creates the peering objects (kopf only patches them; with mandatory peering and no object kopf stays
   paused forever, so a missing CRD or namespace fails the startup instead);
 - answers "may this replica act now?" for the work kopf does not pause, the safety pass (a plain asyncio
-  task), by the same rule kopf applies (`blockers`, checked against kopf's own code in the unit tests);
+  task) and the operator's own watches, by the same rule kopf applies (`blockers`, checked against kopf's own
+  code in the unit tests), and calls `on_acting` when this replica takes over (the operator resumes every app,
+  as kopf does with its watches when it unpauses them);
 - publishes the role as `maestro_leader` and logs every change of it (`Leadership`, one per operator).
 """
 
@@ -21,7 +23,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,6 +155,7 @@ class Leadership:
     def __init__(self, peering: Peering | None = None) -> None:
         self.peering = peering
         self._acting: bool | None = True if peering is None else None  # the role last seen by `monitor`
+        self.on_acting: Callable[[], None] = lambda: None  # called (in the event loop) on taking over
         metrics.LEADER.set(1 if peering is None else 0)
 
     def acting(self) -> bool:
@@ -163,8 +166,8 @@ class Leadership:
 
     def known_acting(self) -> bool:
         """Whether this replica acted when its role was last checked (no request: for every watch event that
-        kopf does not pause, childwatch.py's). A replica that has just taken over starts acting with kopf's
-        listing of the apps, which brings a pass over each."""
+        kopf does not pause, childwatch.py's). A replica that has just taken over resumes every app
+        (`on_acting`)."""
         return self.peering is None or self._acting is True
 
     def role(self) -> str:
@@ -179,6 +182,8 @@ class Leadership:
         if now_acting != self._acting:
             if now_acting:
                 log.info("acting: no live peer with a higher priority (own priority %s)", priority)
+                self._acting = True  # before the hook: what it starts must see this replica acting
+                self.on_acting()
             else:
                 log.info("standing by for %s (own priority %s)", ", ".join(peers), priority)
                 metrics.forget_all()

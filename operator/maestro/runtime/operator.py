@@ -3,7 +3,11 @@ handed), the work queue of passes, the child watches, the safety pass and this r
 `Settings`. `maestro run` builds one and hands it to the kopf handlers as their `memo` (handlers.py); a test
 builds its own.
 
-What starts a pass, beside kopf's handlers:
+What starts a pass, beside kopf's handlers (ConfigMaps and Secrets):
+- events of the apps (childwatch.py's threads, `on_app`): the first listing, after the children's, is the
+  resume after a start (a pass over every app but those settled as their mark says: settledmark.py); then an
+  app whose spec was not acted on yet. Not kopf's watch: its per-event machinery was a third of a start at
+  5000 apps (docs/benchmarks.md, stop 29);
 - events of owned children (childwatch.py's threads, `on_child`), mapped to their app through the instance
   label: a child changed or deleted by hand is put back at once;
 - a slow periodic safety pass (`safety_pass`, a background task): the safety net for anything a watch
@@ -31,9 +35,10 @@ from maestro.controller.statushold import HeldStatuses
 from maestro.controller.stores import Stores
 from maestro.kube import client as kube
 from maestro.render import confighash, kinds
+from maestro.runtime import relevance
 from maestro.runtime.appcache import AppCache
 from maestro.runtime.children import ChildIndex
-from maestro.runtime.childwatch import ChildWatches
+from maestro.runtime.childwatch import KindWatches
 from maestro.runtime.codedigest import code_digest
 from maestro.runtime.leadership import Leadership
 from maestro.runtime.settings import Settings
@@ -56,7 +61,10 @@ class Operator:
     stores: Stores = field(init=False)  # what every pass is handed: the three above
     # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
     passes: WorkQueue[dict[str, Any]] = field(init=False)
-    _child_watches: ChildWatches | None = field(init=False, default=None)
+    _child_watches: KindWatches | None = field(init=False, default=None)
+    _app_watches: KindWatches | None = field(
+        init=False, default=None
+    )  # set as the apps' first listing starts
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
     # The child watches' gap count at the last listing of the children, and the safety passes since it.
     _gaps_listed: int | None = field(init=False, default=None)
@@ -73,6 +81,7 @@ class Operator:
             describe=reconcile.describe_failure,
             merge=_keep_live,
         )
+        self.leadership.on_acting = self._resume_on_takeover
 
     def __copy__(self) -> Operator:
         # kopf gives every object it keeps in memory a copy of the memo: they all share this one operator.
@@ -114,7 +123,7 @@ class Operator:
             self.settled.unsettle(uid)
 
     def settled_at_start(self, app: Mapping[str, Any]) -> bool:
-        """At the start (kopf's first listing of the apps, after the child index was filled): whether the app's
+        """At the start (the apps' first listing, after the child index was filled): whether the app's
         settled mark matches the app and its children as listed (settledmark.py). Such an app would get a pass
         that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so)."""
         meta = app["metadata"]
@@ -122,13 +131,54 @@ class Operator:
         mark, uid, code = current.get(settledmark.FIELD), meta.get("uid"), self.stores.code_digest
         if not mark or not uid or code is None:
             return False
-        children = self.children.children(str(uid)).values()
-        if settledmark.digest(code, app, status.own(current), children) != mark:
+        children = self.children.states(str(uid))
+        if settledmark.digest_of_states(code, app, status.own(current), children) != mark:
             return False
         self.settled.settle(str(uid), Seen(kube.resource_version(app), self.children.fingerprint(str(uid))))
         metrics.record_phase(meta["namespace"], meta["name"], current.get("phase"))
         log.debug("%s/%s: settled as its mark says: no pass at the start", meta["namespace"], meta["name"])
         return True
+
+    def on_app(self, event_type: str | None, app: Mapping[str, Any]) -> None:
+        """An event of the apps (from childwatch.py's threads): the app cache takes it; a pass when it can call
+        for one (relevance.py: every app of a first listing, and an app whose spec was not acted on yet), but not
+        for an app of a first listing whose settled mark says the pass would do nothing. A standby keeps its
+        cache current and starts no pass: it resumes every app when it takes over (`resume`)."""
+        self.apps.observe(event_type, app)
+        meta = app["metadata"]
+        if event_type == "DELETED":  # it leaves maestro_apps at once, and holds no status back
+            metrics.record_phase(meta["namespace"], meta["name"], None)
+            self.held.settled((meta["namespace"], meta["name"]))
+        if not self.leadership.known_acting() or not relevance.app_event_needs_pass(event_type, app):
+            return
+        if event_type is None and self.settled_at_start(app):
+            return
+        # A new spec goes before the status refreshes of other apps. The resume reads the caches, not live: the
+        # child index was filled by a listing of every child before the apps were listed (`start`), and that
+        # listing gave the app cache this very version; a live read would return the same, at a LIST per child
+        # kind per app (docs/benchmarks.md, stop 25).
+        self.request(app, urgent=relevance.spec_unobserved(app))
+
+    def resume(self) -> None:
+        """List every app and take each as a first listing (`on_app`): what a replica that has just taken over
+        from another does, as it would at a start (its child index is current: a standby keeps it so)."""
+        for scope in self.settings.scopes():
+            for app in kube.list_pages(api.KIND, scope):
+                self.on_app(None, app)
+
+    def _resume_on_takeover(self) -> None:
+        """Leadership's hook (in the event loop) when this replica starts acting: `resume` in a thread, unless
+        the apps' first listing is still to come (it acts on every app itself)."""
+        if self._app_watches is None:
+            return
+        log.info("acting now: resuming every app")
+        asyncio.get_running_loop().run_in_executor(None, self._resume_logged)
+
+    def _resume_logged(self) -> None:
+        try:
+            self.resume()
+        except (kube.ApiError, OSError) as error:  # the safety pass covers every app not settled
+            log.warning("could not list the apps to resume them: %s", error)
 
     def request(self, app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
         """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
@@ -232,24 +282,27 @@ class Operator:
 
     async def start(self) -> None:
         """List every object of the child kinds, then watch them (childwatch.py): a pass must never take a name
-        held by an object it does not know of yet (children.py). Then the safety pass's loop."""
-        self._child_watches = ChildWatches(
-            kinds.WATCHED,
-            self.settings.scopes(),
-            self.on_child,
-            self.retry_failed_passes,
-            self.report_deleted_meanwhile,
+        held by an object it does not know of yet (children.py). Then list the apps and watch them: the first
+        listing is the resume (`on_app`). Then the safety pass's loop."""
+        loop = asyncio.get_running_loop()
+        scopes = self.settings.scopes()
+        self._child_watches = KindWatches(
+            kinds.WATCHED, scopes, self.on_child, self.retry_failed_passes, self.report_deleted_meanwhile
         )
-        await asyncio.get_running_loop().run_in_executor(None, self._child_watches.start)
+        await loop.run_in_executor(None, self._child_watches.start)
         # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the first
         # safety pass lists the children only after a gap since, or when their count of passes comes round.
         self._gaps_listed, self._passes_unlisted = 0, 0
+        # An app deleted during a gap of its stream sends no event: the safety pass keeps only the apps it lists.
+        self._app_watches = KindWatches([api.KIND], scopes, self.on_app, self.retry_failed_passes)
+        await loop.run_in_executor(None, self._app_watches.start)
         self._safety_task = asyncio.create_task(self._safety_loop())
 
     def stop(self) -> None:
-        """Stop the child watches and the safety pass's loop."""
-        if self._child_watches is not None:
-            self._child_watches.stop()
+        """Stop the watches and the safety pass's loop."""
+        for watches in (self._child_watches, self._app_watches):
+            if watches is not None:
+                watches.stop()
         if self._safety_task is not None:
             self._safety_task.cancel()
 
