@@ -233,3 +233,19 @@ def test_the_resume_pass_at_start_reads_the_caches_not_live(monkeypatch: pytest.
     operator.on_app(None, app())
     assert [item["live"] for item in queued] == [False]
     assert operator.apps.get("ns", "shop") is not None
+
+
+def test_apps_listed_before_the_children_are_decided_once_the_children_are_listed() -> None:
+    # `start` lists the apps beside the children: an app listed first waits for the child index.
+    operator = Operator(QUIET)
+    operator._listed_early = []  # a children's listing under way
+    operator.on_app(None, app("shop"))
+    operator.on_app(None, app("gone"))
+    operator.on_app("MODIFIED", app("cart", generation=2, observed=1))  # not a first listing: at once
+    assert operator.passes.depth() == 1
+    operator.on_child(None, child("shop"))
+    operator.apps.forget("ns", "gone")  # deleted meanwhile (its DELETED event)
+    operator._resume_listed_early()
+    assert operator.passes.depth() == 2, "shop now; not the app deleted meanwhile"
+    operator.on_app(None, app("late"))  # the children are listed: decided at once
+    assert operator.passes.depth() == 3

@@ -52,3 +52,15 @@ def test_each_kind_has_its_own_dictionary() -> None:
     service = b'{"kind":"Service","spec":{"ports":[{"port":80}]}}'
     assert packer.unpack("Service", packer.pack("Service", service)) == service
     assert packer.unpack("Deployment", packer.pack("Deployment", rendered("cart"))) == rendered("cart")
+
+
+def test_objects_larger_than_the_window_round_trip() -> None:
+    # A dictionary or an object larger than the 8 KiB window (an app with many services, say) still unpacks to
+    # what was packed; only the dictionary's last 8 KiB help the packing.
+    packer = packing.Packer()
+    large = b"[" + b",".join(rendered(f"app-{i}") for i in range(80)) + b"]"
+    assert len(large) > 4 * 8192
+    packer.pack("MicroserviceApp", large)
+    other = large.replace(b"app-1", b"app-x")
+    assert packer.unpack("MicroserviceApp", packer.pack("MicroserviceApp", other)) == other
+    assert len(packer.pack("MicroserviceApp", other)) < len(other) // 2

@@ -229,7 +229,10 @@ def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
         def __init__(self, *_: object) -> None:
             pass
 
-        def start(self) -> None:  # the start's own listing of every child
+        def list(self) -> None:  # the start's own listing of every child (and of the apps)
+            pass
+
+        def follow(self) -> None:
             pass
 
     monkeypatch.setattr(operator_module, "KindWatches", StartedWatches)

@@ -176,13 +176,21 @@ class KindWatches:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """List every kind first (blocking: the caller knows every child and name held when this returns),
-        then follow each in a daemon thread (a stream blocked in a read never holds the process up). The
-        listings run side by side: each waits on the API server more than on this process, and at thousands
-        of apps they are most of a start (docs/benchmarks.md, stop 27). A failed one fails the start."""
+        """`list`, then `follow`."""
+        self.list()
+        self.follow()
+
+    def list(self) -> None:
+        """List every kind (blocking: the caller knows every object listed when this returns). The listings run
+        side by side: each waits on the API server more than on this process, and at thousands of apps they
+        are most of a start (docs/benchmarks.md, stop 27). A failed one fails the start."""
         with ThreadPoolExecutor(max_workers=LISTINGS_AT_ONCE, thread_name_prefix="list") as pool:
             for _ in pool.map(KindWatch.list, self.watches):
                 pass
+
+    def follow(self) -> None:
+        """Follow each kind from its listing in a daemon thread (a stream blocked in a read never holds the
+        process up)."""
         for kind_watch in self.watches:
             name = f"watch-{kind_watch.kind}-{kind_watch.namespace or 'all'}"
             thread = threading.Thread(target=kind_watch.follow, name=name, daemon=True)

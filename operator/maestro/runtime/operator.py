@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,9 +63,11 @@ class Operator:
     # Every trigger only queues a pass (returns at once); the queue's workers run them, one app at a time each.
     passes: WorkQueue[dict[str, Any]] = field(init=False)
     _child_watches: KindWatches | None = field(init=False, default=None)
-    _app_watches: KindWatches | None = field(
-        init=False, default=None
-    )  # set as the apps' first listing starts
+    _app_watches: KindWatches | None = field(init=False, default=None)  # set as the apps' listing starts
+    # The apps of a first listing that came while the children's listing was not complete (`start` lists both
+    # side by side): decided once it is, by `start`. None while no children's listing is under way.
+    _listed_early: list[tuple[str, str]] | None = field(init=False, default=None)
+    _early_guard: threading.Lock = field(init=False, default_factory=threading.Lock)
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
     # The child watches' gap count at the last listing of the children, and the safety passes since it.
     _gaps_listed: int | None = field(init=False, default=None)
@@ -151,13 +154,32 @@ class Operator:
             self.held.settled((meta["namespace"], meta["name"]))
         if not self.leadership.known_acting() or not relevance.app_event_needs_pass(event_type, app):
             return
-        if event_type is None and self.settled_at_start(app):
-            return
-        # A new spec goes before the status refreshes of other apps. The resume reads the caches, not live: the
-        # child index was filled by a listing of every child before the apps were listed (`start`), and that
-        # listing gave the app cache this very version; a live read would return the same, at a LIST per child
-        # kind per app (docs/benchmarks.md, stop 25).
-        self.request(app, urgent=relevance.spec_unobserved(app))
+        if event_type is None:
+            with self._early_guard:
+                if self._listed_early is not None:  # its settled mark can be checked only against every child
+                    self._listed_early.append((meta["namespace"], meta["name"]))
+                    return
+            self._resume_app(app)
+        else:
+            self.request(app, urgent=relevance.spec_unobserved(app))
+
+    def _resume_app(self, app: Mapping[str, Any]) -> None:
+        """An app of a first listing: a pass, unless its settled mark says that pass would do nothing. A new
+        spec goes before the status refreshes of other apps. The pass reads the caches, not live: the child
+        index was filled by a listing of every child, and the apps' listing gave the app cache this very
+        version; a live read would return the same, at a LIST per child kind per app (docs/benchmarks.md,
+        stop 25)."""
+        if not self.settled_at_start(app):
+            self.request(app, urgent=relevance.spec_unobserved(app))
+
+    def _resume_listed_early(self) -> None:
+        """The child index is complete: decide the apps of a first listing that came before it was."""
+        with self._early_guard:
+            early, self._listed_early = self._listed_early or [], None
+        for namespace, name in early:
+            app = self.apps.get(namespace, name)  # the version listed, or a newer one; None: deleted since
+            if app is not None and self.leadership.known_acting():
+                self._resume_app(app)
 
     def resume(self) -> None:
         """List every app and take each as a first listing (`on_app`): what a replica that has just taken over
@@ -281,21 +303,30 @@ class Operator:
         return stale
 
     async def start(self) -> None:
-        """List every object of the child kinds, then watch them (childwatch.py): a pass must never take a name
-        held by an object it does not know of yet (children.py). Then list the apps and watch them: the first
-        listing is the resume (`on_app`). Then the safety pass's loop."""
+        """List every object of the child kinds and every app, side by side, then watch them (childwatch.py).
+        The apps' listing is the resume (`on_app`); an app whose mark is checked, or whose pass runs, before the
+        children's listing is complete could take a name held by an object not known yet (children.py), or
+        find a child missing, so those listed early wait for it. Then the safety pass's loop."""
         loop = asyncio.get_running_loop()
         scopes = self.settings.scopes()
         self._child_watches = KindWatches(
             kinds.WATCHED, scopes, self.on_child, self.retry_failed_passes, self.report_deleted_meanwhile
         )
-        await loop.run_in_executor(None, self._child_watches.start)
+        # An app deleted during a gap of its stream sends no event: the safety pass keeps only the apps it lists.
+        self._app_watches = KindWatches([api.KIND], scopes, self.on_app, self.retry_failed_passes)
+        self._listed_early = []
+        apps_listed = loop.run_in_executor(None, self._app_watches.list)
+        try:
+            await loop.run_in_executor(None, self._child_watches.list)
+        finally:
+            await asyncio.wait([apps_listed])  # a failed children's listing fails the start after it
+        self._resume_listed_early()
+        apps_listed.result()  # a failed apps' listing fails the start
         # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the first
         # safety pass lists the children only after a gap since, or when their count of passes comes round.
         self._gaps_listed, self._passes_unlisted = 0, 0
-        # An app deleted during a gap of its stream sends no event: the safety pass keeps only the apps it lists.
-        self._app_watches = KindWatches([api.KIND], scopes, self.on_app, self.retry_failed_passes)
-        await loop.run_in_executor(None, self._app_watches.start)
+        self._child_watches.follow()
+        self._app_watches.follow()
         self._safety_task = asyncio.create_task(self._safety_loop())
 
     def stop(self) -> None:

@@ -16,7 +16,12 @@ import zlib
 
 # Level 1: most of the gain comes from the dictionary, and it packs much faster than the default level.
 _LEVEL = 1
-_WBITS = -15  # a raw deflate stream: no header or checksum to store; a 32 KiB window holds any dictionary
+# A raw deflate stream (negative: no header or checksum to store) with an 8 KiB window, which holds the
+# dictionary of any kind kept here (a child's projection is 1-3 KiB, an app a few). With zlib's defaults (a
+# 32 KiB window, memLevel 8) most of each packing went into setting up the compressor's state: 108 µs an object
+# against 9 µs, for the same bytes out (docs/benchmarks.md, stop 29).
+_WBITS = -13
+_MEM_LEVEL = 2
 
 
 class Packer:
@@ -31,7 +36,7 @@ class Packer:
         if dictionary is None:
             with self._guard:  # the first object of its kind becomes the dictionary, once and for good
                 dictionary = self._dictionaries.setdefault(kind, data)
-        packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WBITS, zdict=dictionary)
+        packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=dictionary)
         return packer.compress(data) + packer.flush()
 
     def unpack(self, kind: str, packed: bytes) -> bytes:
