@@ -247,3 +247,10 @@ def test_standing_by_reads_every_peering_object(monkeypatch: pytest.MonkeyPatch)
     assert leadership.standing_by_for(peering, NOW) == ["<no maestro peering object in b>"]
     with_api(monkeypatch, FakeResponse(200, {}), FakeResponse(200, {"status": {}}))
     assert leadership.standing_by_for(peering, NOW) == []
+
+
+def test_a_replica_standing_down_acts_no_more_whatever_its_role() -> None:
+    standalone = leadership.Leadership()
+    assert standalone.acting() and standalone.known_acting()
+    standalone.stand_down()  # SIGTERM: its peering record goes before its watches stop (cli/run.py)
+    assert not standalone.acting() and not standalone.known_acting()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,8 @@ async def _operate(args: argparse.Namespace, operator: Operator, settings: kopf.
             raise SystemExit(f"maestro run: cannot serve on {address}: {error.strerror or error}") from None
     # The role is checked a few times per lifetime: `maestro_leader` and /readyz follow a takeover quickly.
     monitor = asyncio.create_task(operator.leadership.monitor(max(1.0, args.peering_lifetime / 5)))
+    stopping = asyncio.Event()
+    signals = asyncio.create_task(_stand_down_on_signals(operator, started, stopping))
     try:
         await kopf.operator(
             standalone=peering is None,
@@ -111,12 +114,31 @@ async def _operate(args: argparse.Namespace, operator: Operator, settings: kopf.
             namespaces=namespaces,
             settings=settings,
             ready_flag=started,
+            stop_flag=stopping,
             memo=operator,
         )
     finally:
+        signals.cancel()
         monitor.cancel()
         if server is not None:
             await server.cleanup()
+
+
+async def _stand_down_on_signals(operator: Operator, started: asyncio.Event, stopping: asyncio.Event) -> None:
+    """Once kopf has started, SIGTERM and SIGINT stop this replica acting at once, then stop kopf. kopf removes
+    its peering record as it stops, long before its cleanup handlers run: the operator's own watches would go on
+    starting passes meanwhile, beside the standby that took over (docs/operator.md, HA)."""
+    await started.wait()
+    loop = asyncio.get_running_loop()
+
+    def stand_down(signum: signal.Signals) -> None:
+        logging.getLogger(__name__).info("%s received: no pass starts from now on; stopping", signum.name)
+        operator.leadership.stand_down()
+        operator.stop()
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):  # in place of kopf's own handlers, which only stop kopf
+        loop.add_signal_handler(signum, stand_down, signum)
 
 
 def add_run(subparsers: Any) -> None:

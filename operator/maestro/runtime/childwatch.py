@@ -115,9 +115,9 @@ class KindWatch:
                         self.stopping.wait(UNSERVED_RETRY)
                         continue
                 for event in kube.watch(self.kind, self.namespace, self.version or "", self._opened):
-                    self._take(event)
                     if self.stopping.is_set():
                         return
+                    self._take(event)
             except kube.Gone:
                 log.info("watch of %s: its version is too old; listing again", self._scope())
                 self.version = None

@@ -156,10 +156,13 @@ class Leadership:
         self.peering = peering
         self._acting: bool | None = True if peering is None else None  # the role last seen by `monitor`
         self.on_acting: Callable[[], None] = lambda: None  # called (in the event loop) on taking over
+        self._stopping = False  # set by `stand_down`: this replica acts no more
         metrics.LEADER.set(1 if peering is None else 0)
 
     def acting(self) -> bool:
         """Whether this replica may reconcile now (always, standalone). Blocking: one GET per peering object."""
+        if self._stopping:
+            return False
         if self.peering is None:
             return True
         return not standing_by_for(self.peering)
@@ -168,7 +171,11 @@ class Leadership:
         """Whether this replica acted when its role was last checked (no request: for every watch event that
         kopf does not pause, childwatch.py's). A replica that has just taken over resumes every app
         (`on_acting`)."""
-        return self.peering is None or self._acting is True
+        return not self._stopping and (self.peering is None or self._acting is True)
+
+    def stand_down(self) -> None:
+        """This replica is stopping: it acts no more, whatever its role (the passes running finish)."""
+        self._stopping = True
 
     def role(self) -> str:
         """`active`, `standby`, or `starting` (not known yet) for the readiness answer."""
