@@ -252,3 +252,34 @@ def test_retry_now_starts_the_back_off_again() -> None:
     threading.Event().wait(0.3)
     assert runs == ["shop", "shop"]
     assert queue.failures("shop") == 1, "counted from the reconnection, not from the outage's first failure"
+
+
+def test_a_retry_keeps_the_lane_of_the_run_that_failed() -> None:
+    # Seen at 5000 apps: a new app's first pass timed out and its retry, put in the lane of status refreshes,
+    # waited 27 minutes behind thousands of them.
+    now = [0.0]
+    runs: list[str] = []
+    blocker_started, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def work(item: str) -> None:
+        runs.append(item)
+        if item == "new" and runs.count("new") == 1:
+            raise TimeoutError("read timed out")
+        if item == "blocker":
+            blocker_started.set()
+            wait(release)
+        if len(runs) == 5:
+            done.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str, clock=lambda: now[0])
+    queue.add("new", "new", urgent=True)
+    while queue.failures("new") < 1:
+        threading.Event().wait(0.01)
+    queue.add("blocker", "blocker")
+    wait(blocker_started)
+    queue.add("a", "refresh-a")
+    queue.add("b", "refresh-b")
+    now[0] = workqueue.FIRST_DELAY + 1  # the retry is due when the worker next looks
+    release.set()
+    wait(done)
+    assert runs == ["new", "blocker", "new", "refresh-a", "refresh-b"]

@@ -58,16 +58,18 @@ class WorkQueue(Generic[Item]):
         self._clock = clock
         self._cond = threading.Condition()
         # Two lanes: urgent keys (a spec not yet acted on) are handed out before the others (status refreshes,
-        # safety passes, retries), as controller-runtime's priority queue does. A key is in one lane at a time:
-        # `_queued` says which; an entry of the other lane for it is stale and skipped.
+        # safety passes), as controller-runtime's priority queue does. A key is in one lane at a time: `_queued`
+        # says which; an entry of the other lane for it is stale and skipped. A retry keeps the lane of the run
+        # that failed: a new app's failed first pass must not wait behind every status refresh.
         self._lanes: dict[bool, deque[Hashable]] = {True: deque(), False: deque()}
         self._items: dict[Hashable, Item] = {}  # the latest item of every key queued, running or waiting
         self._queued: dict[Hashable, bool] = {}  # key -> urgent
-        self._active: set[Hashable] = set()
+        self._active: dict[Hashable, bool] = {}  # key running -> whether it was handed out urgent
         self._again: dict[Hashable, bool] = {}  # added while active: run once more when done (-> urgent)
         self._later: list[tuple[float, int, Hashable]] = []  # retries and delayed adds: (due, token, key)
-        # The keys with a retry due, and its token: an entry of _later whose token is not here was cancelled.
-        self._waiting: dict[Hashable, int] = {}
+        # The keys with a retry due, and its (token, urgent): an entry of _later whose token is not here was
+        # cancelled.
+        self._waiting: dict[Hashable, tuple[int, bool]] = {}
         # The keys with a delayed add (add_after) due, and its (due, token); a success does not cancel it.
         self._delayed: dict[Hashable, tuple[float, int]] = {}
         self._failures: dict[Hashable, int] = {}
@@ -102,12 +104,12 @@ class WorkQueue(Generic[Item]):
         answers 429 to custom resources while their storage initializes) is retried after FIRST_DELAY, not
         after the back-off the outage built up. Returns how many keys."""
         with self._cond:
-            keys = list(self._waiting)
+            waiting = list(self._waiting.items())
             self._waiting.clear()  # their entries in `_later` are stale now: `_next` skips them
             self._failures.clear()  # the keys running now too: their failure would be the outage's
-            for key in keys:
-                self._enqueue(key)
-            return len(keys)
+            for key, (_, urgent) in waiting:
+                self._enqueue(key, urgent)
+            return len(waiting)
 
     def _enqueue(self, key: Hashable, urgent: bool = False) -> None:
         if key in self._active:
@@ -144,26 +146,29 @@ class WorkQueue(Generic[Item]):
                 now = self._clock()
                 while self._later and self._later[0][0] <= now:
                     _, token, key = heapq.heappop(self._later)
-                    if self._waiting.get(key) == token:
+                    retry = self._waiting.get(key)
+                    if retry is not None and retry[0] == token:
                         del self._waiting[key]
-                        self._enqueue(key)
+                        self._enqueue(key, retry[1])
                     elif self._delayed.get(key, (None, None))[1] == token:
                         del self._delayed[key]
                         self._enqueue(key)
-                key = self._pop()
-                if key is not None:
-                    self._active.add(key)
+                popped = self._pop()
+                if popped is not None:
+                    key, urgent = popped
+                    self._active[key] = urgent
                     return key, self._items[key]
                 self._cond.wait(self._later[0][0] - now if self._later else None)
 
-    def _pop(self) -> Hashable | None:
+    def _pop(self) -> tuple[Hashable, bool] | None:
+        """The next key to run, and whether it came from the urgent lane."""
         for urgent in (True, False):
             lane = self._lanes[urgent]
             while lane:
                 key = lane.popleft()
                 if self._queued.get(key) is urgent:  # else stale: moved to the urgent lane, or run already
                     del self._queued[key]
-                    return key
+                    return key, urgent
         return None
 
     def _loop(self) -> None:
@@ -176,7 +181,7 @@ class WorkQueue(Generic[Item]):
                 failed = True
                 self._retry_later(key, error)
             with self._cond:
-                self._active.discard(key)
+                self._active.pop(key, None)
                 if not failed:
                     self._failures.pop(key, None)
                     self._waiting.pop(key, None)  # a retry scheduled before this run is moot now
@@ -191,7 +196,8 @@ class WorkQueue(Generic[Item]):
             self._failures[key] = failures
             delay = delay_for(failures)
             if key not in self._waiting:
-                self._waiting[key] = token = next(self._order)
+                token = next(self._order)
+                self._waiting[key] = (token, self._active.get(key, False))
                 heapq.heappush(self._later, (self._clock() + delay, token, key))
                 self._cond.notify()
         reason = self._describe(error)
