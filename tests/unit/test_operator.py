@@ -166,6 +166,27 @@ def test_a_standby_taking_over_resumes_every_app(monkeypatch: pytest.MonkeyPatch
     leadership.Leadership()
 
 
+def test_a_resume_that_fails_is_logged_with_its_cause(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The resume runs in the executor and nobody awaits its future: what it raises must be logged where it runs.
+    operator = Operator(QUIET)
+
+    def unreachable(kind: Any, scope: Any) -> Any:
+        raise ConnectionRefusedError("the API server is restarting")
+
+    def malformed(kind: Any, scope: Any) -> Any:
+        return iter([{"metadata": {}}])  # no name: a KeyError in on_app, a bug
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", unreachable)
+    operator._resume_logged()
+    assert "could not list the apps to resume them" in caplog.text
+    monkeypatch.setattr(operator_module.kube, "list_pages", malformed)
+    operator._resume_logged()
+    failed = [record for record in caplog.records if record.getMessage() == "resuming the apps failed"]
+    assert failed and failed[0].exc_info is not None, "logged with its traceback"
+
+
 def test_taking_over_before_the_apps_first_listing_leaves_the_resume_to_it() -> None:
     standby = leadership.Leadership(leadership.Peering("maestro", "me", -1, 10, None))
     operator = Operator(QUIET, standby)

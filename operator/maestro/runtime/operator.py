@@ -201,6 +201,8 @@ class Operator:
             self.resume()
         except (kube.ApiError, OSError) as error:  # the safety pass covers every app not settled
             log.warning("could not list the apps to resume them: %s", error)
+        except Exception:  # a bug: its traceback here, as the executor's future is not awaited by anyone
+            log.exception("resuming the apps failed")
 
     def request(self, app: Mapping[str, Any], *, live: bool = False, urgent: bool = False) -> None:
         """Queue a pass over the app (name, namespace and uid are all it needs). `live`: the pass reads the app's
