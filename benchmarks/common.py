@@ -95,15 +95,7 @@ class Cluster:
         # Established is not yet served: a new API server answers 429 "storage is (re)initializing" to lists
         # of the apps for some seconds. An operator started then lists its apps late (kopf retries), and
         # takes the apps created meanwhile for apps found at startup (a live pass each: four LISTs).
-        wait_until("the apps' storage to serve lists", self._apps_listable, timeout=120, interval=0.5)
-
-    @staticmethod
-    def _apps_listable() -> bool:
-        try:
-            kube.list_apps("default")
-        except (kube.ApiError, OSError):  # an error status, or no answer (requests' errors are OSErrors)
-            return False
-        return True
+        wait_until("the apps' storage to serve lists", lambda: listable(api.KIND), timeout=120, interval=0.5)
 
     def down(self, *, even_if_kept: bool = False) -> None:
         if self.keep and not even_if_kept:
@@ -421,6 +413,16 @@ def wait_converged(
             interval,
         )
     return time.monotonic() - started
+
+
+def listable(kind: str) -> bool:
+    """Whether the API server lists `kind` (in default): a custom resource's storage answers 429 for some
+    seconds after its CRD is Established."""
+    try:
+        kube.list_objects(kind, "default")
+    except (kube.ApiError, OSError):  # an error status, or no answer (requests' errors are OSErrors)
+        return False
+    return True
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:

@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import common
+
 from maestro import render
 from maestro.api import crd
 from maestro.kube import client as kube
@@ -50,19 +52,9 @@ def install() -> None:
     except kube.ApiError as error:
         if error.status != 409:
             raise
-    deadline = time.monotonic() + 60
-    while not _served():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{PLURAL}.{GROUP} not served after 60 s")
-        time.sleep(0.5)
-
-
-def _served() -> bool:
-    try:
-        kube.list_objects(KIND, "default")
-    except (kube.ApiError, OSError):
-        return False
-    return True
+    common.wait_until(
+        f"{PLURAL}.{GROUP} to be served", lambda: common.listable(KIND), timeout=60, interval=0.5
+    )
 
 
 def app_body(app: Mapping[str, Any]) -> dict[str, Any]:
