@@ -108,7 +108,10 @@ class Operator:
         self._note_settled(meta, outcome)
 
     def _note_settled(self, meta: Mapping[str, Any], outcome: Outcome) -> None:
-        """Remember what a pass that left its app settled saw (settled.py), else that it did not."""
+        """Remember what a pass that left its app settled saw (settled.py), else that it did not. Looser than
+        the durable mark (execute.settled_mark), on purpose: a pass that wrote may settle here, as an event of its
+        writes arriving after this fingerprint makes the safety pass look again; the mark hashes the children the
+        pass read, so it must come from a pass that wrote none."""
         fresh = self.apps.get(meta["namespace"], meta["name"])
         uid = meta.get("uid") or (fresh or {}).get("metadata", {}).get("uid")
         if not uid:
