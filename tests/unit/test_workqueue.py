@@ -283,3 +283,37 @@ def test_a_retry_keeps_the_lane_of_the_run_that_failed() -> None:
     release.set()
     wait(done)
     assert runs == ["new", "blocker", "new", "refresh-a", "refresh-b"]
+
+
+def test_a_failed_urgent_run_raises_the_lane_of_a_retry_already_waiting() -> None:
+    # A status refresh fails and its retry waits in the slow lane; then the user edits the app and that urgent
+    # pass fails too: the edit's retry must not wait behind every status refresh.
+    now = [0.0]
+    runs: list[str] = []
+    blocker_started, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def work(item: str) -> None:
+        runs.append(item)
+        if item.startswith("app") and runs.count(item) == 1:
+            raise TimeoutError("read timed out")
+        if item == "blocker":
+            blocker_started.set()
+            wait(release)
+        if len(runs) == 6:
+            done.set()
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str, clock=lambda: now[0])
+    queue.add("app", "app-refresh")
+    while queue.failures("app") < 1:
+        threading.Event().wait(0.01)
+    queue.add("app", "app-edit", urgent=True)
+    while queue.failures("app") < 2:
+        threading.Event().wait(0.01)
+    queue.add("blocker", "blocker")
+    wait(blocker_started)
+    queue.add("a", "refresh-a")
+    queue.add("b", "refresh-b")
+    now[0] = workqueue.FIRST_DELAY + 1  # the retry is due when the worker next looks
+    release.set()
+    wait(done)
+    assert runs == ["app-refresh", "app-edit", "blocker", "app-edit", "refresh-a", "refresh-b"]

@@ -195,11 +195,15 @@ class WorkQueue(Generic[Item]):
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = delay_for(failures)
-            if key not in self._waiting:
+            urgent = self._active.get(key, False)
+            waiting = self._waiting.get(key)
+            if waiting is None:
                 token = next(self._order)
-                self._waiting[key] = (token, self._active.get(key, False))
+                self._waiting[key] = (token, urgent)
                 heapq.heappush(self._later, (self._clock() + delay, token, key))
                 self._cond.notify()
+            elif urgent and not waiting[1]:  # a failed urgent run raises the lane of a retry already waiting
+                self._waiting[key] = (waiting[0], True)
         reason = self._describe(error)
         if reason is None:
             log.exception("pass over %s failed; retrying in %.0fs", key, delay)
