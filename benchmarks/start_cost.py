@@ -83,8 +83,7 @@ def main() -> int:
     original_pack = packing.Packer.pack
 
     def old_pack(self: packing.Packer, kind: str, data: bytes) -> bytes:
-        dictionary = self._dictionaries.setdefault(kind, data)
-        return packing_before_stop_29(kind, data, dictionary)
+        return packing_before_stop_29(kind, data, self.dictionary(kind, data))
 
     for _ in range(3):
         packing.Packer.pack = old_pack  # type: ignore[method-assign]

@@ -31,12 +31,18 @@ class Packer:
         self._dictionaries: dict[str, bytes] = {}
         self._guard = threading.Lock()
 
-    def pack(self, kind: str, data: bytes) -> bytes:
+    def dictionary(self, kind: str, data: bytes) -> bytes:
+        """The kind's dictionary: the first object packed of its kind (`data`, if it is that one)."""
         dictionary = self._dictionaries.get(kind)
         if dictionary is None:
             with self._guard:  # the first object of its kind becomes the dictionary, once and for good
                 dictionary = self._dictionaries.setdefault(kind, data)
-        packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=dictionary)
+        return dictionary
+
+    def pack(self, kind: str, data: bytes) -> bytes:
+        packer = zlib.compressobj(
+            _LEVEL, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=self.dictionary(kind, data)
+        )
         return packer.compress(data) + packer.flush()
 
     def unpack(self, kind: str, packed: bytes) -> bytes:
