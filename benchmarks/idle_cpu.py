@@ -42,11 +42,12 @@ def not_ready(ns: str) -> int:
     )
 
 
-def wait_quiet(op: common.Operator, ns: str, *, reading: float = 10.0, timeout: float = 1800) -> float:
+def wait_quiet(op: common.Operator, ns: str, *, reading: float = 10.0, timeout: float = 7200) -> float:
     """Until, for two readings in a row, the operator's CPU stayed below 15 % of a core and it made no write
     and no app GET (a resume pass that reads live waits on the API server more than it computes): its startup
     and resume pass are over. And every app is Ready: an operator waiting for pods still being made is quiet,
-    but not idle (stop 27). Returns the seconds waited."""
+    but not idle (stop 27); the pods of 5000 apps just created took over 30 minutes here (stop 31), hence the
+    creation's timeout. Returns the seconds waited."""
     started, quiet = time.monotonic(), 0
     while quiet < 2 or (waiting := not_ready(ns)):
         if quiet >= 2:
