@@ -254,27 +254,29 @@ def test_retry_now_starts_the_back_off_again() -> None:
     assert queue.failures("shop") == 1, "counted from the reconnection, not from the outage's first failure"
 
 
-def test_a_retry_keeps_the_lane_of_the_run_that_failed() -> None:
-    # Seen at 5000 apps: a new app's first pass timed out and its retry, put in the lane of status refreshes,
-    # waited 27 minutes behind thousands of them.
+def runs_once_the_retry_is_due(failing: list[tuple[str, bool]]) -> list[str]:
+    """One worker. Each (item, urgent) of `failing` is added for the key "app" in turn and fails on its first
+    run; then, while a blocker runs, two status refreshes are queued and the retry falls due. The runs, in order."""
     now = [0.0]
     runs: list[str] = []
     blocker_started, release, done = threading.Event(), threading.Event(), threading.Event()
+    failing_items = {item for item, _ in failing}
 
     def work(item: str) -> None:
         runs.append(item)
-        if item == "new" and runs.count("new") == 1:
+        if item in failing_items and runs.count(item) == 1:
             raise TimeoutError("read timed out")
         if item == "blocker":
             blocker_started.set()
             wait(release)
-        if len(runs) == 5:
+        if len(runs) == len(failing) + 4:  # the blocker, the retry, the two refreshes
             done.set()
 
     queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str, clock=lambda: now[0])
-    queue.add("new", "new", urgent=True)
-    while queue.failures("new") < 1:
-        threading.Event().wait(0.01)
+    for failures, (item, urgent) in enumerate(failing, start=1):
+        queue.add("app", item, urgent=urgent)
+        while queue.failures("app") < failures:
+            threading.Event().wait(0.01)
     queue.add("blocker", "blocker")
     wait(blocker_started)
     queue.add("a", "refresh-a")
@@ -282,38 +284,18 @@ def test_a_retry_keeps_the_lane_of_the_run_that_failed() -> None:
     now[0] = workqueue.FIRST_DELAY + 1  # the retry is due when the worker next looks
     release.set()
     wait(done)
+    return runs
+
+
+def test_a_retry_keeps_the_lane_of_the_run_that_failed() -> None:
+    # Seen at 5000 apps: a new app's first pass timed out and its retry, put in the lane of status refreshes,
+    # waited 27 minutes behind thousands of them.
+    runs = runs_once_the_retry_is_due([("new", True)])
     assert runs == ["new", "blocker", "new", "refresh-a", "refresh-b"]
 
 
 def test_a_failed_urgent_run_raises_the_lane_of_a_retry_already_waiting() -> None:
     # A status refresh fails and its retry waits in the slow lane; then the user edits the app and that urgent
     # pass fails too: the edit's retry must not wait behind every status refresh.
-    now = [0.0]
-    runs: list[str] = []
-    blocker_started, release, done = threading.Event(), threading.Event(), threading.Event()
-
-    def work(item: str) -> None:
-        runs.append(item)
-        if item.startswith("app") and runs.count(item) == 1:
-            raise TimeoutError("read timed out")
-        if item == "blocker":
-            blocker_started.set()
-            wait(release)
-        if len(runs) == 6:
-            done.set()
-
-    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(work, workers=1, describe=str, clock=lambda: now[0])
-    queue.add("app", "app-refresh")
-    while queue.failures("app") < 1:
-        threading.Event().wait(0.01)
-    queue.add("app", "app-edit", urgent=True)
-    while queue.failures("app") < 2:
-        threading.Event().wait(0.01)
-    queue.add("blocker", "blocker")
-    wait(blocker_started)
-    queue.add("a", "refresh-a")
-    queue.add("b", "refresh-b")
-    now[0] = workqueue.FIRST_DELAY + 1  # the retry is due when the worker next looks
-    release.set()
-    wait(done)
+    runs = runs_once_the_retry_is_due([("app-refresh", False), ("app-edit", True)])
     assert runs == ["app-refresh", "app-edit", "blocker", "app-edit", "refresh-a", "refresh-b"]
