@@ -4,19 +4,22 @@ status write removes it, and that at a start only an app whose mark matches what
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import pathlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import maestro
+from maestro.api import models as api
 from maestro.controller import settledmark, status
 from maestro.controller.stores import Stores
 from maestro.render import kinds
-from maestro.runtime import codedigest
+from maestro.runtime import childwatch, codedigest
 from maestro.runtime.codedigest import code_digest
 from maestro.runtime.operator import Operator
 from maestro.runtime.settings import Settings
@@ -257,3 +260,67 @@ def test_the_code_digest_follows_every_source_file(
     for source in package.rglob("*.py"):
         source.unlink()
     assert codedigest.code_digest.__wrapped__() is None  # no sources to read: no mark written or trusted
+
+
+def test_an_app_listed_before_the_children_is_decided_on_the_version_the_cache_holds_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its part of the mark is computed as it is listed; the status edited since (a newer version in the app
+    # cache by the time the children are listed) is hashed as it is now, not as it was listed.
+    server, stores = marked_cluster(monkeypatch)
+    ready(server, stores)
+    listed = copy.deepcopy(server.objects[KEY])
+    listed["metadata"]["resourceVersion"] = "5"
+    operator = restarted(server)
+    operator._listed_early = []  # the children's listing under way
+    operator.on_app(None, listed)
+    newer = copy.deepcopy(listed)
+    newer["status"]["readyServices"] = "0/2"
+    newer["metadata"]["resourceVersion"] = "6"
+    operator.apps.observe("MODIFIED", newer)
+    operator._resume_listed_early()
+    assert operator.passes.depth() == 1 and len(operator.settled) == 0
+
+
+class Listed:
+    served = True
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects, self.resource_version = objects, "1"
+
+    def __iter__(self) -> Any:
+        return iter(self.objects)
+
+
+def test_a_start_begun_before_kopf_decides_no_app_until_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `maestro run` begins the listings before it imports kopf: no pass and no decision until kopf's startup
+    # handler starts the operator, as its logging is set up only then.
+    server, stores = marked_cluster(monkeypatch)
+    ready(server, stores)
+    listed_app = copy.deepcopy(server.objects[KEY])
+    children_listed = threading.Event()
+
+    def list_pages(kind: str, namespace: str | None) -> Listed:
+        if kind == api.KIND:
+            return Listed([copy.deepcopy(listed_app)])
+        children_listed.wait(5)
+        return Listed([copy.deepcopy(obj) for (k, _, _), obj in server.objects.items() if k == kind])
+
+    monkeypatch.setattr(childwatch.kube, "list_pages", list_pages)
+    monkeypatch.setattr(childwatch.KindWatch, "follow", lambda self: None)
+    operator = Operator(Settings(namespaces=("prod",), workers=0))
+    operator.begin()
+    assert operator._listings is not None
+    operator._listings[1].result(timeout=5)  # the apps are listed, the children not yet
+    assert [early.name for early in operator._listed_early or []] == ["shop"]
+    children_listed.set()
+    operator._listings[0].result(timeout=5)
+    assert len(operator.settled) == 0 and operator.passes.depth() == 0, "nothing decided before the start"
+
+    async def start() -> None:
+        await operator.start()
+        operator.stop()
+
+    asyncio.run(start())
+    assert len(operator.settled) == 1 and operator.passes.depth() == 0, "settled as its mark says"
+    assert operator._listed_early is None  # an app listed from now on is decided at once

@@ -32,22 +32,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("maestro run: --peering-lifetime must be at least 2 seconds", file=sys.stderr)
         return 2
 
-    import kopf
+    import pykube
 
-    import maestro.runtime.handlers  # noqa: F401  (registers the kopf handlers)
     from maestro import metrics
+    from maestro.cli.earlylog import EarlyLog
     from maestro.kube import client as kube
     from maestro.runtime import leadership
     from maestro.runtime.operator import Operator
     from maestro.runtime.settings import Settings
 
-    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
-    kopf.configure(verbose=args.verbose, log_format=log_format)
-    if not args.verbose:
-        # kopf logs "Handler ... succeeded" for every watch event handled: thousands a minute while apps
-        # converge, drowning Maestro's own lines (maestro.*). Its warnings and errors still show.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-
+    early_log = EarlyLog(logging.DEBUG if args.verbose else logging.INFO)  # until kopf's logging is set up
+    try:  # the in-cluster service account, else the current kubeconfig (KUBECONFIG)
+        kube.load_config()
+    except (OSError, ValueError, KeyError, pykube.exceptions.PyKubeError) as error:
+        print(f"maestro run: cannot load the kubeconfig: {error}", file=sys.stderr)
+        return 1
     peering: leadership.Peering | None = None
     if args.peering:
         peering = leadership.Peering(
@@ -71,6 +70,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     operator = Operator(Settings.from_env(namespaces), leadership.Leadership(peering))
     metrics.QUEUE_DEPTH.set_function(operator.passes.depth)
+    # The listings of the apps and children, the longest part of a start, go on while kopf is imported and
+    # started: its startup handler waits for them (docs/benchmarks.md, stop 32).
+    operator.begin()
+
+    import kopf
+
+    import maestro.runtime.handlers  # noqa: F401  (registers the kopf handlers)
+
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    early_log.hand_over(lambda: kopf.configure(verbose=args.verbose, log_format=log_format))
+    if not args.verbose:
+        # kopf logs "Handler ... succeeded" for every watch event handled: thousands a minute while apps
+        # converge, drowning Maestro's own lines (maestro.*). Its warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     settings = kopf.OperatorSettings()
     if peering is not None:

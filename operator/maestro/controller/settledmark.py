@@ -53,6 +53,12 @@ def digest_of_states(
     code: str, app: Mapping[str, Any], status: Mapping[str, Any], children: Iterable[ChildState]
 ) -> str:
     """`digest`, of the children as the child index keeps them (ChildIndex.states): the same mark."""
+    return digest_of_parts(code, app_state(code, app, status), children)
+
+
+def app_state(code: str, app: Mapping[str, Any], status: Mapping[str, Any]) -> bytes:
+    """What a mark hashes of the app itself, as canonical JSON: most of a mark's cost. A start computes it as
+    each app is listed, while the children are still being listed (runtime/operator.py)."""
     meta = app.get("metadata") or {}
     state = {
         "code": code,
@@ -65,7 +71,12 @@ def digest_of_states(
         },
         "status": status,
     }
-    hashed = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":"), default=str).encode())
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def digest_of_parts(code: str, app: bytes, children: Iterable[ChildState]) -> str:
+    """The mark of an app's state (`app_state`) and its children (ChildIndex.states)."""
+    hashed = hashlib.sha256(app)
     # NUL parts the fields: neither a name, a uid nor JSON text holds one.
     for kind, name, uid, projected in sorted(children, key=lambda entry: entry[:3]):
         hashed.update(b"\0".join((b"", kind.encode(), name.encode(), uid.encode(), projected)))

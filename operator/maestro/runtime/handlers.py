@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Operator, **_: Any) -> None:
     """kopf's settings, each with the reason for it (registered first: it sets up the API client)."""
-    # The API client (kube/client.py): in-cluster service account, else the current kubeconfig (KUBECONFIG).
-    kube.load_config()
+    # The API client (kube/client.py) is loaded by `maestro run`, which begins the start's listings before kopf.
     # Post Kubernetes Events from kopf's own logs only for warnings and errors: Maestro posts the meaningful
     # Normal events itself (created, ready, ...), and one event per handler run would flood `kubectl describe`.
     settings.posting.level = logging.WARNING

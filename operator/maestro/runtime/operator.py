@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from maestro import metrics, render
 from maestro.api import models as api
@@ -64,9 +65,11 @@ class Operator:
     passes: WorkQueue[dict[str, Any]] = field(init=False)
     _child_watches: KindWatches | None = field(init=False, default=None)
     _app_watches: KindWatches | None = field(init=False, default=None)  # set as the apps' listing starts
-    # The apps of a first listing that came while the children's listing was not complete (`start` lists both
-    # side by side): decided once it is, by `start`. None while no children's listing is under way.
-    _listed_early: list[tuple[str, str]] | None = field(init=False, default=None)
+    # A start's listings (`begin`), of the children then of the apps, until `start` awaits them.
+    _listings: tuple[Future[None], Future[None]] | None = field(init=False, default=None)
+    # The apps of a first listing that came while the children's listing was not complete (`begin` lists both
+    # side by side): decided once it is. None while no children's listing is under way.
+    _listed_early: list[ListedEarly] | None = field(init=False, default=None)
     _early_guard: threading.Lock = field(init=False, default_factory=threading.Lock)
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
     # The child watches' gap count at the last listing of the children, and the safety passes since it.
@@ -128,17 +131,19 @@ class Operator:
         else:
             self.settled.unsettle(uid)
 
-    def settled_at_start(self, app: Mapping[str, Any]) -> bool:
+    def settled_at_start(self, app: Mapping[str, Any], state: bytes | None = None) -> bool:
         """At the start (the apps' first listing, after the child index was filled): whether the app's
         settled mark matches the app and its children as listed (settledmark.py). Such an app would get a pass
-        that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so)."""
+        that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so).
+        `state`: the app's part of its mark (`_app_state`), when computed already."""
         meta = app["metadata"]
         current = app.get("status") or {}
         mark, uid, code = current.get(settledmark.FIELD), meta.get("uid"), self.stores.code_digest
         if not mark or not uid or code is None:
             return False
-        children = self.children.states(str(uid))
-        if settledmark.digest_of_states(code, app, status.own(current), children) != mark:
+        if state is None:
+            state = settledmark.app_state(code, app, status.own(current))
+        if settledmark.digest_of_parts(code, state, self.children.states(str(uid))) != mark:
             return False
         self.settled.settle(str(uid), Seen(kube.resource_version(app), self.children.fingerprint(str(uid))))
         metrics.record_phase(meta["namespace"], meta["name"], current.get("phase"))
@@ -158,31 +163,47 @@ class Operator:
         if not self.leadership.known_acting() or not relevance.app_event_needs_pass(event_type, app):
             return
         if event_type is None:
-            with self._early_guard:
-                if self._listed_early is not None:  # its settled mark can be checked only against every child
-                    self._listed_early.append((meta["namespace"], meta["name"]))
-                    return
+            if self._listed_early is not None:  # its settled mark can be checked only against every child
+                early = ListedEarly(
+                    meta["namespace"], meta["name"], kube.resource_version(app), self._app_state(app)
+                )
+                with self._early_guard:
+                    if self._listed_early is not None:
+                        self._listed_early.append(early)
+                        return
             self._resume_app(app)
         else:
             self.request(app, urgent=relevance.spec_unobserved(app))
 
-    def _resume_app(self, app: Mapping[str, Any]) -> None:
+    def _app_state(self, app: Mapping[str, Any]) -> bytes | None:
+        """The app's part of its settled mark (settledmark.app_state), if it has a mark: most of checking one,
+        done as the apps are listed, while the children's listing goes on (docs/benchmarks.md, stop 32)."""
+        current = app.get("status") or {}
+        code = self.stores.code_digest
+        if not current.get(settledmark.FIELD) or code is None:
+            return None
+        return settledmark.app_state(code, app, status.own(current))
+
+    def _resume_app(self, app: Mapping[str, Any], state: bytes | None = None) -> None:
         """An app of a first listing: a pass, unless its settled mark says that pass would do nothing. A new
         spec goes before the status refreshes of other apps. The pass reads the caches, not live: the child
         index was filled by a listing of every child, and the apps' listing gave the app cache this very
         version; a live read would return the same, at a LIST per child kind per app (docs/benchmarks.md,
         stop 25)."""
-        if not self.settled_at_start(app):
+        if not self.settled_at_start(app, state):
             self.request(app, urgent=relevance.spec_unobserved(app))
 
     def _resume_listed_early(self) -> None:
         """The child index is complete: decide the apps of a first listing that came before it was."""
         with self._early_guard:
             early, self._listed_early = self._listed_early or [], None
-        for namespace, name in early:
-            app = self.apps.get(namespace, name)  # the version listed, or a newer one; None: deleted since
+        for listed in early:
+            app = self.apps.get(
+                listed.namespace, listed.name
+            )  # the version listed, a newer one, or None: deleted
             if app is not None and self.leadership.known_acting():
-                self._resume_app(app)
+                same = kube.resource_version(app) == listed.version  # else its part of the mark is stale
+                self._resume_app(app, listed.state if same else None)
 
     def resume(self) -> None:
         """List every app and take each as a first listing (`on_app`): what a replica that has just taken over
@@ -307,12 +328,13 @@ class Operator:
             stale |= self.children.disagreeing(namespace, listings)
         return stale
 
-    async def start(self) -> None:
-        """List every object of the child kinds and every app, side by side, then watch them (childwatch.py).
+    def begin(self) -> None:
+        """Begin the start's listings, in threads: every object of the child kinds and every app, side by side.
         The apps' listing is the resume (`on_app`); an app whose mark is checked, or whose pass runs, before the
         children's listing is complete could take a name held by an object not known yet (children.py), or
-        find a child missing, so those listed early wait for it. Then the safety pass's loop."""
-        loop = asyncio.get_running_loop()
+        find a child missing, so they wait for it, and for `start`: nothing is decided, and no pass runs, before
+        kopf has started. `maestro run` begins before it imports and starts kopf, whose seconds then overlap the
+        listings."""
         scopes = self.settings.scopes()
         self._child_watches = KindWatches(
             kinds.WATCHED, scopes, self.on_child, self.retry_failed_passes, self.report_deleted_meanwhile
@@ -320,12 +342,28 @@ class Operator:
         # An app deleted during a gap of its stream sends no event: the safety pass keeps only the apps it lists.
         self._app_watches = KindWatches([api.KIND], scopes, self.on_app, self.retry_failed_passes)
         self._listed_early = []
-        apps_listed = loop.run_in_executor(None, self._app_watches.list)
+        self._listings = (
+            _in_thread("list-children", self._child_watches.list),
+            _in_thread("list-apps", self._app_watches.list),
+        )
+
+    async def start(self) -> None:
+        """The start's listings (`begin`, unless begun); once the children are listed, the apps listed so far
+        are decided, and the others as they are listed. Then the watches of the kinds listed (childwatch.py),
+        and the safety pass's loop. A failed listing fails the start; kopf runs it again, listing again."""
+        if self._listings is None:
+            self.begin()
+        assert (
+            self._listings is not None and self._child_watches is not None and self._app_watches is not None
+        )
+        (children_listed, apps_listed), self._listings = self._listings, None
         try:
-            await loop.run_in_executor(None, self._child_watches.list)
+            await asyncio.wrap_future(children_listed)
+            await asyncio.get_running_loop().run_in_executor(None, self._resume_listed_early)
         finally:
-            await asyncio.wait([apps_listed])  # a failed children's listing fails the start after it
-        self._resume_listed_early()
+            await asyncio.wait(
+                [asyncio.wrap_future(apps_listed)]
+            )  # a failed children's listing fails after it
         apps_listed.result()  # a failed apps' listing fails the start
         # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the first
         # safety pass lists the children only after a gap since, or when their count of passes comes round.
@@ -362,6 +400,32 @@ def safety_pass_due(queued: int, waited: float, interval: float) -> bool:
     every app would compete with them for the API server, so it waits for the queue to empty, for at most
     one more `interval`."""
     return queued == 0 or waited >= interval
+
+
+class ListedEarly(NamedTuple):
+    """An app of the first listing that came before the children's listing was complete, and its part of its
+    settled mark (None: it has no mark) as of that version."""
+
+    namespace: str
+    name: str
+    version: int | None
+    state: bytes | None
+
+
+def _in_thread(name: str, work: Callable[[], None]) -> Future[None]:
+    """Run `work` in a daemon thread (a process that exits before its start is done is not held up)."""
+    done: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to whoever awaits the start
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 def ref(body: Mapping[str, Any]) -> dict[str, Any]:
