@@ -250,10 +250,11 @@ class Operator:
             self.process.kill()
             self.process.wait(timeout=5)
 
-    def rss_mib(self) -> float:
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        """Its resident memory now (VmHWM: the most it has held)."""
         assert self.process is not None
         text = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", text)
+        match = re.search(rf"{field}:\s+(\d+) kB", text)
         assert match
         return int(match.group(1)) / 1024
 

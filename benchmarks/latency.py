@@ -124,12 +124,33 @@ def restart(ns: str, n: int, label: str, source: Path, log_path: Path) -> dict[s
             0.1,
         )
         resumed = time.monotonic() - started
+        cpu = op.cpu_seconds()
         time.sleep(5)
         requests = common.operator_requests(common.diff(before, common.request_counts()))
         passes, skipped = op.passes(), op.skipped_at_start()
+        rss, peak = op.rss_mib(), op.rss_mib("VmHWM")
     finally:
         op.stop()
-    return {"up": up, "resumed": resumed, "passes": passes, "skipped": skipped, "requests": requests}
+    return {
+        "up": up,
+        "resumed": resumed,
+        "cpu": cpu,
+        "passes": passes,
+        "skipped": skipped,
+        "requests": requests,
+        "rss": rss,
+        "peak": peak,
+    }
+
+
+def restart_line(label: str, r: dict[str, Any], listed: float) -> str:
+    return (
+        f"  {label:7s} start to startup handler done {r['up']:.1f} s; to every app resumed {r['resumed']:.1f} s"
+        f" ({r['resumed'] / listed:.2f}x the listing), {r['cpu']:.1f} CPU s; passes {r['passes']}, skipped by"
+        f" their mark {r['skipped']}, writes {r['requests']['writes']}, child LISTs"
+        f" {r['requests']['child_lists']}, app reads {r['requests']['app_gets']}; RSS {r['rss']:.1f} MiB"
+        f" (peak {r['peak']:.1f})"
+    )
 
 
 def summary(label: str, changes: list[Change]) -> str:
@@ -215,12 +236,7 @@ def main() -> int:
         f" (median of {', '.join(f'{t:.1f}' for t in listings)})"
     )
     for label, r in restarts:
-        print(
-            f"  {label:7s} start to startup handler done {r['up']:.1f} s; to {n + 1} apps resumed {r['resumed']:.1f} s"
-            f" ({r['resumed'] / listed:.2f}x the listing); passes {r['passes']}, skipped by their mark"
-            f" {r['skipped']}, writes {r['requests']['writes']},"
-            f" child LISTs {r['requests']['child_lists']}, app reads {r['requests']['app_gets']}"
-        )
+        print(restart_line(label, r, listed))
     print(f"  logs: {workdir}")
     return 0
 
