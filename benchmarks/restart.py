@@ -26,26 +26,20 @@ from maestro.kube import client as kube
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--existing", metavar="NS", required=True, help="the namespace of the apps in sync")
-    parser.add_argument("--rounds", type=int, default=3, help="starts of each tree (default 3)")
-    common.add_before(parser)
+    parser.add_argument("--rounds", type=int, default=3, help="starts (default 3)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
-    ratios: dict[str, list[float]] = {}
+    ratios: list[float] = []
     with common.cluster(args):
         n = len(kube.list_objects(api.KIND, args.existing))
-        trees = common.trees(args)
         print(f"restart with {n} apps in sync in {args.existing}, {args.rounds} rounds", flush=True)
         for round_ in range(args.rounds):
-            for label, source in trees if round_ % 2 == 0 else trees[::-1]:
-                listed = listing_seconds(args.existing)
-                r = restart(args.existing, n, label, source, workdir / f"operator-{label}-{round_}.log")
-                ratios.setdefault(label, []).append(r["resumed"] / listed)
-                print(f"round {round_ + 1}: this client's listing {listed:.1f} s", flush=True)
-                print(restart_line(label, r, listed), flush=True)
-    for label, values in ratios.items():
-        print(
-            f"{label}: x the listing {', '.join(f'{v:.2f}' for v in values)}; median {common.median(values):.2f}"
-        )
+            listed = listing_seconds(args.existing)
+            r = restart(args.existing, n, "now", common.ROOT / "operator", workdir / f"operator-{round_}.log")
+            ratios.append(r["resumed"] / listed)
+            print(f"round {round_ + 1}: this client's listing {listed:.1f} s", flush=True)
+            print(restart_line("now", r, listed), flush=True)
+    print(f"x the listing: {', '.join(f'{v:.2f}' for v in ratios)}; median {common.median(ratios):.2f}")
     print(f"  logs: {workdir}")
     return 0
 

@@ -60,6 +60,7 @@ class Listed:
     kind: str
     items: list[dict[str, Any]]
     resource_version: str = "100"
+    served: bool = True
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.items)

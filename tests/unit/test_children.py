@@ -287,3 +287,19 @@ def test_what_a_listing_again_misses_comes_back_as_deleted_and_frees_its_name() 
     assert index.taken("ns", "Deployment", "shop-api") and index.taken("other", "Deployment", "db")
     # Cluster-wide (None): every namespace.
     assert sorted(o["metadata"]["uid"] for o in index.absent("Deployment", None, set())) == ["f-2", "kept"]
+
+
+def test_a_newer_version_whose_event_arrives_during_the_listing_is_no_disagreement() -> None:
+    # The safety listing reads metadata only: a child listed at a newer version than kept is compared again
+    # once every kind is listed, when the watch has most likely delivered it.
+    index = children.ChildIndex()
+    index.record(deployment(version=10))
+    newer = deployment(version=12)
+
+    class Delivered(Listed):
+        def __iter__(self) -> Any:
+            yield from super().__iter__()
+            index.observe("MODIFIED", newer)  # the watch's event, during the listing
+
+    assert index.disagreeing("ns", [Delivered("Deployment", [newer])]) == set()
+    assert index.disagreeing("ns", [Listed("Deployment", [deployment(version=13)])]) == {"app-1"}

@@ -24,8 +24,8 @@ from maestro.runtime.codedigest import code_digest
 from maestro.runtime.operator import Operator
 from maestro.runtime.settings import Settings
 from tests.unit import fake_api
+from tests.unit.helpers import Listed, svc
 from tests.unit.helpers import app as make_app
-from tests.unit.helpers import svc
 from tests.unit.test_execute import KEY, reconcile_pass
 from tests.unit.test_rollback import SHOP, change, ready, v2
 
@@ -282,16 +282,6 @@ def test_an_app_listed_before_the_children_is_decided_on_the_version_the_cache_h
     assert operator.passes.depth() == 1 and len(operator.settled) == 0
 
 
-class Listed:
-    served = True
-
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        self.objects, self.resource_version = objects, "1"
-
-    def __iter__(self) -> Any:
-        return iter(self.objects)
-
-
 def test_a_start_begun_before_kopf_decides_no_app_until_started(monkeypatch: pytest.MonkeyPatch) -> None:
     # `maestro run` begins the listings before it imports kopf: no pass and no decision until kopf's startup
     # handler starts the operator, as its logging is set up only then.
@@ -302,9 +292,9 @@ def test_a_start_begun_before_kopf_decides_no_app_until_started(monkeypatch: pyt
 
     def list_pages(kind: str, namespace: str | None) -> Listed:
         if kind == api.KIND:
-            return Listed([copy.deepcopy(listed_app)])
+            return Listed(kind, [copy.deepcopy(listed_app)])
         children_listed.wait(5)
-        return Listed([copy.deepcopy(obj) for (k, _, _), obj in server.objects.items() if k == kind])
+        return Listed(kind, [copy.deepcopy(obj) for (k, _, _), obj in server.objects.items() if k == kind])
 
     monkeypatch.setattr(childwatch.kube, "list_pages", list_pages)
     monkeypatch.setattr(childwatch.KindWatch, "follow", lambda self: None)

@@ -16,8 +16,8 @@ How it stays right (each rule covers a way an informer's cache goes wrong):
   name is held, so that a foreign object is never taken over (reconcile.py's name-conflict check);
 - the child kinds are listed at startup, before kopf's watches start (childwatch.py, operator.py), so that no
   pass runs before every name taken is known (a name freed since is looked up: harmless);
-- the safety pass lists every managed child of each namespace (a page at a time) and compares the listing
-  with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
+- the safety pass lists the metadata of every managed child of each namespace (a page at a time) and compares
+  the listing with what is kept (`disagreeing`): an app whose children disagree (a deletion lost while a watch stream was
   down) gets a live pass, which reads its children from the API server and replaces what is kept for it
   (`replace`). So a watch gap is corrected within a safety interval. The resume pass after a start reads the
   index: it was just filled from a listing of every child.
@@ -160,13 +160,14 @@ class ChildIndex:
 
     def disagreeing(self, namespace: str, listings: Iterable[KindListing]) -> set[str]:
         """The uids of the apps whose children, as the API server just listed them (every managed child in
-        the namespace, one listing per kind, consumed one object at a time), differ from what is kept: an
-        object missing on either side, or kept at an older version than listed with other content. A child
-        created after its kind's listing is no disagreement (its version is newer than the listing's): while
-        apps converge there are many, and each would cost a live pass (a LIST per child kind). A child written in between
-        otherwise makes its app look stale: harmless, it costs a live pass."""
+        the namespace, one listing per kind, consumed one object at a time; their metadata is all it reads),
+        differ from what is kept: an object missing on either side, or listed at a newer version than kept
+        that the watch has not delivered by the end of the listing (an event missed). A child created after its
+        kind's listing is no disagreement (its version is newer than the listing's): while apps converge there
+        are many, and each would cost a live pass (a LIST per child kind)."""
         listed_by_owner: dict[str, set[str]] = {}
         listed_at: dict[str, int | None] = {}
+        newer: dict[str, tuple[str, int | None]] = {}  # uid -> (owner, version listed)
         stale: set[str] = set()
         for listing in listings:
             for obj in listing:
@@ -177,14 +178,15 @@ class ChildIndex:
                 with self._guard:
                     kept = self._entries.get(uid)
                 version = kube.resource_version(obj)
-                if kept is not None and version is not None and version == kept.version:
-                    continue  # the very version kept: no need to project and pack it to compare
-                if kept is None or (
-                    kept.body != self._entry(obj).body and not kube.older(version, kept.version)
-                ):
+                if kept is None:
                     stale.add(owner)
+                elif _behind(kept, version):
+                    newer[uid] = (owner, version)
             listed_at[listing.kind] = kube.version_number(listing.resource_version)
         with self._guard:
+            for uid, (owner, version) in newer.items():
+                if _behind(self._entries.get(uid), version):
+                    stale.add(owner)  # still older than listed, or gone: its event was missed
             for owner, uids in self._by_owner.items():
                 expected = {
                     uid
@@ -265,3 +267,8 @@ class ChildIndex:
             uids.discard(uid)
             if not uids:
                 del self._by_owner[owner]
+
+
+def _behind(kept: _Entry | None, listed: int | None) -> bool:
+    """Whether what is kept of a child is older than its version listed (or either is unknown, or none kept)."""
+    return kept is None or listed is None or kept.version is None or kube.older(kept.version, listed)
