@@ -11,6 +11,7 @@ import pytest
 
 from maestro.api import models as api
 from maestro.controller.execute import Outcome
+from maestro.render import kinds
 from maestro.runtime import children, settled
 from maestro.runtime import operator as operator_module
 from maestro.runtime.operator import Operator
@@ -187,12 +188,12 @@ def watched_operator(
 
 
 def children_listings(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> list[str]:
-    """The safety passes' listings of the children (one entry per listing of Deployments), as they come."""
+    """The child kinds the safety passes list, as they come (one entry per kind listed)."""
     listed: list[str] = []
     list_pages = cluster.list_pages
 
     def counting(kind: str, *args: object, **kwargs: object) -> Listed:
-        if kind == "Deployment":
+        if kind in kinds.WATCHED:
             listed.append(kind)
         return list_pages(kind, *args, **kwargs)
 
@@ -200,27 +201,42 @@ def children_listings(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> list
     return listed
 
 
-def test_the_children_are_listed_after_a_watch_gap_and_every_few_passes(
+def test_every_child_kind_is_listed_after_a_watch_gap_and_each_in_its_turn_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     op, cluster, watches = watched_operator(monkeypatch, safety_full_every=3)
     listed = children_listings(monkeypatch, cluster)
     cluster.deployments = []  # deleted, the event lost: only a listing of the children tells
-    op.safety_pass()  # the first: listed
-    assert cluster.passes == [("shop", True)] and len(listed) == 1
+    op.safety_pass()  # the first: every kind listed
+    assert cluster.passes == [("shop", True)] and sorted(listed) == sorted(kinds.WATCHED)
     op.children.discard(deployment())  # as the live pass would have (it found no Deployment)
-    op.safety_pass()
-    op.safety_pass()
-    assert len(listed) == 1, "no gap: the children are not listed"
-    op.safety_pass()
-    assert len(listed) == 2, "every third pass lists them all the same"
+    listed.clear()
+    per_pass = []
+    for _ in range(3):
+        op.safety_pass()
+        per_pass.append(len(listed) - sum(per_pass))
+    assert sorted(listed) == sorted(kinds.WATCHED), "no gap: each kind once in three passes"
+    assert all(0 < count < len(kinds.WATCHED) for count in per_pass), "spread over the passes"
+    listed.clear()
     watches.gaps += 1  # a stream broke: whatever it lost, the next safety pass finds
     op.children.record(deployment())
     op.safety_pass()
-    assert len(listed) == 3 and cluster.passes[-1] == ("shop", True)
+    assert sorted(listed) == sorted(kinds.WATCHED) and cluster.passes[-1] == ("shop", True)
 
 
-def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
+def test_a_deployment_lost_without_a_gap_is_found_when_its_kind_comes_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op, cluster, _ = watched_operator(monkeypatch, safety_full_every=3)
+    op.safety_pass()  # every kind listed: in agreement
+    assert cluster.passes == []
+    cluster.deployments = []  # deleted, the event lost, no watch gap
+    for _ in range(3):
+        op.safety_pass()
+    assert cluster.passes == [("shop", True)], "within three passes, once"
+
+
+def test_the_first_safety_pass_after_a_start_lists_only_the_kinds_whose_turn_it_is(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     op, cluster, watches = watched_operator(monkeypatch, safety_full_every=10)
@@ -241,10 +257,11 @@ def test_the_first_safety_pass_after_a_start_lists_no_children_without_a_gap(
     monkeypatch.setattr(op, "_child_watches", watches)
     listed = children_listings(monkeypatch, cluster)
     op.safety_pass()
-    assert listed == [], "the start has just listed them"
+    assert 0 < len(listed) < len(kinds.WATCHED), "the start has just listed them: the kinds whose turn it is"
+    listed.clear()
     watches.gaps += 1
     op.safety_pass()
-    assert listed == ["Deployment"], "a gap since the start: listed"
+    assert sorted(listed) == sorted(kinds.WATCHED), "a gap since the start: every kind"
 
 
 def test_a_children_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyPatch) -> None:

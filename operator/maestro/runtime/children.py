@@ -159,8 +159,9 @@ class ChildIndex:
                 self._unname((entry.namespace, *entry.key), uid)
 
     def disagreeing(self, namespace: str, listings: Iterable[KindListing]) -> set[str]:
-        """The uids of the apps whose children, as the API server just listed them (every managed child in
-        the namespace, one listing per kind, consumed one object at a time; their metadata is all it reads),
+        """The uids of the apps whose children, as the API server just listed them (every managed child of
+        some kinds in the namespace, one listing per kind, consumed one object at a time; their metadata is all it
+        reads; the kinds not listed are not compared),
         differ from what is kept: an object missing on either side, or listed at a newer version than kept
         that the watch has not delivered by the end of the listing (an event missed). A child created after its
         kind's listing is no disagreement (its version is newer than the listing's): while apps converge there
@@ -192,7 +193,8 @@ class ChildIndex:
                     uid
                     for uid in uids
                     if self._entries[uid].namespace == namespace
-                    and not kube.older(listed_at.get(self._entries[uid].key[0]), self._entries[uid].version)
+                    and self._entries[uid].key[0] in listed_at  # a kind listed
+                    and not kube.older(listed_at[self._entries[uid].key[0]], self._entries[uid].version)
                 }
                 if expected - listed_by_owner.get(owner, set()):
                     stale.add(owner)

@@ -72,9 +72,10 @@ class Operator:
     _listed_early: list[ListedEarly] | None = field(init=False, default=None)
     _early_guard: threading.Lock = field(init=False, default_factory=threading.Lock)
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
-    # The child watches' gap count at the last listing of the children, and the safety passes since it.
+    # The child watches' gap count at the last listing of every child kind, and the safety passes that listed
+    # the kinds whose turn it was (`_kinds_to_list`).
     _gaps_listed: int | None = field(init=False, default=None)
-    _passes_unlisted: int = field(init=False, default=0)
+    _turns: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.held = HeldStatuses(hold=self.settings.status_hold)
@@ -289,12 +290,13 @@ class Operator:
         self.apps.retain(present)
         self.settled.retain(str(a["metadata"].get("uid")) for a in apps)
         gaps = None if self._child_watches is None else self._child_watches.gaps  # read before the listing
-        stale: set[str] = set()
-        if self._children_listing_due(gaps):
-            stale = self._children_disagreeing(apps)
-            self._gaps_listed, self._passes_unlisted = gaps, 0  # a listing that failed is due again
+        due = self._kinds_to_list(gaps)
+        stale = self._children_disagreeing(apps, due) if due else set()
+        # Only once listed: a listing that failed is due again at the next pass.
+        if len(due) == len(kinds.WATCHED):
+            self._gaps_listed = gaps
         else:
-            self._passes_unlisted += 1
+            self._turns += 1
         passes = 0
         for app, version in listed:
             uid = str(app["metadata"].get("uid"))
@@ -306,26 +308,28 @@ class Operator:
             passes += 1
         log.debug("safety pass: %d apps, %d passes, %d of them live", len(apps), passes, len(stale))
 
-    def _children_listing_due(self, gaps: int | None) -> bool:
-        """After a child watch gap since the last listing (`gaps`: the watches' count now; None: no child
-        watches), or every `safety_full_every` passes. A gap during the listing counts for the next pass."""
-        return (
-            gaps is None
-            or gaps != self._gaps_listed
-            or self._passes_unlisted + 1 >= self.settings.safety_full_every
-        )
+    def _kinds_to_list(self, gaps: int | None) -> list[str]:
+        """The child kinds a safety pass lists: every one after a child watch gap since the last such listing
+        (`gaps`: the watches' count now; None: no child watches); else those whose turn it is, each kind every
+        `safety_full_every` passes. With no gap the index missed nothing a watch delivers; spread over the passes,
+        that listing weighs on no pass alone (the whole of it was a third of a 5-minute idle window at 5000
+        apps: docs/benchmarks.md, stop 32)."""
+        if gaps is None or gaps != self._gaps_listed:
+            return list(kinds.WATCHED)
+        every = max(1, self.settings.safety_full_every)
+        return [kind for i, kind in enumerate(kinds.WATCHED) if i % every == self._turns % every]
 
-    def _children_disagreeing(self, apps: list[dict[str, Any]]) -> set[str]:
-        """One listing of each namespace's children, compared with the child index: only an app whose children
-        disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a LIST per child
-        kind, each scanning the namespace)."""
+    def _children_disagreeing(self, apps: list[dict[str, Any]], kinds_listed: list[str]) -> set[str]:
+        """One listing of each namespace's children of these kinds, compared with the child index: only an app
+        whose children disagree (a deletion a watch gap lost, say) gets a live pass, which lists its children (a
+        LIST per child kind, each scanning the namespace)."""
         stale: set[str] = set()
         for namespace in sorted({app["metadata"]["namespace"] for app in apps}):
             listings = (  # metadata only: the versions tell (a third of the idle CPU was this JSON, stop 32)
                 kube.list_pages(
                     kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY}, metadata_only=True
                 )
-                for kind in kinds.WATCHED
+                for kind in kinds_listed
             )
             stale |= self.children.disagreeing(namespace, listings)
         return stale
@@ -367,9 +371,9 @@ class Operator:
                 [asyncio.wrap_future(apps_listed)]
             )  # a failed children's listing fails after it
         apps_listed.result()  # a failed apps' listing fails the start
-        # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the first
-        # safety pass lists the children only after a gap since, or when their count of passes comes round.
-        self._gaps_listed, self._passes_unlisted = 0, 0
+        # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the safety
+        # passes list every child kind again only after a gap since, the kinds whose turn it is otherwise.
+        self._gaps_listed = 0
         self._child_watches.follow()
         self._app_watches.follow()
         self._safety_task = asyncio.create_task(self._safety_loop())
