@@ -160,12 +160,11 @@ class ChildIndex:
 
     def disagreeing(self, namespace: str, listings: Iterable[KindListing]) -> set[str]:
         """The uids of the apps whose children, as the API server just listed them (every managed child of
-        some kinds in the namespace, one listing per kind, consumed one object at a time; their metadata is all it
-        reads; the kinds not listed are not compared),
-        differ from what is kept: an object missing on either side, or listed at a newer version than kept
-        that the watch has not delivered by the end of the listing (an event missed). A child created after its
-        kind's listing is no disagreement (its version is newer than the listing's): while apps converge there
-        are many, and each would cost a live pass (a LIST per child kind)."""
+        some kinds in the namespace, one listing per kind, consumed one object at a time; their metadata is all
+        it reads), differ from what is kept of those kinds: an object missing on either side, or listed at a
+        newer version than kept that the watch has not delivered by the end of the listing (an event missed). A
+        child created after its kind's listing is no disagreement (its version is newer than the listing's):
+        while apps converge there are many, and each would cost a live pass (a LIST per child kind)."""
         listed_by_owner: dict[str, set[str]] = {}
         listed_at: dict[str, int | None] = {}
         newer: dict[str, tuple[str, int | None]] = {}  # uid -> (owner, version listed)
