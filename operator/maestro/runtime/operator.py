@@ -366,10 +366,8 @@ class Operator:
         try:
             await asyncio.wrap_future(children_listed)
             await asyncio.get_running_loop().run_in_executor(None, self._resume_listed_early)
-        finally:
-            await asyncio.wait(
-                [asyncio.wrap_future(apps_listed)]
-            )  # a failed children's listing fails after it
+        finally:  # a failed children's listing fails the start once the apps' listing is over too
+            await asyncio.wait([asyncio.wrap_future(apps_listed)])
         apps_listed.result()  # a failed apps' listing fails the start
         # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the safety
         # passes list every child kind again only after a gap since, the kinds whose turn it is otherwise.
