@@ -140,10 +140,9 @@ class Operator:
         meta = app["metadata"]
         current = app.get("status") or {}
         mark, uid, code = current.get(settledmark.FIELD), meta.get("uid"), self.stores.code_digest
-        if not mark or not uid or code is None:
+        state = state if state is not None else self._app_state(app)  # None: no mark, or no code digest
+        if state is None or not uid or code is None:
             return False
-        if state is None:
-            state = settledmark.app_state(code, app, status.own(current))
         if settledmark.digest_of_parts(code, state, self.children.states(str(uid))) != mark:
             return False
         self.settled.settle(str(uid), Seen(kube.resource_version(app), self.children.fingerprint(str(uid))))
@@ -199,9 +198,8 @@ class Operator:
         with self._early_guard:
             early, self._listed_early = self._listed_early or [], None
         for listed in early:
-            app = self.apps.get(
-                listed.namespace, listed.name
-            )  # the version listed, a newer one, or None: deleted
+            # The version listed, a newer one, or None: deleted since.
+            app = self.apps.get(listed.namespace, listed.name)
             if app is not None and self.leadership.known_acting():
                 same = kube.resource_version(app) == listed.version  # else its part of the mark is stale
                 self._resume_app(app, listed.state if same else None)
