@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from maestro.controller import compare
+from maestro.controller import compare, settledmark
 from maestro.runtime import children
 
 from .helpers import Listed
@@ -303,3 +303,22 @@ def test_a_newer_version_whose_event_arrives_during_the_listing_is_no_disagreeme
 
     assert index.disagreeing("ns", [Delivered("Deployment", [newer])]) == set()
     assert index.disagreeing("ns", [Listed("Deployment", [deployment(version=13)])]) == {"app-1"}
+
+
+def test_a_marks_check_reads_the_digests_kept_and_unpacks_nothing(monkeypatch: Any) -> None:
+    """What a settled mark hashes of a child is the digest kept as it was indexed: the same as a pass's mark
+    takes of the child read as an object, and a new projection gives a new one. Unpacking is what the check
+    must not cost (5000 apps at a start: docs/benchmarks.md, stop 33)."""
+    index = children.ChildIndex()
+    index.observe(None, deployment())
+
+    def unpack(*_: object) -> bytes:
+        raise AssertionError("unpacked")
+
+    monkeypatch.setattr(index._packer, "unpack", unpack)
+    [state] = index.states(APP_UID)
+    assert state == settledmark.child_state(deployment())
+    index.observe("MODIFIED", deployment(version=11, readyReplicas=2))
+    [changed] = index.states(APP_UID)
+    assert changed[:3] == state[:3] and changed[3] != state[3]
+    assert changed == settledmark.child_state(deployment(readyReplicas=2))

@@ -6,6 +6,7 @@ settled mark hashes it (settledmark.py). Pure."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,12 @@ def projection_json(obj: Mapping[str, Any]) -> bytes:
     """The projection as canonical JSON (sorted keys, no spaces): equal projections give equal bytes, so the
     child index keeps these bytes and a settled mark hashes them as they are."""
     return json.dumps(projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def projection_digest(projected: bytes) -> bytes:
+    """A digest of a projection's JSON (`projection_json`), of fixed length: what a settled mark hashes of a child.
+    The child index computes it as it takes a child in, so that a mark's check hashes a few digests."""
+    return hashlib.blake2b(projected, digest_size=16).digest()
 
 
 def projection(obj: Mapping[str, Any]) -> dict[str, Any]:

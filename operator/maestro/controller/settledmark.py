@@ -4,7 +4,7 @@ tell which apps a pass would find as the last one left them.
 A pass is settled when it found nothing to do and nothing to come back for: the app Ready, no child written or
 pruned, no rollout watched, no ConfigMap or Secret read (their data is not in the mark). Its mark is a digest of
 the operator's code, the app (uid, generation, labels, annotations, spec), the status it wrote, and the app's
-children as that pass read them (their projections, projection.py: not their resourceVersions).
+children as that pass read them (their projections' digests, projection.py: not their resourceVersions).
 
 At a start, an app whose mark equals the digest of what the operator holds then (the app as listed, the child
 index just filled by a listing) would get a pass over the same code, app, status and children: one that does
@@ -25,20 +25,21 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from maestro.controller.projection import projection_json
+from maestro.controller.projection import projection_digest, projection_json
 
 FIELD = "settledMark"
 
 
-# What a mark hashes of one child: kind, name, uid and its projection as canonical JSON (projection.py). The child
-# index holds those bytes already: a start hashes them without decoding a child (docs/benchmarks.md, stop 29).
+# What a mark hashes of one child: kind, name, uid and the digest of its projection (projection.py). The child
+# index keeps that digest: a start hashes it without unpacking or decoding a child (docs/benchmarks.md, stop 33).
 ChildState = tuple[str, str, str, bytes]
 
 
 def child_state(child: Mapping[str, Any]) -> ChildState:
     """What a mark hashes of a child read as an object."""
     meta = child.get("metadata") or {}
-    return str(child.get("kind")), str(meta.get("name")), str(meta.get("uid")), projection_json(child)
+    kind, name, uid = str(child.get("kind")), str(meta.get("name")), str(meta.get("uid"))
+    return kind, name, uid, projection_digest(projection_json(child))
 
 
 def digest(
@@ -77,7 +78,7 @@ def app_state(code: str, app: Mapping[str, Any], status: Mapping[str, Any]) -> b
 def digest_of_parts(code: str, app: bytes, children: Iterable[ChildState]) -> str:
     """The mark of an app's state (`app_state`) and its children (ChildIndex.states)."""
     hashed = hashlib.sha256(app)
-    # NUL parts the fields: neither a name, a uid nor JSON text holds one.
+    # NUL parts the fields: neither a kind, a name nor a uid holds one, and the digest, last, has a fixed length.
     for kind, name, uid, projected in sorted(children, key=lambda entry: entry[:3]):
         hashed.update(b"\0".join((b"", kind.encode(), name.encode(), uid.encode(), projected)))
     return f"{code}-{hashed.hexdigest()[:24]}"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from maestro import render
-from maestro.controller.projection import projection_json
+from maestro.controller.projection import projection_digest, projection_json
 from maestro.kube import client as kube
 from maestro.runtime import packing
 
@@ -57,6 +57,7 @@ class _Entry:
     owner: str | None  # the uid of the object's controller (its app)
     version: int | None  # metadata.resourceVersion, when numeric
     body: bytes  # json of projection(obj), packed (packing.py)
+    digest: bytes  # of that json (projection_digest): what a settled mark hashes of the child
 
 
 class ChildIndex:
@@ -75,12 +76,14 @@ class ChildIndex:
     def _entry(self, obj: Mapping[str, Any]) -> _Entry:
         meta = obj.get("metadata") or {}
         kind = sys.intern(str(obj.get("kind")))  # interned: thousands of entries share a few strings
+        projected = projection_json(obj)
         return _Entry(
             key=(kind, str(meta.get("name"))),
             namespace=sys.intern(str(meta.get("namespace"))),
             owner=kube.controller_uid(obj),
             version=kube.resource_version(obj),
-            body=self._packer.pack(kind, projection_json(obj)),
+            body=self._packer.pack(kind, projected),
+            digest=projection_digest(projected),
         )
 
     def _decode(self, uid: str, entry: _Entry) -> dict[str, Any]:
@@ -137,13 +140,10 @@ class ChildIndex:
 
     def states(self, owner: str) -> list[tuple[str, str, str, bytes]]:
         """The app's children as a settled mark hashes them (settledmark.ChildState): kind, name, uid and the
-        projection's JSON, unpacked but not decoded."""
+        projection's digest, kept (nothing unpacked)."""
         with self._guard:
             entries = [(uid, self._entries[uid]) for uid in self._by_owner.get(owner, ())]
-        return [
-            (entry.key[0], entry.key[1], uid, self._packer.unpack(entry.key[0], entry.body))
-            for uid, entry in entries
-        ]
+        return [(entry.key[0], entry.key[1], uid, entry.digest) for uid, entry in entries]
 
     def replace(self, owner: str, observed: Iterable[Mapping[str, Any]]) -> None:
         """What the API server just listed as the app's children is all of them: forget the others. Safe
