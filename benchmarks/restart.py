@@ -1,7 +1,8 @@
 """Restart with the apps of a namespace in sync (issue 19's resume row): the operator is started on them,
 `--rounds` times, and timed until every app had its resume pass or was skipped by its settled mark, beside
 this client's time to list the apps and every child kind of the namespace a page at a time, measured right
-before each start. `--before REV`: that commit's operator too, in turn with this tree's (the order alternates
+before and right after each start (their mean is the round's baseline: one listing alone strays by a fifth
+here). With each, the CPU the control plane's processes used meanwhile: what the API server spent serving it. `--before REV`: that commit's operator too, in turn with this tree's (the order alternates
 by round), so that the two are compared on the same apps in the same minutes.
 
     .venv/bin/python benchmarks/restart.py --existing idle --rounds 3 --before REV --keep-cluster \\
@@ -10,9 +11,12 @@ by round), so that the two are compared on the same apps in the same minutes.
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -22,6 +26,21 @@ from latency import listing_seconds, restart, restart_line
 from maestro.api import models as api
 from maestro.kube import client as kube
 
+T = TypeVar("T")
+
+
+def with_cpu(cluster: common.Cluster, work: Callable[[], T]) -> tuple[T, dict[str, float]]:
+    """`work`'s result, and the CPU seconds each process of the control plane used meanwhile."""
+    before = cluster.cpu_seconds()
+    result = work()
+    after = cluster.cpu_seconds()
+    return result, {name: after[name] - before.get(name, 0.0) for name in after if name != "client"}
+
+
+def cpu_line(used: dict[str, float]) -> str:
+    shown = {name: seconds for name, seconds in used.items() if seconds >= 0.5}
+    return "(" + ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(shown.items())) + ")"
+
 
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
@@ -30,14 +49,25 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     ratios: list[float] = []
-    with common.cluster(args):
+    with common.cluster(args) as cluster:
         n = len(kube.list_objects(api.KIND, args.existing))
         print(f"restart with {n} apps in sync in {args.existing}, {args.rounds} rounds", flush=True)
         for round_ in range(args.rounds):
-            listed = listing_seconds(args.existing)
-            r = restart(args.existing, n, "now", common.ROOT / "operator", workdir / f"operator-{round_}.log")
+            before, cpu_before = with_cpu(cluster, lambda: listing_seconds(args.existing))
+            log_path = workdir / f"operator-{round_}.log"
+            r, cpu_start = with_cpu(
+                cluster,
+                functools.partial(restart, args.existing, n, "now", common.ROOT / "operator", log_path),
+            )
+            after, cpu_after = with_cpu(cluster, lambda: listing_seconds(args.existing))
+            listed = (before + after) / 2
             ratios.append(r["resumed"] / listed)
-            print(f"round {round_ + 1}: this client's listing {listed:.1f} s", flush=True)
+            print(
+                f"round {round_ + 1}: this client's listing {before:.1f} s before, {after:.1f} s after;"
+                f" the control plane's CPU s meanwhile: {cpu_line(cpu_before)} before, {cpu_line(cpu_after)}"
+                f" after, {cpu_line(cpu_start)} during the start (till the operator stopped)",
+                flush=True,
+            )
             print(restart_line("now", r, listed), flush=True)
     print(f"x the listing: {', '.join(f'{v:.2f}' for v in ratios)}; median {common.median(ratios):.2f}")
     print(f"  logs: {workdir}")
