@@ -299,3 +299,27 @@ def test_a_failed_urgent_run_raises_the_lane_of_a_retry_already_waiting() -> Non
     # pass fails too: the edit's retry must not wait behind every status refresh.
     runs = runs_once_the_retry_is_due([("app-refresh", False), ("app-edit", True)])
     assert runs == ["app-refresh", "app-edit", "blocker", "app-edit", "refresh-a", "refresh-b"]
+
+
+def test_a_failure_while_a_retry_waits_reports_the_retry_s_due_time(caplog: Any) -> None:
+    # The retry already waiting keeps its due time: the log says when it runs, not the next back-off's delay.
+    runs: list[str] = []
+
+    def always_fails(item: str) -> None:
+        runs.append(item)
+        raise TimeoutError("read timed out")
+
+    queue: workqueue.WorkQueue[str] = workqueue.WorkQueue(
+        always_fails, workers=1, describe=str, clock=lambda: 0.0
+    )
+    with caplog.at_level("WARNING", logger=workqueue.__name__):
+        queue.add("shop", "first")
+        while queue.failures("shop") < 1:
+            threading.Event().wait(0.01)
+        queue.add("shop", "an event")  # runs at once, and fails while the first failure's retry waits
+        while queue.failures("shop") < 2:
+            threading.Event().wait(0.01)
+        threading.Event().wait(0.1)
+    delays = [record.getMessage().rpartition("retrying in ")[2] for record in caplog.records]
+    assert runs == ["first", "an event"]
+    assert delays == [f"{workqueue.FIRST_DELAY:.0f}s"] * 2, delays

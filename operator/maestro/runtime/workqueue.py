@@ -67,9 +67,9 @@ class WorkQueue(Generic[Item]):
         self._active: dict[Hashable, bool] = {}  # key running -> whether it was handed out urgent
         self._again: dict[Hashable, bool] = {}  # added while active: run once more when done (-> urgent)
         self._later: list[tuple[float, int, Hashable]] = []  # retries and delayed adds: (due, token, key)
-        # The keys with a retry due, and its (token, urgent): an entry of _later whose token is not here was
+        # The keys with a retry due, and its (token, urgent, due): an entry of _later whose token is not here was
         # cancelled.
-        self._waiting: dict[Hashable, tuple[int, bool]] = {}
+        self._waiting: dict[Hashable, tuple[int, bool, float]] = {}
         # The keys with a delayed add (add_after) due, and its (due, token); a success does not cancel it.
         self._delayed: dict[Hashable, tuple[float, int]] = {}
         self._failures: dict[Hashable, int] = {}
@@ -107,7 +107,7 @@ class WorkQueue(Generic[Item]):
             waiting = list(self._waiting.items())
             self._waiting.clear()  # their entries in `_later` are stale now: `_next` skips them
             self._failures.clear()  # the keys running now too: their failure would be the outage's
-            for key, (_, urgent) in waiting:
+            for key, (_, urgent, _) in waiting:
                 self._enqueue(key, urgent)
             return len(waiting)
 
@@ -194,16 +194,18 @@ class WorkQueue(Generic[Item]):
         with self._cond:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
-            delay = delay_for(failures)
             urgent = self._active.get(key, False)
             waiting = self._waiting.get(key)
             if waiting is None:
+                due = self._clock() + delay_for(failures)
                 token = next(self._order)
-                self._waiting[key] = (token, urgent)
-                heapq.heappush(self._later, (self._clock() + delay, token, key))
+                self._waiting[key] = (token, urgent, due)
+                heapq.heappush(self._later, (due, token, key))
                 self._cond.notify()
-            elif urgent and not waiting[1]:  # a failed urgent run raises the lane of a retry already waiting
-                self._waiting[key] = (waiting[0], True)
+            else:  # a retry already waiting keeps its due time; a failed urgent run raises its lane
+                due = waiting[2]
+                self._waiting[key] = (waiting[0], waiting[1] or urgent, due)
+            delay = max(0.0, due - self._clock())
         reason = self._describe(error)
         if reason is None:
             log.exception("pass over %s failed; retrying in %.0fs", key, delay)
