@@ -132,22 +132,22 @@ class Operator:
         else:
             self.settled.unsettle(uid)
 
-    def settled_at_start(self, app: Mapping[str, Any], state: bytes | None = None) -> bool:
+    def settled_at_start(self, app: Mapping[str, Any]) -> bool:
         """At the start (the apps' first listing, after the child index was filled): whether the app's
         settled mark matches the app and its children as listed (settledmark.py). Such an app would get a pass
-        that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so).
-        `state`: the app's part of its mark (`_app_state`), when computed already."""
-        meta = app["metadata"]
-        current = app.get("status") or {}
-        mark, uid, code = current.get(settledmark.FIELD), meta.get("uid"), self.stores.code_digest
-        state = state if state is not None else self._app_state(app)  # None: no mark, or no code digest
-        if state is None or not uid or code is None:
+        that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so)."""
+        return self._settled_by_mark(ListedEarly.of(app, self._app_state(app)))
+
+    def _settled_by_mark(self, listed: ListedEarly) -> bool:
+        """`settled_at_start`, of what a decision needs of the app (its part of its mark computed already)."""
+        code = self.stores.code_digest
+        if listed.state is None or not listed.uid or code is None:  # no mark, or no code digest
             return False
-        if settledmark.digest_of_parts(code, state, self.children.states(str(uid))) != mark:
+        if settledmark.digest_of_parts(code, listed.state, self.children.states(listed.uid)) != listed.mark:
             return False
-        self.settled.settle(str(uid), Seen(kube.resource_version(app), self.children.fingerprint(str(uid))))
-        metrics.record_phase(meta["namespace"], meta["name"], current.get("phase"))
-        log.debug("%s/%s: settled as its mark says: no pass at the start", meta["namespace"], meta["name"])
+        self.settled.settle(listed.uid, Seen(listed.version, self.children.fingerprint(listed.uid)))
+        metrics.record_phase(listed.namespace, listed.name, listed.phase)
+        log.debug("%s/%s: settled as its mark says: no pass at the start", listed.namespace, listed.name)
         return True
 
     def on_app(self, event_type: str | None, app: Mapping[str, Any]) -> None:
@@ -164,9 +164,7 @@ class Operator:
             return
         if event_type is None:
             if self._listed_early is not None:  # its settled mark can be checked only against every child
-                early = ListedEarly(
-                    meta["namespace"], meta["name"], kube.resource_version(app), self._app_state(app)
-                )
+                early = ListedEarly.of(app, self._app_state(app))
                 with self._early_guard:
                     if self._listed_early is not None:
                         self._listed_early.append(early)
@@ -184,25 +182,38 @@ class Operator:
             return None
         return settledmark.app_state(code, app, status.own(current))
 
-    def _resume_app(self, app: Mapping[str, Any], state: bytes | None = None) -> None:
+    def _resume_app(self, app: Mapping[str, Any]) -> None:
+        """An app of a first listing: `_resume_listed`."""
+        self._resume_listed(ListedEarly.of(app, self._app_state(app)))
+
+    def _resume_listed(self, listed: ListedEarly) -> None:
         """An app of a first listing: a pass, unless its settled mark says that pass would do nothing. A new
         spec goes before the status refreshes of other apps. The pass reads the caches, not live: the child
         index was filled by a listing of every child, and the apps' listing gave the app cache this very
         version; a live read would return the same, at a LIST per child kind per app (docs/benchmarks.md,
         stop 25)."""
-        if not self.settled_at_start(app, state):
-            self.request(app, urgent=relevance.spec_unobserved(app))
+        if not self._settled_by_mark(listed):
+            meta = {"name": listed.name, "namespace": listed.namespace, "uid": listed.uid or None}
+            self.request({"metadata": meta}, urgent=listed.urgent)
 
     def _resume_listed_early(self) -> None:
-        """The child index is complete: decide the apps of a first listing that came before it was."""
+        """The child index is complete: decide the apps of a first listing that came before it was. One the
+        app cache still holds at the version listed is decided on what was taken of it then, without decoding
+        it again (a tenth of a millisecond an app: docs/benchmarks.md, stop 33)."""
         with self._early_guard:
             early, self._listed_early = self._listed_early or [], None
         for listed in early:
-            # The version listed, a newer one, or None: deleted since.
+            if not self.leadership.known_acting():
+                return
+            kept = self.apps.version(listed.namespace, listed.name)
+            if listed.version is not None and kept == listed.version:
+                self._resume_listed(listed)
+                continue
+            # A newer version (its part of the mark is stale), one whose version is not a number, or None:
+            # deleted since.
             app = self.apps.get(listed.namespace, listed.name)
-            if app is not None and self.leadership.known_acting():
-                same = kube.resource_version(app) == listed.version  # else its part of the mark is stale
-                self._resume_app(app, listed.state if same else None)
+            if app is not None:
+                self._resume_app(app)
 
     def resume(self) -> None:
         """List every app and take each as a first listing (`on_app`): what a replica that has just taken over
@@ -405,13 +416,31 @@ def safety_pass_due(queued: int, waited: float, interval: float) -> bool:
 
 
 class ListedEarly(NamedTuple):
-    """An app of the first listing that came before the children's listing was complete, and its part of its
-    settled mark (None: it has no mark) as of that version."""
+    """What deciding an app of the first listing needs of it (`Operator._resume_listed`), taken as it was
+    listed: kept for an app that came before the children's listing was complete."""
 
     namespace: str
     name: str
+    uid: str
     version: int | None
-    state: bytes | None
+    mark: str | None  # status.settledMark, as stored
+    phase: str | None  # status.phase, as stored
+    urgent: bool  # its spec not acted on yet (relevance.spec_unobserved)
+    state: bytes | None  # its part of its settled mark (None: it has no mark, or there is no code digest)
+
+    @classmethod
+    def of(cls, app: Mapping[str, Any], state: bytes | None) -> ListedEarly:
+        meta, current = app["metadata"], app.get("status") or {}
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=str(meta.get("uid") or ""),
+            version=kube.resource_version(app),
+            mark=current.get(settledmark.FIELD),
+            phase=current.get("phase"),
+            urgent=relevance.spec_unobserved(app),
+            state=state,
+        )
 
 
 def _in_thread(name: str, work: Callable[[], None]) -> Future[None]:
