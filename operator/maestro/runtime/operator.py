@@ -69,7 +69,7 @@ class Operator:
     _listings: tuple[Future[None], Future[None]] | None = field(init=False, default=None)
     # The apps of a first listing that came while the children's listing was not complete (`begin` lists both
     # side by side): decided once it is. None while no children's listing is under way.
-    _listed_early: list[ListedEarly] | None = field(init=False, default=None)
+    _listed_early: list[ListedApp] | None = field(init=False, default=None)
     _early_guard: threading.Lock = field(init=False, default_factory=threading.Lock)
     _safety_task: asyncio.Task[None] | None = field(init=False, default=None)
     # The child watches' gap count at the last listing of every child kind, and the safety passes that listed
@@ -136,9 +136,9 @@ class Operator:
         """At the start (the apps' first listing, after the child index was filled): whether the app's
         settled mark matches the app and its children as listed (settledmark.py). Such an app would get a pass
         that does nothing: it is remembered as settled instead (the safety pass skips it while it stays so)."""
-        return self._settled_by_mark(ListedEarly.of(app, self._app_state(app)))
+        return self._settled_by_mark(ListedApp.of(app, self._app_state(app)))
 
-    def _settled_by_mark(self, listed: ListedEarly) -> bool:
+    def _settled_by_mark(self, listed: ListedApp) -> bool:
         """`settled_at_start`, of what a decision needs of the app (its part of its mark computed already)."""
         code = self.stores.code_digest
         if listed.state is None or not listed.uid or code is None:  # no mark, or no code digest
@@ -164,7 +164,7 @@ class Operator:
             return
         if event_type is None:
             if self._listed_early is not None:  # its settled mark can be checked only against every child
-                early = ListedEarly.of(app, self._app_state(app))
+                early = ListedApp.of(app, self._app_state(app))
                 with self._early_guard:
                     if self._listed_early is not None:
                         self._listed_early.append(early)
@@ -184,9 +184,9 @@ class Operator:
 
     def _resume_app(self, app: Mapping[str, Any]) -> None:
         """An app of a first listing: `_resume_listed`."""
-        self._resume_listed(ListedEarly.of(app, self._app_state(app)))
+        self._resume_listed(ListedApp.of(app, self._app_state(app)))
 
-    def _resume_listed(self, listed: ListedEarly) -> None:
+    def _resume_listed(self, listed: ListedApp) -> None:
         """An app of a first listing: a pass, unless its settled mark says that pass would do nothing. A new
         spec goes before the status refreshes of other apps. The pass reads the caches, not live: the child
         index was filled by a listing of every child, and the apps' listing gave the app cache this very
@@ -415,9 +415,9 @@ def safety_pass_due(queued: int, waited: float, interval: float) -> bool:
     return queued == 0 or waited >= interval
 
 
-class ListedEarly(NamedTuple):
-    """What deciding an app of the first listing needs of it (`Operator._resume_listed`), taken as it was
-    listed: kept for an app that came before the children's listing was complete."""
+class ListedApp(NamedTuple):
+    """What deciding an app of a first listing needs of it (`Operator._resume_listed`), taken as it was
+    listed; kept until then for an app listed before the children's listing was complete."""
 
     namespace: str
     name: str
@@ -429,7 +429,7 @@ class ListedEarly(NamedTuple):
     state: bytes | None  # its part of its settled mark (None: it has no mark, or there is no code digest)
 
     @classmethod
-    def of(cls, app: Mapping[str, Any], state: bytes | None) -> ListedEarly:
+    def of(cls, app: Mapping[str, Any], state: bytes | None) -> ListedApp:
         meta, current = app["metadata"], app.get("status") or {}
         return cls(
             namespace=meta["namespace"],
