@@ -263,18 +263,27 @@ def test_the_code_digest_follows_every_source_file(
     assert codedigest.code_digest.__wrapped__() is None  # no sources to read: no mark written or trusted
 
 
+def listed_before_the_children(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> tuple[Operator, dict[str, Any]]:
+    """A restarted operator whose apps' listing returned the settled app (at `version`: the fake API server
+    keeps none) while its children's listing was under way; and that app as listed."""
+    server, stores = marked_cluster(monkeypatch)
+    ready(server, stores)
+    listed = copy.deepcopy(server.objects[KEY])
+    listed["metadata"]["resourceVersion"] = version
+    operator = restarted(server)
+    operator._listed_early = []  # the children's listing under way
+    operator.on_app(None, listed)
+    return operator, listed
+
+
 def test_an_app_listed_before_the_children_is_decided_on_the_version_the_cache_holds_then(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Its part of the mark is computed as it is listed; the status edited since (a newer version in the app
     # cache by the time the children are listed) is hashed as it is now, not as it was listed.
-    server, stores = marked_cluster(monkeypatch)
-    ready(server, stores)
-    listed = copy.deepcopy(server.objects[KEY])
-    listed["metadata"]["resourceVersion"] = "5"
-    operator = restarted(server)
-    operator._listed_early = []  # the children's listing under way
-    operator.on_app(None, listed)
+    operator, listed = listed_before_the_children(monkeypatch, "5")
     newer = copy.deepcopy(listed)
     newer["status"]["readyServices"] = "0/2"
     newer["metadata"]["resourceVersion"] = "6"
@@ -288,13 +297,7 @@ def test_an_app_listed_before_the_children_at_the_version_still_cached_is_decide
 ) -> None:
     # What the decision needs was taken of the app as it was listed: its version still cached, the app is not
     # read from the cache again (5000 decodes at a start). A mark that does not match still gets its pass.
-    server, stores = marked_cluster(monkeypatch)
-    ready(server, stores)
-    listed = copy.deepcopy(server.objects[KEY])
-    listed["metadata"]["resourceVersion"] = "7"  # the fake API server keeps none
-    operator = restarted(server)
-    operator._listed_early = []  # the children's listing under way
-    operator.on_app(None, listed)
+    operator, listed = listed_before_the_children(monkeypatch, "7")
     unmarked = copy.deepcopy(listed)
     unmarked["metadata"] |= {"name": "other", "uid": "other-uid"}
     operator.on_app(None, unmarked)
