@@ -281,3 +281,61 @@ def test_a_children_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyP
         op.safety_pass()
     op.safety_pass()
     assert len(attempts) == 2, "listed again at the next pass, not ten passes later"
+
+
+def app_watched_operator(monkeypatch: pytest.MonkeyPatch) -> tuple[Operator, Cluster, Watches]:
+    """A settled operator with app watches (their gap count) since a start, the apps listed every 3 passes."""
+    op, cluster, _ = watched_operator(monkeypatch, safety_full_every=3)
+    app_watches = Watches()
+    monkeypatch.setattr(op, "_app_watches", app_watches)
+    op._app_gaps_listed = 0  # as `start` leaves it: its own listing of the apps, before any gap
+    return op, cluster, app_watches
+
+
+def test_the_safety_pass_takes_the_apps_from_their_cache_and_lists_them_in_their_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op, cluster, _ = app_watched_operator(monkeypatch)
+    changed = copy.deepcopy(SHOP)
+    changed["metadata"]["resourceVersion"] = "101"
+    op.apps.record(changed)  # what the watch delivered: a new version, so not settled with what it has now
+    op.safety_pass()
+    assert cluster.app_listings == [] and cluster.passes == [("shop", False)]
+    op.safety_pass()
+    assert cluster.app_listings == [], "not listed without a gap"
+    op.safety_pass()
+    assert cluster.app_listings == ["metadata"], "every third pass"
+
+
+def test_after_a_gap_of_the_app_watch_the_apps_are_listed_and_one_deleted_meanwhile_is_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op, cluster, app_watches = app_watched_operator(monkeypatch)
+    other = copy.deepcopy(SHOP)
+    other["metadata"] |= {"name": "gone", "uid": "gone-uid"}
+    op.apps.record(other)  # deleted while the stream was down: no DELETED event
+    app_watches.gaps += 1
+    op.safety_pass()
+    assert cluster.app_listings == ["metadata"]
+    assert op.apps.get("ns", "gone") is None and ("gone", False) not in cluster.passes
+    op.safety_pass()
+    assert cluster.app_listings == ["metadata"], "listed once for that gap"
+
+
+def test_an_apps_listing_that_failed_is_due_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    op, cluster, _ = app_watched_operator(monkeypatch)
+    list_pages = cluster.list_pages
+
+    def fails_once(kind: str, *args: object, **kwargs: object) -> Listed:
+        if kind == api.KIND and not cluster.app_listings:
+            cluster.app_listings.append("failed")
+            raise ConnectionRefusedError("the API server is restarting")
+        return list_pages(kind, *args, **kwargs)
+
+    monkeypatch.setattr(operator_module.kube, "list_pages", fails_once)
+    op.safety_pass()
+    op.safety_pass()
+    with pytest.raises(ConnectionRefusedError):
+        op.safety_pass()  # its turn
+    op.safety_pass()
+    assert cluster.app_listings == ["failed", "metadata"], "listed at the next pass, not three passes later"

@@ -36,10 +36,10 @@ def _json(app: Mapping[str, Any]) -> bytes:
 
 
 class AppCache:
-    """(namespace, name) -> (resourceVersion, the app as packed JSON); thread-safe."""
+    """(namespace, name) -> (resourceVersion, uid, the app as packed JSON); thread-safe."""
 
     def __init__(self) -> None:
-        self._apps: dict[AppKey, tuple[int | None, bytes]] = {}
+        self._apps: dict[AppKey, tuple[int | None, str | None, bytes]] = {}
         self._packer = packing.Packer()
         self._guard = threading.Lock()
 
@@ -54,23 +54,29 @@ class AppCache:
     def record(self, app: Mapping[str, Any]) -> None:
         """Take in a version of an app (an event's, or what a write returned) unless a newer one is kept."""
         key, version = _key(app), kube.resource_version(app)
+        uid = (app.get("metadata") or {}).get("uid")
         encoded = self._packer.pack(_KIND, _json(app))
         with self._guard:
             kept = self._apps.get(key)
             if kept is None or not kube.older(version, kept[0]):
-                self._apps[key] = (version, encoded)
+                self._apps[key] = (version, uid and str(uid), encoded)
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The latest version seen, or None when none is kept (never seen, or deleted)."""
         with self._guard:
             kept = self._apps.get((namespace, name))
-        return None if kept is None else dict(json.loads(self._packer.unpack(_KIND, kept[1])))
+        return None if kept is None else dict(json.loads(self._packer.unpack(_KIND, kept[2])))
 
     def version(self, namespace: str, name: str) -> int | None:
         """The resourceVersion of the latest version seen (None: none kept, or not a number)."""
         with self._guard:
             kept = self._apps.get((namespace, name))
         return None if kept is None else kept[0]
+
+    def refs(self) -> list[tuple[AppKey, str | None, int | None]]:
+        """Every app kept, as ((namespace, name), uid, resourceVersion), without decoding any."""
+        with self._guard:
+            return [(key, uid, version) for key, (version, uid, _) in self._apps.items()]
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what is kept of one app: its next pass reads it from the API server."""

@@ -11,8 +11,9 @@ What starts a pass, beside kopf's handlers (ConfigMaps and Secrets):
 - events of owned children (childwatch.py's threads, `on_child`), mapped to their app through the instance
   label: a child changed or deleted by hand is put back at once;
 - a slow periodic safety pass (`safety_pass`, a background task): the safety net for anything a watch
-  missed. It lists the apps, and runs a pass over every app but those left settled by their last pass with the
-  same app and children since (settled.py). After any child watch gap (childwatch.py), and every
+  missed. It runs a pass over every app but those left settled by their last pass with the same app and
+  children since (settled.py), the apps as the app cache holds them; it lists the apps instead after a gap of
+  their watch, and every `safety_full_every` passes. After any child watch gap (childwatch.py), and every
   `safety_full_every` passes, it lists the children too, and gives a live pass to every app whose children the
   index holds otherwise: a child deleted during a watch gap is put back within one safety interval. A plain
   asyncio task, not a kopf timer: kopf puts a finalizer on every object that has a timer or daemon, and the app
@@ -76,6 +77,9 @@ class Operator:
     # the kinds whose turn it was (`_kinds_to_list`).
     _gaps_listed: int | None = field(init=False, default=None)
     _turns: int = field(init=False, default=0)
+    # The app watch's gap count at the last listing of the apps, and the safety passes so far (`_apps_to_pass`).
+    _app_gaps_listed: int | None = field(init=False, default=None)
+    _safety_passes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.held = HeldStatuses(hold=self.settings.status_hold)
@@ -285,19 +289,9 @@ class Operator:
         children since (settled.py); a failing app does not stop the others."""
         if not self.leadership.acting():  # kopf pauses a standby's watches, not this task: it must skip here
             return
-        # A page at a time, of metadata only (nothing of a spec or status is needed here), keeping each app's
-        # name, uid and version: a whole listing of thousands of apps would leave its parsing's high-water mark in
-        # the process.
-        listed = [
-            (ref(app), kube.resource_version(app))
-            for scope in self.settings.scopes()
-            for app in kube.list_pages(api.KIND, scope, metadata_only=True)
-        ]
+        self._safety_passes += 1
+        listed = self._apps_to_pass()
         apps = [app for app, _ in listed]
-        present = [(a["metadata"]["namespace"], a["metadata"]["name"]) for a in apps]
-        metrics.forget_missing(present)
-        self.apps.retain(present)
-        self.settled.retain(str(a["metadata"].get("uid")) for a in apps)
         gaps = None if self._child_watches is None else self._child_watches.gaps  # read before the listing
         due = self._kinds_to_list(gaps)
         stale = self._children_disagreeing(apps, due) if due else set()
@@ -316,6 +310,35 @@ class Operator:
             self.request(app, live=uid in stale)
             passes += 1
         log.debug("safety pass: %d apps, %d passes, %d of them live", len(apps), passes, len(stale))
+
+    def _apps_to_pass(self) -> list[tuple[dict[str, Any], int | None]]:
+        """The apps a safety pass goes over (`ref`, resourceVersion): those the app cache holds, kept current by
+        their watch, unless that watch had a gap since the apps were last listed (an app deleted meanwhile sent
+        no event), or every `safety_full_every` passes: then they are listed, and the apps no longer there are
+        forgotten. The listing every minute was most of an idle operator's CPU at 5000 apps (docs/benchmarks.md,
+        stop 33). An app the cache forgot after a failed pass has its retry queued already."""
+        gaps = None if self._app_watches is None else self._app_watches.gaps  # read before the listing
+        every = max(1, self.settings.safety_full_every)
+        if gaps is not None and gaps == self._app_gaps_listed and self._safety_passes % every:
+            return [
+                ({"metadata": {"namespace": key[0], "name": key[1], "uid": uid}}, version)
+                for key, uid, version in self.apps.refs()
+            ]
+        self._app_gaps_listed = None  # a listing that fails is due again at the next pass
+        # A page at a time, of metadata only (nothing of a spec or status is needed here), keeping each app's
+        # name, uid and version: a whole listing of thousands of apps would leave its parsing's high-water mark in
+        # the process.
+        listed = [
+            (ref(app), kube.resource_version(app))
+            for scope in self.settings.scopes()
+            for app in kube.list_pages(api.KIND, scope, metadata_only=True)
+        ]
+        present = [(app["metadata"]["namespace"], app["metadata"]["name"]) for app, _ in listed]
+        metrics.forget_missing(present)
+        self.apps.retain(present)
+        self.settled.retain(str(app["metadata"].get("uid")) for app, _ in listed)
+        self._app_gaps_listed = gaps
+        return listed
 
     def _kinds_to_list(self, gaps: int | None) -> list[str]:
         """The child kinds a safety pass lists: every one after a child watch gap since the last such listing
@@ -380,7 +403,7 @@ class Operator:
         apps_listed.result()  # a failed apps' listing fails the start
         # That listing, made before any stream could break (gap 0), is as fresh as a safety pass's: the safety
         # passes list every child kind again only after a gap since, the kinds whose turn it is otherwise.
-        self._gaps_listed = 0
+        self._gaps_listed = self._app_gaps_listed = 0
         self._child_watches.follow()
         self._app_watches.follow()
         self._safety_task = asyncio.create_task(self._safety_loop())

@@ -18,8 +18,9 @@ class Settings:
     # for what a watch missed, not a trigger, so rare enough to cost little with thousands of apps.
     safety_interval: float = 60.0
     # A safety pass lists every child (to compare with the child index) after a child watch broke since its last
-    # listing, else only every this many passes: with no gap the index missed nothing a watch delivers, and at
-    # thousands of apps that listing is most of an idle operator's CPU (docs/benchmarks.md, stop 25).
+    # listing, else each kind every this many passes; the apps likewise (else it takes them from the app cache):
+    # with no gap the caches missed nothing a watch delivers, and at thousands of apps those listings were most
+    # of an idle operator's CPU (docs/benchmarks.md, stops 25 and 33).
     safety_full_every: int = 10
     # Threads that run passes, and kopf's handler threads (the sync handlers: config sources): a pass is a
     # handful of blocking API calls; more threads than this only queue at the API server.
