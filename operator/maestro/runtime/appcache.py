@@ -8,7 +8,8 @@ pass (the safety pass's, for an app whose children disagree) still GETs the app.
 a watch gap sends no DELETED event, and its cached copy must not outlive it: a pass would apply children for it,
 the garbage collector would delete them, and their deletion would start the next such pass (docs/reliability.md,
 bug 11). So a pass started by a child's deletion, and the retry of a failed pass, read the app from the API
-server, and the safety pass keeps only the apps it lists.
+server, and the safety pass after a gap of the apps' watch lists them and keeps only the apps it lists (it takes
+the apps from here otherwise: `refs`).
 """
 
 from __future__ import annotations
