@@ -89,12 +89,11 @@ class Cluster:
         os.environ["KUBECONFIG"] = self.env["KUBECONFIG"]
         kube.load_config()
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/microserviceapps.maestro.dev"
-        )
-        # Established is not yet served: a new API server answers 429 "storage is (re)initializing" to lists
-        # of the apps for some seconds. An operator started then lists its apps late (kopf retries), and
-        # takes the apps created meanwhile for apps found at startup (a live pass each: four LISTs).
+        # Until the apps are served, not only Established (which is not enough: a new API server answers 429
+        # "storage is (re)initializing" to lists of the apps for some seconds, and an operator started then
+        # lists its apps late, kopf retrying, and takes the apps created meanwhile for apps found at startup: a
+        # live pass each, four LISTs). No `kubectl wait` before it: it fails at once on a CRD just created, whose
+        # status has no conditions yet.
         wait_until("the apps' storage to serve lists", lambda: listable(api.KIND), timeout=120, interval=0.5)
 
     def down(self, *, even_if_kept: bool = False) -> None:

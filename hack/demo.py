@@ -40,6 +40,26 @@ def cluster_output(*args: str) -> str:
     return subprocess.run([*CLUSTER, *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
+def wait_established(kubectl_bin: str, kubeconfig: Path, crd: str) -> None:
+    """`kubectl wait` for a CRD to be Established. Right after its creation a CRD's status has no conditions
+    yet, and kubectl then fails at once (".status.conditions accessor error") instead of waiting: asked again."""
+    deadline = time.monotonic() + 60
+    while True:
+        argv = [
+            kubectl_bin,
+            f"--kubeconfig={kubeconfig}",
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+        ]
+        waited = subprocess.run([*argv, crd], capture_output=True, text=True)
+        if waited.returncode == 0:
+            return
+        if "accessor error" not in waited.stderr or time.monotonic() > deadline:
+            raise SystemExit(f"{crd} was not Established: {waited.stderr.strip()}")
+        time.sleep(0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,7 +91,7 @@ def main() -> int:
 
     step("Installing the MicroserviceApp CRD")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/microserviceapps.maestro.dev")
+    wait_established(kubectl_bin, kubeconfig, "crd/microserviceapps.maestro.dev")
 
     step(f"Creating namespace {NAMESPACE} (enforcing the restricted Pod Security Standard)")
     subprocess.run(

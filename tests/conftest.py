@@ -54,9 +54,7 @@ def client(test_cluster: test_cluster_module.TestCluster) -> Client:
 def crd(cluster_kubectl: Kubectl) -> None:
     """The project's CRD, applied as a user would and Established."""
     cluster_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    cluster_kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/microserviceapps.maestro.dev"
-    )
+    cluster_kubectl.wait_established("crd/microserviceapps.maestro.dev")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

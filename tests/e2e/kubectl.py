@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ class Kubectl:
 
     def __call__(self, *args: str, stdin: str | None = None) -> str:
         return self.run(*args, stdin=stdin).stdout
+
+    def wait_established(self, crd: str) -> None:
+        """`kubectl wait` for a CRD to be Established. Right after its creation a CRD's status has no conditions
+        yet, and kubectl then fails at once (".status.conditions accessor error") instead of waiting: asked
+        again."""
+        deadline = time.monotonic() + 60
+        while True:
+            waited = self.run("wait", "--for=condition=Established", "--timeout=60s", crd, check=False)
+            if waited.returncode == 0:
+                return
+            if "accessor error" not in waited.stderr or time.monotonic() > deadline:
+                raise KubectlError(["wait", "--for=condition=Established", crd], waited)
+            time.sleep(0.5)
 
     def apply(self, *manifests: dict[str, Any], server_side: bool = False) -> str:
         flags = ["--server-side", "--field-manager=e2e-user"] if server_side else []

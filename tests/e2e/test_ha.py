@@ -40,7 +40,7 @@ BOUND = 120.0  # seconds: far above the expected takeover; the measured figures 
 def peering_crds(cluster_kubectl: Kubectl) -> None:
     cluster_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
     for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
-        cluster_kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+        cluster_kubectl.wait_established(f"crd/{name}")
 
 
 class Replicas:
