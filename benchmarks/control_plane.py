@@ -24,14 +24,15 @@ import common
 from restart import cpu_line
 
 QUEUE_METRIC = re.compile(
-    r"^workqueue_(adds_total|work_duration_seconds_(?:sum|count)|queue_duration_seconds_(?:sum|count))"
+    r"^workqueue_(depth|adds_total|work_duration_seconds_(?:sum|count)|queue_duration_seconds_(?:sum|count))"
     r'\{[^}]*\bname="([^"]+)"[^}]*\} (\S+)$'
 )
 
 
 class Queue(NamedTuple):
-    """One work queue's totals so far."""
+    """One work queue's totals so far, and its depth now."""
 
+    depth: float = 0.0
     adds: float = 0.0
     work_seconds: float = 0.0
     works: float = 0.0
@@ -39,10 +40,12 @@ class Queue(NamedTuple):
     waits: float = 0.0
 
     def minus(self, earlier: Queue) -> Queue:
-        return Queue(*(now - then for now, then in zip(self, earlier, strict=True)))
+        """The totals since `earlier`, the depth now."""
+        return Queue(self.depth, *(now - then for now, then in zip(self[1:], earlier[1:], strict=True)))
 
 
 FIELDS = {
+    "depth": "depth",
     "adds_total": "adds",
     "work_duration_seconds_sum": "work_seconds",
     "work_duration_seconds_count": "works",
@@ -78,12 +81,13 @@ def controller_manager_metrics(state: Path) -> str:
 def queue_lines(used: dict[str, Queue], window: float, top: int) -> list[str]:
     """The queues with the most work, each: items added per second, its workers' busy time over the window (a
     queue's workers run in parallel: 2.0 is two of them busy all along, on the CPU or waiting for the API
-    server), the mean wait of an item in the queue before a worker took it, and the mean work per item."""
+    server), the mean wait of an item in the queue before a worker took it, the mean work per item, and how many
+    items wait at the end."""
     busiest = sorted(used.items(), key=lambda item: item[1].work_seconds, reverse=True)[:top]
     return [
         f"  {name:32s} {q.adds / window:6.1f} adds/s   workers busy {q.work_seconds / window:5.2f}"
         f"   mean wait {1000 * q.wait_seconds / max(q.waits, 1):8.1f} ms"
-        f"   mean work {1000 * q.work_seconds / max(q.works, 1):6.1f} ms"
+        f"   mean work {1000 * q.work_seconds / max(q.works, 1):6.1f} ms   waiting {q.depth:5.0f}"
         for name, q in busiest
         if q.adds or q.works
     ]
