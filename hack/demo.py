@@ -54,6 +54,7 @@ def wait_established(kubectl_bin: str, kubeconfig: Path, crd: str) -> None:
         ]
         waited = subprocess.run([*argv, crd], capture_output=True, text=True)
         if waited.returncode == 0:
+            print(waited.stdout, end="", flush=True)
             return
         if "accessor error" not in waited.stderr or time.monotonic() > deadline:
             raise SystemExit(f"{crd} was not Established: {waited.stderr.strip()}")
