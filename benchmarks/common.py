@@ -195,11 +195,11 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 class Operator:
-    """`maestro run --namespace NS` as a subprocess, its log in a file."""
+    """`maestro run --namespace NS` (NS None: every namespace) as a subprocess, its log in a file."""
 
     def __init__(
         self,
-        namespace: str,
+        namespace: str | None,
         log_path: Path,
         *,
         verbose: bool = False,
@@ -226,7 +226,8 @@ class Operator:
         offset = self.log().count(STARTED_MARKER)
         # No metrics port: the figures come from the API server and /proc, and port 8080 stays free for a demo
         # or the tests running meanwhile (a benchmark's operator on it once failed the demo test).
-        argv = [str(PYTHON), *entry, "run", "--namespace", self.namespace, "--metrics-port", "0"]
+        scope = ["--namespace", self.namespace] if self.namespace else ["--all-namespaces"]
+        argv = [str(PYTHON), *entry, "run", *scope, "--metrics-port", "0"]
         if self.verbose:
             argv.append("--verbose")
         with self.log_path.open("ab") as out:
@@ -282,7 +283,7 @@ class Operator:
 
 
 @contextlib.contextmanager
-def operator(namespace: str, log_path: Path, **kwargs: Any) -> Iterator[Operator]:
+def operator(namespace: str | None, log_path: Path, **kwargs: Any) -> Iterator[Operator]:
     op = Operator(namespace, log_path, **kwargs)
     op.start()
     try:
@@ -331,6 +332,23 @@ def create_apps(names: list[str], namespace: str) -> list[dict[str, Any]]:
         return list(pool.map(lambda n: create_app(n, namespace), names))
 
 
+def spread_namespace(base: str, index: int, spread: int) -> str:
+    """Where app number `index` goes when the apps are spread over `spread` namespaces: `base` itself when 1,
+    else base-00, base-01, ... in turn."""
+    return base if spread <= 1 else f"{base}-{index % spread:02d}"
+
+
+def create_spread_apps(indices: range, base: str, spread: int) -> None:
+    """Apps app-NNNNN for these indices, each in its `spread_namespace`."""
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(lambda i: create_app(f"app-{i:05d}", spread_namespace(base, i, spread)), indices))
+
+
+def apps_in(scope: str | None) -> list[dict[str, Any]]:
+    """The apps of a namespace, or (None) of every namespace, a page at a time."""
+    return list(kube.list_pages(api.KIND, scope))
+
+
 def expected_children(namespace: str) -> int:
     return len(render.render_app(app_body("x", namespace)))
 
@@ -345,22 +363,22 @@ def in_sync(app: dict[str, Any]) -> bool:
     return bool(st.get("observedGeneration") == app["metadata"].get("generation"))
 
 
-def count_children(namespace: str) -> int:
-    return sum(
-        len(kube.list_objects(kind, namespace, {render.LABEL_MANAGED_BY: render.MANAGED_BY}))
-        for kind in kinds.KIND_NAMES
-    )
+def count_children(scope: str | None) -> int:
+    """Maestro's children in a namespace, or (None) in every namespace."""
+    managed = {render.LABEL_MANAGED_BY: render.MANAGED_BY}
+    return sum(sum(1 for _ in kube.list_pages(kind, scope, managed)) for kind in kinds.KIND_NAMES)
 
 
 class AppWatch:
-    """The apps of one namespace, followed by one list+watch in a thread (the operator's own `KindWatch`).
+    """The apps of one namespace (None: of all), followed by one list+watch in a thread (the operator's own
+    `KindWatch`).
 
     The convergence waits read this copy instead of listing every app twice a second (with 500 apps, about
     400 listings of 1.5 MiB each per run). That polling turned out not to move the convergence figure (1.38
     polling, 1.39 watching, docs/benchmarks.md), but its cost grew with N and fell on the operator's run only."""
 
-    def __init__(self, namespace: str) -> None:
-        self.apps: dict[str, dict[str, Any]] = {}
+    def __init__(self, namespace: str | None) -> None:
+        self.apps: dict[tuple[str, str], dict[str, Any]] = {}  # by (namespace, name)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.watch = childwatch.KindWatch(
@@ -380,7 +398,7 @@ class AppWatch:
             return list(self.apps.values())
 
     def _take(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
-        name = obj["metadata"]["name"]
+        name = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         with self.lock:
             if event_type == "DELETED":
                 self.apps.pop(name, None)
@@ -393,12 +411,12 @@ class AppWatch:
 
 
 def wait_converged(
-    namespace: str, n: int, *, phase: str | None = None, timeout: float = 900, interval: float = 0.2
+    namespace: str | None, n: int, *, phase: str | None = None, timeout: float = 900, interval: float = 0.2
 ) -> float:
     """Until n apps are in sync (and in `phase`, if given) and all their children exist; returns seconds.
     The apps are read from a watch (AppWatch); the children are counted (four LISTs) once the apps are done."""
     started = time.monotonic()
-    want_children = n * expected_children(namespace)
+    want_children = n * expected_children(namespace or "default")
 
     def apps_done(apps: list[dict[str, Any]]) -> bool:
         if len(apps) < n or not all(in_sync(a) for a in apps):
@@ -407,7 +425,7 @@ def wait_converged(
 
     with AppWatch(namespace) as watch:
         wait_until(
-            f"{n} apps in {namespace} to converge" + (f" ({phase})" if phase else ""),
+            f"{n} apps in {namespace or 'all namespaces'} to converge" + (f" ({phase})" if phase else ""),
             lambda: apps_done(watch.snapshot()) and count_children(namespace) >= want_children,
             timeout,
             interval,

@@ -13,7 +13,8 @@
    `--before REV`: that commit's operator is restarted first, the same way.
 
 `--existing NS`: the N apps are those already in sync in NS (left by `idle_cpu.py --keep-cluster`, say): none
-is created, and the "alone" round is skipped.
+is created, and the "alone" round is skipped. With `--all-namespaces`, they are every app of the cluster (left by
+`memory.py --spread K`) and the operator watches every namespace; the changed apps are in NS.
 
     .venv/bin/python benchmarks/latency.py --apps 100 --changes 30
     .venv/bin/python benchmarks/latency.py --existing idle --changes 30 --keep-cluster --cluster-name perf-bench
@@ -99,8 +100,9 @@ def _raw_ready(ns: str) -> bool:
     return obj is not None and common.in_sync(obj) and (obj.get("status") or {}).get("phase") == "Ready"
 
 
-def listing_seconds(ns: str) -> float:
-    """This client's time to list the apps and every child kind of the namespace, a page at a time."""
+def listing_seconds(ns: str | None) -> float:
+    """This client's time to list the apps and every child kind of the namespace (None: of all), a page at a
+    time."""
     started = time.monotonic()
     for kind in [api.KIND, *kinds.WATCHED]:
         for _ in kube.list_pages(kind, ns):
@@ -108,7 +110,7 @@ def listing_seconds(ns: str) -> float:
     return time.monotonic() - started
 
 
-def restart(ns: str, n: int, label: str, source: Path, log_path: Path) -> dict[str, Any]:
+def restart(ns: str | None, n: int, label: str, source: Path, log_path: Path) -> dict[str, Any]:
     """Start the operator on n apps in sync: seconds until each had its resume pass or was skipped, the writes
     made."""
     op = common.Operator(ns, log_path, verbose=True, source=source)
@@ -184,16 +186,24 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=500, help="other apps present (default 500)")
     parser.add_argument("--changes", type=int, default=30, help="changes per round (default 30)")
     parser.add_argument("--existing", metavar="NS", help="the other apps: those in sync in this namespace")
+    parser.add_argument(
+        "--all-namespaces",
+        action="store_true",
+        help="with --existing: the other apps are those of every namespace, the operator watching them all",
+    )
     common.add_before(parser)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     alone: list[Change] = []
     raw_alone: list[Change] = []
     with common.cluster(args) as cluster:
+        if args.all_namespaces and not args.existing:
+            parser.error("--all-namespaces needs --existing")
         ns = args.existing or cluster.namespace(f"latency-{int(time.time())}")
-        others = [a for a in kube.list_objects(api.KIND, ns) if a["metadata"]["name"] != "solo"]
+        scope = None if args.all_namespaces else ns  # the operator's, and the apps counted and listed
+        others = [a for a in common.apps_in(scope) if a["metadata"]["name"] != "solo"]
         n = len(others) if args.existing else args.apps
-        op = common.Operator(ns, workdir / "operator.log")
+        op = common.Operator(scope, workdir / "operator.log")
         op.start()
         try:
             raw_controller.install()
@@ -206,19 +216,19 @@ def main() -> int:
                     alone, raw_alone = side_by_side(ns, args.changes, "alone")
                     log(summary("alone: operator", alone))
                     common.create_apps([f"app-{i:05d}" for i in range(n)], ns)
-                took = common.wait_converged(ns, n + 1, phase="Ready", timeout=3600)
+                took = common.wait_converged(scope, n + 1, phase="Ready", timeout=3600)
                 log(f"{n} other apps Ready after {took:.0f}s")
                 time.sleep(5)
                 crowded, raw_crowded = side_by_side(ns, args.changes, f"crowded-{int(time.time())}")
                 log(summary(f"with {n} others: operator", crowded))
-            common.wait_converged(ns, n + 1, phase="Ready", timeout=600)
+            common.wait_converged(scope, n + 1, phase="Ready", timeout=600)
         finally:
             op.stop()
         # The client's listing varies run to run (15-23 s at 5000 apps on a quiet cluster): three, the median used.
-        listings = [listing_seconds(ns) for _ in range(3)]
+        listings = [listing_seconds(scope) for _ in range(3)]
         listed = common.median(listings)
         restarts = [
-            (label, restart(ns, n + 1, label, source, workdir / f"operator-restart-{label}.log"))
+            (label, restart(scope, n + 1, label, source, workdir / f"operator-restart-{label}.log"))
             for label, source in common.trees(args)
         ]
 

@@ -5,7 +5,9 @@ apps. Goal: 50 MiB or less per 1000 apps.
     .venv/bin/python benchmarks/memory.py --apps 1000 5000
 
 `--namespace idle --keep-cluster` leaves the apps where `idle_cpu.py` and `latency.py --existing idle` measure them
-next: one creation of 5000 apps (half an hour here) serves all three.
+next: one creation of 5000 apps (half an hour here) serves all three. `--spread K`: the apps go to K namespaces
+(idle-00, idle-01, ...) in turn and the operator watches every namespace, as a platform team's would; then
+`latency.py --existing idle-00 --all-namespaces` and `restart.py --all-namespaces` measure them.
 """
 
 from __future__ import annotations
@@ -19,9 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 from common import log
-
-from maestro.api import models as api
-from maestro.kube import client as kube
 
 
 def report_trace(op: common.Operator, apps: int, workdir: Path) -> None:
@@ -55,16 +54,27 @@ def main() -> int:
     parser.add_argument(
         "--namespace", help="where to create the apps (default memory-<time>); it must hold none yet"
     )
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=1,
+        metavar="K",
+        help="spread the apps over K namespaces, NAMESPACE-00 to NAMESPACE-<K-1>, the operator watching every "
+        "namespace (default 1: all in NAMESPACE); the cluster must hold no app yet",
+    )
     args = parser.parse_args()
     n1, n2 = args.apps
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     readings: list[tuple[int, float]] = []
     with common.cluster(args) as cluster:
-        ns = cluster.namespace(args.namespace or f"memory-{int(time.time())}")
-        if kube.list_objects(api.KIND, ns):
-            raise SystemExit(f"{ns} holds apps already: the readings start from 0 apps")
+        base = args.namespace or f"memory-{int(time.time())}"
+        for i in range(args.spread):
+            cluster.namespace(common.spread_namespace(base, i, args.spread))
+        scope = base if args.spread <= 1 else None  # None: every namespace
+        if common.apps_in(scope):
+            raise SystemExit(f"{scope or 'the cluster'} holds apps already: the readings start from 0 apps")
         trace_out = workdir / "trace.txt" if args.trace else None
-        with common.operator(ns, workdir / "operator.log", trace_out=trace_out) as op:
+        with common.operator(scope, workdir / "operator.log", trace_out=trace_out) as op:
             time.sleep(args.settle)
             readings.append((0, op.rss_mib()))
             log(f"0 apps: {readings[-1][1]:.1f} MiB")
@@ -72,9 +82,9 @@ def main() -> int:
                 report_trace(op, 0, workdir)
             have = 0
             for n in (n1, n2):
-                common.create_apps([f"app-{i:05d}" for i in range(have, n)], ns)
+                common.create_spread_apps(range(have, n), base, args.spread)
                 have = n
-                took = common.wait_converged(ns, n, timeout=3600)
+                took = common.wait_converged(scope, n, timeout=3600)
                 time.sleep(args.settle)
                 readings.append((n, op.rss_mib()))
                 log(f"{n} apps (in sync after {took:.0f}s): {readings[-1][1]:.1f} MiB")

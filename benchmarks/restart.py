@@ -2,11 +2,11 @@
 `--rounds` times, and timed until every app had its resume pass or was skipped by its settled mark, beside
 this client's time to list the apps and every child kind of the namespace a page at a time, measured right
 before and right after each start (their mean is the round's baseline: one listing alone strays by a fifth
-here). With each, the CPU the control plane's processes used meanwhile: what the API server spent serving it. `--before REV`: that commit's operator too, in turn with this tree's (the order alternates
-by round), so that the two are compared on the same apps in the same minutes.
+here). With each, the CPU the control plane's processes used meanwhile: what the API server spent serving it.
+`--all-namespaces`: the apps of every namespace (left by `memory.py --spread K`), the operator watching them all.
 
-    .venv/bin/python benchmarks/restart.py --existing idle --rounds 3 --before REV --keep-cluster \\
-        --cluster-name perf-bench
+    .venv/bin/python benchmarks/restart.py --existing idle --rounds 3 --keep-cluster --cluster-name perf-bench
+    .venv/bin/python benchmarks/restart.py --all-namespaces --rounds 3 --keep-cluster --cluster-name perf-bench
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 from latency import listing_seconds, restart, restart_line
-
-from maestro.api import models as api
-from maestro.kube import client as kube
 
 T = TypeVar("T")
 
@@ -44,22 +41,27 @@ def cpu_line(used: dict[str, float]) -> str:
 
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
-    parser.add_argument("--existing", metavar="NS", required=True, help="the namespace of the apps in sync")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--existing", metavar="NS", help="the namespace of the apps in sync")
+    where.add_argument("--all-namespaces", action="store_true", help="the apps in sync of every namespace")
     parser.add_argument("--rounds", type=int, default=3, help="starts (default 3)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     ratios: list[float] = []
     with common.cluster(args) as cluster:
-        n = len(kube.list_objects(api.KIND, args.existing))
-        print(f"restart with {n} apps in sync in {args.existing}, {args.rounds} rounds", flush=True)
+        scope = None if args.all_namespaces else args.existing
+        n = len(common.apps_in(scope))
+        print(
+            f"restart with {n} apps in sync in {scope or 'all namespaces'}, {args.rounds} rounds", flush=True
+        )
         for round_ in range(args.rounds):
-            before, cpu_before = with_cpu(cluster, lambda: listing_seconds(args.existing))
+            before, cpu_before = with_cpu(cluster, lambda: listing_seconds(scope))
             log_path = workdir / f"operator-{round_}.log"
             r, cpu_start = with_cpu(
                 cluster,
-                functools.partial(restart, args.existing, n, "now", common.ROOT / "operator", log_path),
+                functools.partial(restart, scope, n, "now", common.ROOT / "operator", log_path),
             )
-            after, cpu_after = with_cpu(cluster, lambda: listing_seconds(args.existing))
+            after, cpu_after = with_cpu(cluster, lambda: listing_seconds(scope))
             listed = (before + after) / 2
             ratios.append(r["resumed"] / listed)
             print(
