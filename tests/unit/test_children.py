@@ -322,3 +322,18 @@ def test_a_marks_check_reads_the_digests_kept_and_unpacks_nothing(monkeypatch: A
     [changed] = index.states(APP_UID)
     assert changed[:3] == state[:3] and changed[3] != state[3]
     assert changed == settledmark.child_state(deployment(readyReplicas=2))
+
+
+def test_a_child_read_back_hashes_as_it_was_kept() -> None:
+    """A pass writes its mark from the children it read from the index; a start checks that mark against the
+    digests the index kept from a listing. The projection's JSON keeps the API server's key order, not a sorted
+    one: read back and projected again, a child must give the same bytes, or no mark would ever match."""
+    index = children.ChildIndex()
+    listed = deployment()
+    listed["metadata"] = {
+        "uid": "u-1",
+        **{k: v for k, v in reversed(listed["metadata"].items()) if k != "uid"},
+    }
+    index.observe(None, listed)
+    [read] = index.children(APP_UID).values()
+    assert [settledmark.child_state(read)] == index.states(APP_UID)

@@ -173,6 +173,7 @@ def test_role_changes_publish_the_leader_gauge() -> None:
 class FakeResponse:
     def __init__(self, status: int, payload: dict[str, Any]) -> None:
         self.status_code, self._payload, self.reason, self.text = status, payload, "", ""
+        self.content = json.dumps(payload).encode()
 
     def json(self) -> dict[str, Any]:
         return self._payload

@@ -103,7 +103,10 @@ CHANGES: dict[str, Callable[[], str]] = {
     "the generation": lambda: edited(lambda a, s, c: a["metadata"].update(generation=3)),
     "a label": lambda: edited(lambda a, s, c: a["metadata"]["labels"].update(team="y")),
     "an annotation": lambda: edited(lambda a, s, c: a["metadata"].update(annotations={"note": "n"})),
-    "the spec": lambda: edited(lambda a, s, c: a["spec"]["services"][0].update(image="web:2")),
+    # The API server raises the generation with every change of the spec: the mark reads the spec through it.
+    "the spec": lambda: edited(
+        lambda a, s, c: (a["spec"]["services"][0].update(image="web:2"), a["metadata"].update(generation=3))
+    ),
     "the status": lambda: edited(lambda a, s, c: s.update(readyServices="0/1")),
     "a child's spec": lambda: edited(lambda a, s, c: c[0]["spec"].update(replicas=3)),
     "a child's readiness": lambda: edited(lambda a, s, c: c[0]["status"].update(readyReplicas=0)),

@@ -3,8 +3,10 @@ tell which apps a pass would find as the last one left them.
 
 A pass is settled when it found nothing to do and nothing to come back for: the app Ready, no child written or
 pruned, no rollout watched, no ConfigMap or Secret read (their data is not in the mark). Its mark is a digest of
-the operator's code, the app (uid, generation, labels, annotations, spec), the status it wrote, and the app's
-children as that pass read them (their projections' digests, projection.py: not their resourceVersions).
+the operator's code, the app (uid, generation, labels, annotations), the status it wrote, and the app's
+children as that pass read them (their projections' digests, projection.py: not their resourceVersions). The
+spec is in it through the generation: the API server raises an app's generation at every change of its spec
+(the CRD has a status subresource), so one uid and generation name one spec.
 
 At a start, an app whose mark equals the digest of what the operator holds then (the app as listed, the child
 index just filled by a listing) would get a pass over the same code, app, status and children: one that does
@@ -58,8 +60,10 @@ def digest_of_states(
 
 
 def app_state(code: str, app: Mapping[str, Any], status: Mapping[str, Any]) -> bytes:
-    """What a mark hashes of the app itself, as canonical JSON: most of a mark's cost. A start computes it as
-    each app is listed, while the children are still being listed (runtime/operator.py)."""
+    """What a mark hashes of the app itself, as canonical JSON (sorted keys: the status a pass wrote and the one
+    listed later come in different orders). A start computes it as each app is listed, while the children are
+    still being listed (runtime/operator.py). Not the spec: its generation stands for it, at a fraction of the
+    cost (docs/benchmarks.md, stop 35)."""
     meta = app.get("metadata") or {}
     state = {
         "code": code,
@@ -68,7 +72,6 @@ def app_state(code: str, app: Mapping[str, Any], status: Mapping[str, Any]) -> b
             "generation": meta.get("generation"),
             "labels": meta.get("labels"),
             "annotations": meta.get("annotations"),
-            "spec": app.get("spec"),
         },
         "status": status,
     }
