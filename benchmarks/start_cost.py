@@ -1,25 +1,24 @@
 """The CPU of a start's own work beside its listings, by parts, in-process against the real API server: the
-children of a namespace and its apps are listed once (kept in memory), then, in turn, three times each:
+pages of a listing of the children and apps of a namespace (or, `--all-namespaces`, of all) are fetched once
+and kept as the API server sent them, then each part is run three times each way, in turn:
 
-- the child index filled from that listing, packing as before stop 29 (zlib's default window and memLevel) and
-  as now (an 8 KiB window, memLevel 2);
-- the settled-mark check of every app, as before stop 29 (each app's children decoded from the index, then
-  digested), as in stops 29-32 (the index's projection bytes unpacked and digested as they are) and as now (the
-  digests the index keeps, computed as it takes each child in: inside "index, packing now").
+- decoding the pages: `json.loads`, as before stop 35, and pydantic's parser (`kube.decode`), as now;
+- the child index filled from the decoded children: each projection encoded as sorted JSON (`json.dumps`, before
+  stop 35) and as now (pydantic's `to_json`, in the API server's key order);
+- each app's part of its settled mark: with its spec, as before stop 35, and as now (the generation stands for it).
 
-Every way computes the same thing (the script checks that the marks agree), so the ratio is the cut. The listings
-themselves and kopf's per-event handling (gone since stop 29) are not in it: `latency.py`'s restart times a whole
-start.
+Each pair computes the same thing (the script checks that the decoders agree), so the ratio is the cut. The
+requests themselves (TLS, HTTP) are not in it: `restart.py` times a whole start.
 
     .venv/bin/python benchmarks/start_cost.py --namespace idle --keep-cluster --cluster-name perf-bench
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,10 @@ import common
 
 from maestro.api import models as api
 from maestro.controller import settledmark, status
-from maestro.controller.projection import projection_digest
+from maestro.controller.projection import projection, projection_json
 from maestro.kube import client as kube
 from maestro.render import kinds
-from maestro.runtime import packing
+from maestro.runtime import children as children_module
 from maestro.runtime.children import ChildIndex
 
 
@@ -43,6 +42,31 @@ def cpu_seconds(work: Callable[[], object]) -> float:
     return time.process_time() - started
 
 
+def raw_pages(kind: str, namespace: str | None) -> list[bytes]:
+    """A listing's pages as the API server sent them (undone gzip aside), the way kube.Listing asks for them."""
+    http, pages, token = kube.client(), [], ""
+    while True:
+        query = [("limit", "100")] + ([("continue", token)] if token else [])
+        response = http.session.get(
+            http.url.rstrip("/") + kube._collection(kind, namespace),
+            params=query,
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+        response.raise_for_status()
+        pages.append(response.content)
+        token = (json.loads(response.content).get("metadata") or {}).get("continue") or ""
+        if not token:
+            return pages
+
+
+def items(pages: list[bytes], kind: str, decode: Callable[[bytes], Any]) -> list[dict[str, Any]]:
+    decoded = [item for page in pages for item in decode(page).get("items") or []]
+    for item in decoded:
+        item.setdefault("kind", kind)
+    return decoded
+
+
 def filled(children: list[dict[str, Any]]) -> ChildIndex:
     index = ChildIndex()
     for obj in children:
@@ -50,90 +74,86 @@ def filled(children: list[dict[str, Any]]) -> ChildIndex:
     return index
 
 
-def packing_before_stop_29(kind: str, data: bytes, dictionary: bytes) -> bytes:
-    packer = zlib.compressobj(1, zlib.DEFLATED, -15, zdict=dictionary)
-    return packer.compress(data) + packer.flush()
+def sorted_projection_json(obj: Mapping[str, Any]) -> bytes:
+    """projection_json before stop 35."""
+    return json.dumps(projection(obj), sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def marks_before_stop_29(index: ChildIndex, apps: Sequence[Mapping[str, Any]], code: str) -> list[str]:
-    return [
-        settledmark.digest(
-            code, app, status.own(app.get("status") or {}), index.children(app["metadata"]["uid"]).values()
-        )
-        for app in apps
-    ]
+def app_state_with_spec(code: str, app: Mapping[str, Any], status_: Mapping[str, Any]) -> bytes:
+    """settledmark.app_state before stop 35: the spec hashed too."""
+    meta = app.get("metadata") or {}
+    state = {
+        "code": code,
+        "app": {
+            "uid": meta.get("uid"),
+            "generation": meta.get("generation"),
+            "labels": meta.get("labels"),
+            "annotations": meta.get("annotations"),
+            "spec": app.get("spec"),
+        },
+        "status": status_,
+    }
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def marks_before_stop_33(index: ChildIndex, apps: Sequence[Mapping[str, Any]], code: str) -> list[str]:
-    """Each child's projection unpacked from the index (its private parts: the index no longer does this) and
-    digested at the check."""
-
-    def states(owner: str) -> list[settledmark.ChildState]:
-        entries = [(uid, index._entries[uid]) for uid in index._by_owner.get(owner, ())]
-        return [
-            (*entry.key, uid, projection_digest(index._packer.unpack(entry.key[0], entry.body)))
-            for uid, entry in entries
-        ]
-
-    return [
-        settledmark.digest_of_states(
-            code, app, status.own(app.get("status") or {}), states(app["metadata"]["uid"])
-        )
-        for app in apps
-    ]
-
-
-def marks_now(index: ChildIndex, apps: Sequence[Mapping[str, Any]], code: str) -> list[str]:
-    return [
-        settledmark.digest_of_states(
-            code, app, status.own(app.get("status") or {}), index.states(app["metadata"]["uid"])
-        )
-        for app in apps
-    ]
+def app_states(apps: Sequence[Mapping[str, Any]], state: Callable[..., bytes]) -> list[bytes]:
+    return [state("start-cost", app, status.own(app.get("status") or {})) for app in apps]
 
 
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
-    parser.add_argument("--namespace", default="idle", help="the namespace of the apps (default idle)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--namespace", default="idle", help="the namespace of the apps (default idle)")
+    where.add_argument(
+        "--all-namespaces", action="store_true", help="the apps and children of every namespace"
+    )
     args = parser.parse_args()
+    scope = None if args.all_namespaces else args.namespace
     with common.cluster(args):
-        children = [obj for kind in kinds.WATCHED for obj in kube.list_pages(kind, args.namespace)]
-        apps = list(kube.list_pages(api.KIND, args.namespace))
-    code = "start-cost"
+        pages = {kind: raw_pages(kind, scope) for kind in [*kinds.WATCHED, api.KIND]}
+
+    def decode_all(decode: Callable[[bytes], Any]) -> dict[str, list[dict[str, Any]]]:
+        return {kind: items(kind_pages, kind, decode) for kind, kind_pages in pages.items()}
+
+    decoded = decode_all(kube.decode)
+    assert decoded == decode_all(json.loads), "the two decoders disagree"
+    children = [obj for kind in kinds.WATCHED for obj in decoded[kind]]
+    apps = decoded[api.KIND]
     rows: dict[str, list[float]] = {}
-    original_pack = packing.Packer.pack
-
-    def old_pack(self: packing.Packer, kind: str, data: bytes) -> bytes:
-        return packing_before_stop_29(kind, data, self.dictionary(kind, data))
-
     for _ in range(3):
-        packing.Packer.pack = old_pack  # type: ignore[method-assign]
+        rows.setdefault("decode, json.loads", []).append(cpu_seconds(lambda: decode_all(json.loads)))
+        rows.setdefault("decode, now", []).append(cpu_seconds(lambda: decode_all(kube.decode)))
+        children_module.projection_json = sorted_projection_json  # type: ignore[attr-defined]
         try:
-            rows.setdefault("index, packing before", []).append(cpu_seconds(lambda: filled(children)))
+            rows.setdefault("index, sorted json.dumps", []).append(cpu_seconds(lambda: filled(children)))
         finally:
-            packing.Packer.pack = original_pack  # type: ignore[method-assign]
-        rows.setdefault("index, packing now", []).append(cpu_seconds(lambda: filled(children)))
-    index = filled(children)
-    marks = marks_now(index, apps, code)
-    assert marks == marks_before_stop_29(index, apps, code) == marks_before_stop_33(index, apps, code), "same"
-    for _ in range(3):
-        rows.setdefault("marks, decoded children", []).append(
-            cpu_seconds(lambda: marks_before_stop_29(index, apps, code))
+            children_module.projection_json = projection_json  # type: ignore[attr-defined]
+        rows.setdefault("index, now", []).append(cpu_seconds(lambda: filled(children)))
+        rows.setdefault("app states, with spec", []).append(
+            cpu_seconds(lambda: app_states(apps, app_state_with_spec))
         )
-        rows.setdefault("marks, projections unpacked", []).append(
-            cpu_seconds(lambda: marks_before_stop_33(index, apps, code))
+        rows.setdefault("app states, now", []).append(
+            cpu_seconds(lambda: app_states(apps, settledmark.app_state))
         )
-        rows.setdefault("marks, digests kept", []).append(cpu_seconds(lambda: marks_now(index, apps, code)))
 
+    size = sum(len(page) for kind_pages in pages.values() for page in kind_pages)
     print()
-    print(f"a start's own CPU beside its listings: {len(children)} children, {len(apps)} apps (median of 3)")
+    print(
+        f"a start's own CPU beside its requests: {len(children)} children, {len(apps)} apps,"
+        f" {size / 2**20:.0f} MiB of JSON (median of 3)"
+    )
     median = {label: statistics.median(times) for label, times in rows.items()}
     for label, seconds in median.items():
         print(f"  {label:28s} {seconds:6.2f} CPU s   ({', '.join(f'{t:.2f}' for t in rows[label])})")
+    before = (
+        median["decode, json.loads"] + median["index, sorted json.dumps"] + median["app states, with spec"]
+    )
+    now = median["decode, now"] + median["index, now"] + median["app states, now"]
     print(
-        f"  ratios now/before: index {median['index, packing now'] / median['index, packing before']:.2f},"
-        f" marks {median['marks, digests kept'] / median['marks, decoded children']:.2f}"
-        f" (against stops 29-32: {median['marks, digests kept'] / median['marks, projections unpacked']:.2f})"
+        f"  ratios now/before: decode {median['decode, now'] / median['decode, json.loads']:.2f},"
+        f" index {median['index, now'] / median['index, sorted json.dumps']:.2f},"
+        f" app states {median['app states, now'] / median['app states, with spec']:.2f};"
+        f" the three: {now:.2f} against {before:.2f} CPU s ({now / before:.2f})"
     )
     return 0
 
