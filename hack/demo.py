@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "hack"))
+import crdwait  # noqa: E402  (hack/crdwait.py: the wait for a CRD, shared with hack/cluster and the tests)
+
 DEMO_NAME = os.environ.get("MAESTRO_DEMO_NAME", "maestro-demo")  # tests run the demo under another name
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py"), f"--name={DEMO_NAME}"]
 NAMESPACE = DEMO_NAME
@@ -41,24 +44,11 @@ def cluster_output(*args: str) -> str:
 
 
 def wait_established(kubectl_bin: str, kubeconfig: Path, crd: str) -> None:
-    """`kubectl wait` for a CRD to be Established. Right after its creation a CRD's status has no conditions
-    yet, and kubectl then fails at once (".status.conditions accessor error") instead of waiting: asked again."""
-    deadline = time.monotonic() + 60
-    while True:
-        argv = [
-            kubectl_bin,
-            f"--kubeconfig={kubeconfig}",
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-        ]
-        waited = subprocess.run([*argv, crd], capture_output=True, text=True)
-        if waited.returncode == 0:
-            print(waited.stdout, end="", flush=True)
-            return
-        if "accessor error" not in waited.stderr or time.monotonic() > deadline:
-            raise SystemExit(f"{crd} was not Established: {waited.stderr.strip()}")
-        time.sleep(0.5)
+    """`kubectl wait` for a CRD to be Established (hack/crdwait.py), its answer shown."""
+    waited = crdwait.wait_established([kubectl_bin, f"--kubeconfig={kubeconfig}"], crd)
+    if waited.returncode != 0:
+        raise SystemExit(f"{crd} was not Established: {waited.stderr.strip()}")
+    print(waited.stdout, end="", flush=True)
 
 
 def main() -> int:

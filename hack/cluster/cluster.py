@@ -45,6 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # hack/: the shared gobuild module
+import crdwait  # noqa: E402
 import debian  # noqa: E402
 import gobuild  # noqa: E402
 
@@ -737,24 +738,10 @@ def install_gateway_api(cluster: Cluster, bins: Path) -> None:
     ones. No gateway implementation runs: nothing accepts the routes."""
     crds = gateway_api_crds()
     kubectl(bins, cluster, "apply", "--server-side", "--force-conflicts", *[f"--filename={p}" for p in crds])
-    # Right after its creation a CRD's status has no conditions yet, and `kubectl wait` then fails at once
-    # (".status.conditions accessor error") instead of waiting: asked again.
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            kubectl(
-                bins,
-                cluster,
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/httproutes.gateway.networking.k8s.io",
-            )
-            break
-        except SystemExit as failed:
-            if "accessor error" not in str(failed) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    crd = "crd/httproutes.gateway.networking.k8s.io"
+    waited = crdwait.wait_established([str(bins / "kubectl"), f"--kubeconfig={cluster.kubeconfig}"], crd)
+    if waited.returncode != 0:
+        raise SystemExit(f"{crd} was not Established:\n{waited.stderr}")
     log(f"Gateway API CRDs installed ({module_version('gateway-api', 'sigs.k8s.io/gateway-api')})")
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.scripts import load_script
+
+crdwait = load_script("hack/crdwait.py")  # the scripts' wait for a CRD, shared
 
 
 class KubectlError(AssertionError):
@@ -43,17 +46,10 @@ class Kubectl:
         return self.run(*args, stdin=stdin).stdout
 
     def wait_established(self, crd: str) -> None:
-        """`kubectl wait` for a CRD to be Established. Right after its creation a CRD's status has no conditions
-        yet, and kubectl then fails at once (".status.conditions accessor error") instead of waiting: asked
-        again."""
-        deadline = time.monotonic() + 60
-        while True:
-            waited = self.run("wait", "--for=condition=Established", "--timeout=60s", crd, check=False)
-            if waited.returncode == 0:
-                return
-            if "accessor error" not in waited.stderr or time.monotonic() > deadline:
-                raise KubectlError(["wait", "--for=condition=Established", crd], waited)
-            time.sleep(0.5)
+        """`kubectl wait` for a CRD to be Established (hack/crdwait.py)."""
+        waited = crdwait.wait_established([self.binary, f"--kubeconfig={self.kubeconfig}"], crd)
+        if waited.returncode != 0:
+            raise KubectlError(["wait", "--for=condition=Established", crd], waited)
 
     def apply(self, *manifests: dict[str, Any], server_side: bool = False) -> str:
         flags = ["--server-side", "--field-manager=e2e-user"] if server_side else []
