@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -31,6 +32,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.peering_lifetime < 2:
         print("maestro run: --peering-lifetime must be at least 2 seconds", file=sys.stderr)
         return 2
+
+    # A start decodes a listing of every app and child (150 MiB of JSON at 5000 apps) into objects that live a
+    # moment: with the cyclic collector's default thresholds its collections were a third of that decoding's
+    # CPU (docs/benchmarks.md, stop 35). What the operator keeps is hardly ever cyclic: it collects rarely.
+    gc.set_threshold(50_000, 10, 10)
 
     import pykube
 
