@@ -5,9 +5,11 @@ and kept as the API server sent them, then each part is run three times each way
 - decoding the pages: `json.loads`, as before stop 35, and pydantic's parser (`kube.decode`), as now;
 - the child index filled from the decoded children: each projection encoded as sorted JSON (`json.dumps`, before
   stop 35) and as now (pydantic's `to_json`, in the API server's key order);
-- each app's part of its settled mark: with its spec, as before stop 35, and as now (the generation stands for it).
+- each app's part of its settled mark: with its spec, as before stop 35, and as now (the generation stands for it);
+- the three as now, one page after the other as a start takes them, with the cyclic collector's default thresholds
+  (before stop 35) and with those `maestro run` sets.
 
-Each pair computes the same thing (the script checks that the decoders agree), so the ratio is the cut. The
+The pairs but the last run with the default thresholds. Each pair computes the same thing (the script checks that the decoders agree), so the ratio is the cut. The
 requests themselves (TLS, HTTP) are not in it: `restart.py` times a whole start.
 
     .venv/bin/python benchmarks/start_cost.py --namespace idle --keep-cluster --cluster-name perf-bench
@@ -15,6 +17,7 @@ requests themselves (TLS, HTTP) are not in it: `restart.py` times a whole start.
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import sys
@@ -28,12 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from maestro.api import models as api
+from maestro.cli import run
 from maestro.controller import settledmark, status
 from maestro.controller.projection import projection, projection_json
 from maestro.kube import client as kube
 from maestro.render import kinds
 from maestro.runtime import children as children_module
 from maestro.runtime.children import ChildIndex
+
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)  # CPython's
 
 
 def cpu_seconds(work: Callable[[], object]) -> float:
@@ -100,6 +106,33 @@ def app_states(apps: Sequence[Mapping[str, Any]], state: Callable[..., bytes]) -
     return [state("start-cost", app, status.own(app.get("status") or {})) for app in apps]
 
 
+def start(pages: Mapping[str, list[bytes]]) -> tuple[ChildIndex, list[bytes]]:
+    """Decode, index and app states, a page at a time: a start's own work in the order it comes."""
+    index, states = ChildIndex(), []
+    for kind, kind_pages in pages.items():
+        for page in kind_pages:
+            for item in kube.decode(page).get("items") or []:
+                item.setdefault("kind", kind)
+                if kind == api.KIND:
+                    states.append(
+                        settledmark.app_state("start-cost", item, status.own(item.get("status") or {}))
+                    )
+                else:
+                    index.observe(None, item)
+    return index, states
+
+
+def with_gc_thresholds(thresholds: tuple[int, int, int], work: Callable[[], object]) -> float:
+    """`work`'s CPU seconds with these thresholds of the cyclic collector (then the ones before again)."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(*thresholds)
+    try:
+        return cpu_seconds(work)
+    finally:
+        gc.set_threshold(*before)
+
+
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
     where = parser.add_mutually_exclusive_group()
@@ -135,6 +168,12 @@ def main() -> int:
         rows.setdefault("app states, now", []).append(
             cpu_seconds(lambda: app_states(apps, settledmark.app_state))
         )
+        rows.setdefault("the three, GC default", []).append(
+            with_gc_thresholds(DEFAULT_GC_THRESHOLDS, lambda: start(pages))
+        )
+        rows.setdefault("the three, GC as run sets it", []).append(
+            with_gc_thresholds(run.GC_THRESHOLDS, lambda: start(pages))
+        )
 
     size = sum(len(page) for kind_pages in pages.values() for page in kind_pages)
     print()
@@ -153,7 +192,8 @@ def main() -> int:
         f"  ratios now/before: decode {median['decode, now'] / median['decode, json.loads']:.2f},"
         f" index {median['index, now'] / median['index, sorted json.dumps']:.2f},"
         f" app states {median['app states, now'] / median['app states, with spec']:.2f};"
-        f" the three: {now:.2f} against {before:.2f} CPU s ({now / before:.2f})"
+        f" the three: {now:.2f} against {before:.2f} CPU s ({now / before:.2f});"
+        f" GC {median['the three, GC as run sets it'] / median['the three, GC default']:.2f}"
     )
     return 0
 

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from maestro.runtime.operator import Operator
 
 DEFAULT_METRICS_PORT = 8080
+# A start decodes a listing of every app and child (150 MiB of JSON at 5000 apps) into objects that live a
+# moment: with the cyclic collector's default thresholds (700, 10, 10) its collections were a third of a start's
+# CPU (docs/benchmarks.md, stop 35). What the operator keeps is hardly ever cyclic: it collects rarely.
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -33,10 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("maestro run: --peering-lifetime must be at least 2 seconds", file=sys.stderr)
         return 2
 
-    # A start decodes a listing of every app and child (150 MiB of JSON at 5000 apps) into objects that live a
-    # moment: with the cyclic collector's default thresholds its collections were a third of that decoding's
-    # CPU (docs/benchmarks.md, stop 35). What the operator keeps is hardly ever cyclic: it collects rarely.
-    gc.set_threshold(50_000, 10, 10)
+    gc.set_threshold(*GC_THRESHOLDS)
 
     import pykube
 
