@@ -9,6 +9,9 @@ and apps. `--profile S` then samples it with py-spy (a path to its binary: insta
 for S more seconds and prints where the time went, by function (own and inclusive share of the samples).
 
     .venv/bin/python benchmarks/idle_cpu.py --apps 1000 --window 300 --before 68ddf21 --keep-cluster
+
+`--all-namespaces`: the apps in sync of every namespace (left by `memory.py --spread K`; none is created), the
+operator watching them all.
 """
 
 from __future__ import annotations
@@ -32,17 +35,13 @@ from maestro.kube import client as kube
 SAFETY_INTERVAL = 60.0  # runtime/settings.py's default: the window should hold several safety passes
 
 
-def existing_apps(ns: str) -> int:
-    return len(kube.list_objects(api.KIND, ns))
-
-
-def not_ready(ns: str) -> int:
+def not_ready(ns: str | None) -> int:
     return sum(
         1 for app in kube.list_pages(api.KIND, ns) if (app.get("status") or {}).get("phase") != "Ready"
     )
 
 
-def wait_quiet(op: common.Operator, ns: str, *, reading: float = 10.0, timeout: float = 7200) -> float:
+def wait_quiet(op: common.Operator, ns: str | None, *, reading: float = 10.0, timeout: float = 7200) -> float:
     """Until, for two readings in a row, the operator's CPU stayed below 15 % of a core and it made no write
     and no app GET (a resume pass that reads live waits on the API server more than it computes): its startup
     and resume pass are over. And every app is Ready: an operator waiting for pods still being made is quiet,
@@ -93,6 +92,11 @@ def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--apps", type=int, default=1000, help="apps in sync (default 1000)")
     parser.add_argument("--window", type=float, default=300, help="idle seconds measured (default 300)")
+    parser.add_argument(
+        "--all-namespaces",
+        action="store_true",
+        help="measure on the apps of every namespace (none created), the operator watching them all",
+    )
     common.add_before(parser)
     parser.add_argument(
         "--py-spy", metavar="PATH", help="py-spy's binary, to profile each tree after its window"
@@ -105,10 +109,12 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
     results: list[tuple[str, float, float, dict[str, int], float, str]] = []
     with common.cluster(args) as cluster:
-        ns = cluster.namespace("idle")
+        ns = None if args.all_namespaces else cluster.namespace("idle")
         compared = common.trees(args)
-        have = existing_apps(ns)
-        if have < n:
+        have = len(common.apps_in(ns))
+        if ns is None:
+            n = have
+        elif have < n:
             log(f"creating {n - have} apps in {ns} (the {compared[-1][0]} tree's operator converges them)")
             with common.operator(ns, workdir / "operator-create.log", source=compared[-1][1]):
                 common.create_apps([f"app-{i:05d}" for i in range(have, n)], ns)
