@@ -86,20 +86,10 @@ def sorted_projection_json(obj: Mapping[str, Any]) -> bytes:
 
 
 def app_state_with_spec(code: str, app: Mapping[str, Any], status_: Mapping[str, Any]) -> bytes:
-    """settledmark.app_state before stop 35: the spec hashed too."""
-    meta = app.get("metadata") or {}
-    state = {
-        "code": code,
-        "app": {
-            "uid": meta.get("uid"),
-            "generation": meta.get("generation"),
-            "labels": meta.get("labels"),
-            "annotations": meta.get("annotations"),
-            "spec": app.get("spec"),
-        },
-        "status": status_,
-    }
-    return json.dumps(state, sort_keys=True, separators=(",", ":"), default=str).encode()
+    """settledmark.app_state before stop 35, which encoded the spec in the same canonical JSON: today's, and the
+    spec's beside it (the same work)."""
+    spec = json.dumps(app.get("spec"), sort_keys=True, separators=(",", ":"), default=str).encode()
+    return settledmark.app_state(code, app, status_) + spec
 
 
 def app_states(apps: Sequence[Mapping[str, Any]], state: Callable[..., bytes]) -> list[bytes]:
