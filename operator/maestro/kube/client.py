@@ -124,8 +124,8 @@ def request(
 
 
 def decode(body: bytes) -> Any:
-    """The API server's JSON. pydantic's parser takes 0.6 of the time `json.loads` takes on a listing's pages,
-    and decoding them is most of a start's CPU (docs/benchmarks.md, stop 35)."""
+    """The API server's JSON. pydantic's parser takes 0.6-0.8 of the time `json.loads` takes on a listing's
+    pages, and decoding them is most of a start's CPU (docs/benchmarks.md, stop 35)."""
     return from_json(body)
 
 
