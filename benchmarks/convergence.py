@@ -8,15 +8,22 @@ by the same threads, timed until every app has status.observedGeneration == meta
 children exist. Each side's CPU seconds are printed by process (the machine is CPU-bound: the time ratio follows
 the CPU ratio). `--same-cluster` runs the operator beside the baseline's apps instead, as before stop 12.
 
+`--before REV` runs that commit's operator too, and `--rounds K` repeats the whole: each round a baseline, then
+each tree (in turn: before-now, now-before, ...), every side on a fresh control plane, and each tree's ratio to
+its round's baseline. Run so, two trees' ratios are side by side in one run.
+
     .venv/bin/python benchmarks/convergence.py --apps 100
+    .venv/bin/python benchmarks/convergence.py --apps 500 --before ef100f6 --rounds 3
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,80 +64,121 @@ def holds_pods() -> bool:
     return next(iter(kube.list_pages("Pod", None, page=1)), None) is not None
 
 
+@dataclass(frozen=True)
+class OperatorRun:
+    """One operator's convergence: seconds until in sync and until Ready, its requests, CPU and memory."""
+
+    in_sync: float
+    created: float
+    requests: dict[str, int]
+    ready: float
+    ready_requests: dict[str, int]
+    cpu: str
+    rss: float
+
+
+def fresh_control_plane(cluster: common.Cluster, why: str) -> None:
+    # Each side in an empty cluster: beside another side's apps, the controllers' periodic work on their
+    # objects (HPA syncs every 15 s, ...) fell on the later side alone (stop 12; stop 28: 234 s instead of 102).
+    log(f"a fresh control plane for {why}")
+    cluster.restart()
+
+
+def run_operator(cluster: common.Cluster, n: int, source: Path, log_path: Path) -> OperatorRun:
+    op_ns = cluster.namespace(f"conv-op-{int(time.time())}")
+    with common.operator(op_ns, log_path, source=source) as op:
+        log(f"operator: {n} apps created with {common.CONCURRENCY} threads, waiting for convergence")
+        before = common.request_counts()
+        cpu_before = cluster.cpu_seconds(operator=op.cpu_seconds())
+        started = time.monotonic()
+        common.create_apps([f"app-{i:05d}" for i in range(n)], op_ns)
+        created = time.monotonic() - started
+        common.wait_converged(op_ns, n, timeout=1800)
+        in_sync = time.monotonic() - started
+        cpu = common.cpu_used(cpu_before, cluster.cpu_seconds(operator=op.cpu_seconds()))
+        requests = common.operator_requests(common.diff(before, common.request_counts()))
+        log(f"operator converged in {in_sync:.1f}s (apps created after {created:.1f}s); waiting for Ready")
+        ready = common.wait_converged(op_ns, n, phase="Ready", timeout=1800) + in_sync
+        ready_requests = common.operator_requests(common.diff(before, common.request_counts()))
+        return OperatorRun(in_sync, created, requests, ready, ready_requests, cpu, op.rss_mib())
+
+
+def round_order(compared: list[tuple[str, Path]], index: int) -> list[tuple[str, Path]]:
+    """The trees in turn: the first round in the given order, the next reversed, and so on, so that a drift of
+    the machine's load over the run falls on each tree alike."""
+    return compared if index % 2 == 0 else compared[::-1]
+
+
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
     parser.add_argument("--apps", type=int, default=500, help="how many apps (default 500)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds, each a baseline and every tree (default 1)"
+    )
+    common.add_before(parser)
     parser.add_argument(
         "--same-cluster",
         action="store_true",
         help="run the operator in the baseline's cluster, beside its apps (the measurement before stop 12)",
     )
     args = parser.parse_args()
+    if args.same_cluster and (args.before or args.rounds != 1):
+        parser.error("--same-cluster runs one operator once: not with --before or --rounds")
     n = args.apps
     workdir = Path(tempfile.mkdtemp(prefix="maestro-bench-"))
+    compared = common.trees(args)
+    ratios: dict[str, list[float]] = {label: [] for label, _ in compared}
     with common.cluster(args) as cluster:
-        if not args.same_cluster and holds_pods():
-            # A kept cluster with another benchmark's apps: the baseline would run beside them (stop 28: 234 s
-            # instead of 102), so it gets a fresh control plane too.
-            log("the cluster holds pods already: a fresh control plane for the baseline")
-            cluster.restart()
-        base_ns = cluster.namespace(f"conv-base-{int(time.time())}")
-        log(f"baseline: {n} apps, raw SSA of pre-rendered children, {common.CONCURRENCY} threads")
-        before = common.request_counts()
-        cpu_before = cluster.cpu_seconds()
-        base_time, base_requests = baseline(n, base_ns)
-        base_cpu = common.cpu_used(cpu_before, cluster.cpu_seconds())
-        base_delta = common.operator_requests(common.diff(before, common.request_counts()))
-        log(f"baseline done in {base_time:.1f}s ({base_requests} requests)")
-        if args.same_cluster:
-            log("letting the baseline's pods settle")
-            common.wait_until(
-                "the baseline's Deployments to be available",
-                lambda: deployments_settled(base_ns, n * 3),
-                600,
-                2,
-            )
-        else:
-            # Each side in an empty cluster: beside the baseline's apps, the controllers' periodic work on
-            # their objects (HPA syncs every 15 s, ...) fell on the operator's run alone (CPU figures below).
-            log("a fresh control plane for the operator")
-            cluster.restart()
-        op_ns = cluster.namespace(f"conv-op-{int(time.time())}")
-
-        with common.operator(op_ns, workdir / "operator.log") as op:
-            log(f"operator: {n} apps created with {common.CONCURRENCY} threads, waiting for convergence")
-            before = common.request_counts()
-            cpu_before = cluster.cpu_seconds(operator=op.cpu_seconds())
-            started = time.monotonic()
-            common.create_apps([f"app-{i:05d}" for i in range(n)], op_ns)
-            created = time.monotonic() - started
-            common.wait_converged(op_ns, n, timeout=1800)
-            op_time = time.monotonic() - started
-            op_cpu = common.cpu_used(cpu_before, cluster.cpu_seconds(operator=op.cpu_seconds()))
-            op_delta = common.operator_requests(common.diff(before, common.request_counts()))
+        for index in range(args.rounds):
+            if index > 0 or (not args.same_cluster and holds_pods()):
+                fresh_control_plane(cluster, "the baseline")
+            base_ns = cluster.namespace(f"conv-base-{int(time.time())}")
             log(
-                f"operator converged in {op_time:.1f}s (apps created after {created:.1f}s); waiting for Ready"
+                f"round {index + 1}: baseline, {n} apps, raw SSA of pre-rendered children, {common.CONCURRENCY} threads"
             )
-            ready = common.wait_converged(op_ns, n, phase="Ready", timeout=1800) + op_time
-            ready_delta = common.operator_requests(common.diff(before, common.request_counts()))
-            rss = op.rss_mib()
-
-        children = common.expected_children(op_ns)
-        print()
-        print(f"convergence, N={n} apps ({children} children each), concurrency {common.CONCURRENCY}")
-        print(f"  baseline (raw SSA)        {base_time:8.1f} s   {base_delta}")
-        print(f"  operator (in sync)        {op_time:8.1f} s   {op_delta}")
-        print(f"  operator (all Ready)      {ready:8.1f} s   {ready_delta}")
-        print(f"  CPU, baseline:  {base_cpu}")
-        print(f"  CPU, operator until in sync:  {op_cpu}")
-        print(f"  ratio operator/baseline   {op_time / base_time:8.2f}     (goal <= 1.3)")
-        print(
-            f"  per app: baseline {base_time / n * 1000:.0f} ms, operator {op_time / n * 1000:.0f} ms;"
-            f" operator app GETs per app until Ready {ready_delta['app_gets'] / n:.1f}"
-            f" (one per pass), child LISTs per app {ready_delta['child_lists'] / n:.1f}"
-        )
-        print(f"  operator RSS at the end: {rss:.0f} MiB; log: {workdir / 'operator.log'}")
+            before = common.request_counts()
+            cpu_before = cluster.cpu_seconds()
+            base_time, base_requests = baseline(n, base_ns)
+            base_cpu = common.cpu_used(cpu_before, cluster.cpu_seconds())
+            base_delta = common.operator_requests(common.diff(before, common.request_counts()))
+            log(f"baseline done in {base_time:.1f}s ({base_requests} requests)")
+            if args.same_cluster:
+                log("letting the baseline's pods settle")
+                common.wait_until(
+                    "the baseline's Deployments to be available",
+                    functools.partial(deployments_settled, base_ns, n * 3),
+                    600,
+                    2,
+                )
+            print()
+            print(f"convergence, round {index + 1}, N={n} apps, concurrency {common.CONCURRENCY}")
+            print(f"  baseline (raw SSA)        {base_time:8.1f} s   {base_delta}")
+            print(f"  CPU, baseline:  {base_cpu}", flush=True)
+            for label, source in round_order(compared, index):
+                if not args.same_cluster:
+                    fresh_control_plane(cluster, f"the operator ({label})")
+                run = run_operator(cluster, n, source, workdir / f"operator-{label}-{index + 1}.log")
+                ratios[label].append(run.in_sync / base_time)
+                print_run(label, run, base_time, n)
+    print()
+    print(f"convergence ratios, operator in sync / baseline, N={n}, {args.rounds} round(s); logs: {workdir}")
+    for label, values in ratios.items():
+        listed = ", ".join(f"{v:.2f}" for v in values)
+        print(f"  {label:7s} {listed}   median {common.median(values):.2f}   (goal <= 1.15)")
     return 0
+
+
+def print_run(label: str, run: OperatorRun, base_time: float, n: int) -> None:
+    print(f"  operator {label:7s} in sync  {run.in_sync:8.1f} s   {run.requests}")
+    print(f"  operator {label:7s} all Ready {run.ready:7.1f} s   {run.ready_requests}")
+    print(f"  CPU, operator {label} until in sync:  {run.cpu}")
+    print(
+        f"  ratio {label} / baseline {run.in_sync / base_time:6.2f};"
+        f" per app: baseline {base_time / n * 1000:.0f} ms, operator {run.in_sync / n * 1000:.0f} ms;"
+        f" app GETs per app until Ready {run.ready_requests['app_gets'] / n:.1f} (one per pass),"
+        f" child LISTs per app {run.ready_requests['child_lists'] / n:.1f}; RSS at the end {run.rss:.0f} MiB",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
