@@ -5,6 +5,10 @@ before and right after each start (their mean is the round's baseline: one listi
 here). With each, the CPU the control plane's processes used meanwhile: what the API server spent serving it.
 `--all-namespaces`: the apps of every namespace (left by `memory.py --spread K`), the operator watching them all.
 
+The rounds start once every app is Ready with a settled mark of this tree's code: until then a start passes and
+writes, which measures a convergence, not a resume (docs/benchmarks.md, stop 36). If some app is not, the
+operator first runs until all are.
+
     .venv/bin/python benchmarks/restart.py --existing idle --rounds 3 --keep-cluster --cluster-name perf-bench
     .venv/bin/python benchmarks/restart.py --all-namespaces --rounds 3 --keep-cluster --cluster-name perf-bench
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -21,7 +26,11 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
+from common import log
 from latency import listing_seconds, restart, restart_line
+
+from maestro.controller import settledmark
+from maestro.runtime.codedigest import code_digest
 
 T = TypeVar("T")
 
@@ -39,6 +48,35 @@ def cpu_line(used: dict[str, float]) -> str:
     return "(" + ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(shown.items())) + ")"
 
 
+def unsettled(scope: str | None) -> int:
+    """How many apps a start would pass: not Ready, or without a settled mark of this tree's code."""
+    code = code_digest() or "no code digest"
+    return sum(
+        1
+        for app in common.apps_in(scope)
+        if (app.get("status") or {}).get("phase") != "Ready"
+        or not str((app.get("status") or {}).get(settledmark.FIELD, "")).startswith(code)
+    )
+
+
+def settle(scope: str | None, log_path: Path) -> None:
+    """Run the operator until every app is Ready with a mark of this tree's code."""
+    left = unsettled(scope)
+    if not left:
+        return
+    log(f"{left} apps not yet Ready with a mark of this code: the operator runs until every one is")
+    with common.operator(scope, log_path):
+
+        def settled() -> bool:
+            left = unsettled(scope)
+            log(f"{left} apps to settle")
+            return left == 0
+
+        common.wait_until("every app settled", settled, timeout=3600, interval=15)
+        # The last passes' marks are written with their Ready status; a moment for the final writes.
+        time.sleep(10)
+
+
 def main() -> int:
     parser = common.base_parser(__doc__ or "")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -50,6 +88,7 @@ def main() -> int:
     ratios: list[float] = []
     with common.cluster(args) as cluster:
         scope = None if args.all_namespaces else args.existing
+        settle(scope, workdir / "operator-settle.log")
         n = len(common.apps_in(scope))
         print(
             f"restart with {n} apps in sync in {scope or 'all namespaces'}, {args.rounds} rounds", flush=True
