@@ -69,7 +69,6 @@ class OperatorRun:
     """One operator's convergence: seconds until in sync and until Ready, its requests, CPU and memory."""
 
     in_sync: float
-    created: float
     requests: dict[str, int]
     ready: float
     ready_requests: dict[str, int]
@@ -100,7 +99,7 @@ def run_operator(cluster: common.Cluster, n: int, source: Path, log_path: Path) 
         log(f"operator converged in {in_sync:.1f}s (apps created after {created:.1f}s); waiting for Ready")
         ready = common.wait_converged(op_ns, n, phase="Ready", timeout=1800) + in_sync
         ready_requests = common.operator_requests(common.diff(before, common.request_counts()))
-        return OperatorRun(in_sync, created, requests, ready, ready_requests, cpu, op.rss_mib())
+        return OperatorRun(in_sync, requests, ready, ready_requests, cpu, op.rss_mib())
 
 
 def round_order(compared: list[tuple[str, Path]], index: int) -> list[tuple[str, Path]]:
